@@ -1,0 +1,426 @@
+"""The ``scdd`` command: parses options, calls the library, renders the result.
+
+Heavy imports (torch and everything that needs it) happen inside command bodies, so
+``scdd --help`` and ``scdd plugins`` start fast.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scdd import __version__
+
+
+class ScddGroup(click.Group):
+    """Turns the library's typed errors into one-line messages (``--debug`` keeps the traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            from scdd.errors import ScddError
+
+            debug = bool(ctx.obj and ctx.obj.get("debug"))
+            if isinstance(error, ScddError) and not debug:
+                raise click.ClickException(" ".join(str(error).split())) from None
+            raise
+
+
+@click.group(cls=ScddGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="scdd")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Dataset distillation by self-supervised compression (SC-DD).
+
+    Squeeze a backbone with a self-supervised objective, align it to the labels, recover
+    synthetic images by BN-statistic matching, relabel them, and post-train students.
+    `scdd run` does all of it; each stage is also a command of its own.
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+# ----------------------------------------------------------------------------- shared options
+
+
+def _set_option(function):
+    return click.option(
+        "--set",
+        "settings",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override any setting, e.g. --set recover.iterations=500 or "
+        "--set squeeze.pretrainer_options.epochs=20 (repeatable; values are JSON or text).",
+    )(function)
+
+
+def _data_options(function):
+    function = click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")(function)
+    return click.option("--dataset", help="Registered dataset name (default: the embedded mnist5k).")(function)
+
+
+def _run_options(function):
+    for decorator in reversed(
+        [
+            click.option("--seed", type=int, help="Run seed (default 0)."),
+            click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+            click.option("--preset", help="Named preset of settings (default: the dataset's own, if any)."),
+            click.option("--quiet", "-q", is_flag=True, help="No progress bars; print results only."),
+            click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder."),
+            _set_option,
+        ]
+    ):
+        function = decorator(function)
+    return function
+
+
+def _overrides(settings: tuple[str, ...], **direct: Any) -> dict[str, Any]:
+    """Nested overrides from ``--set`` pairs plus directly given options (``None`` means not given)."""
+    from scdd._options import parse_option_pairs
+    from scdd.config import dotted_to_nested
+
+    pairs = parse_option_pairs(settings)
+    pairs.update({key: value for key, value in direct.items() if value is not None})
+    return dotted_to_nested(pairs)
+
+
+def _progress(quiet: bool):
+    from scdd.progress import SilentProgress
+
+    from scdd.cli.render import RichProgress
+
+    if quiet:
+        return _NullContext(SilentProgress())
+    return RichProgress()
+
+
+class _NullContext:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __enter__(self) -> Any:
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _echo_results(metrics: dict[str, Any], quiet: bool) -> None:
+    from scdd.cli.render import out, results_table
+
+    if quiet:
+        for name, values in metrics.items():
+            click.echo(f"{name}\ttop1={values['top1']:.2f}\ttop5={values['top5']:.2f}")
+    else:
+        out.print(results_table(metrics))
+
+
+def _config(settings, preset, **direct):
+    from scdd.pipeline import make_run_config
+
+    return make_run_config(_overrides(settings, **direct), preset)
+
+
+def _data_root(data_root: Path | None) -> str | None:
+    return str(data_root) if data_root is not None else None
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@cli.command()
+@click.option("--pretrainer", help="Squeeze objective, e.g. moco_v3 (see `scdd plugins`).")
+@click.option("--backbone", help="Architecture to squeeze and recover from.")
+@click.option("--aligner", help="Alignment strategy, e.g. linear-probe.")
+@click.option("--matcher", help="Statistic matcher for recovery, e.g. imbalanced-bn.")
+@click.option("--ipc", type=click.IntRange(min=1), help="Distilled images per class.")
+@click.option("--students", help="Comma-separated post-train architectures.")
+@_data_options
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder (default: runs/<timestamp>).")
+@_run_options
+def run(pretrainer, backbone, aligner, matcher, ipc, students, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
+    """Run every stage, squeeze to evaluate, into one run folder.
+
+    With no options it distils the embedded MNIST subset with MoCo v3 and imbalanced BN matching.
+    """
+    from scdd.cli.render import artifacts_table, out as stdout
+    from scdd.pipeline import MANIFEST_FILE, run_pipeline
+
+    config = _config(
+        settings,
+        preset,
+        dataset=dataset,
+        data_root=_data_root(data_root),
+        seed=seed,
+        device=device,
+        **{
+            "squeeze.pretrainer": pretrainer,
+            "squeeze.architecture": backbone,
+            "align.aligner": aligner,
+            "recover.matcher": matcher,
+            "recover.ipc": ipc,
+            "posttrain.students": students.split(",") if students else None,
+        },
+    )
+    out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    with _progress(quiet) as progress:
+        record = run_pipeline(config, out, progress=progress, overwrite=overwrite)
+    results = {"teacher (aligned)": record.metrics["teacher"], **record.metrics["students"]}
+    _echo_results(results, quiet)
+    if quiet:
+        click.echo(str(out / MANIFEST_FILE))
+    else:
+        stdout.print(artifacts_table(record.stages, str(out)))
+        stdout.print(f"manifest: {out / MANIFEST_FILE}")
+
+
+# ----------------------------------------------------------------------------- single stages
+
+
+def _stage_command(function):
+    """Common tail of the single-stage commands: --out (required) and the run options."""
+    function = _run_options(function)
+    return click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for this stage's artifacts.")(function)
+
+
+def _finish_stage(result, out: Path, quiet: bool) -> None:
+    from scdd.cli.render import out as stdout
+
+    for key, path in result.artifacts.items():
+        if quiet:
+            click.echo(str(path))
+        else:
+            stdout.print(f"[bold]{key}[/bold]: {path}")
+
+
+def _run_stage(quiet: bool, action):
+    with _progress(quiet) as progress:
+        return action(progress)
+
+
+@cli.command()
+@click.option("--pretrainer", help="Squeeze objective (see `scdd plugins`).")
+@click.option("--backbone", help="Architecture to pretrain.")
+@_data_options
+@_stage_command
+def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
+    """Pretrain a backbone (self-supervised, or supervised for SRe²L) and save it with its BN statistics."""
+    from scdd.pipeline import check_components, load_dataset, prepare_out_dir
+    from scdd.runtime import resolve_device
+    from scdd.stages.squeeze import squeeze as squeeze_stage
+
+    config = _config(
+        settings, preset, dataset=dataset, data_root=_data_root(data_root), seed=seed, device=device,
+        **{"squeeze.pretrainer": pretrainer, "squeeze.architecture": backbone},
+    )
+    check_components(config)
+    data, target = load_dataset(config), prepare_out_dir(out, overwrite)
+    result = _run_stage(
+        quiet,
+        lambda p: squeeze_stage(config.squeeze, data, target, device=resolve_device(config.device), seed=config.seed, progress=p),
+    )
+    _finish_stage(result, out, quiet)
+
+
+@cli.command()
+@click.argument("backbone_file", type=click.Path(path_type=Path))
+@click.option("--aligner", help="Alignment strategy (see `scdd plugins`).")
+@_data_options
+@_stage_command
+def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
+    """Align a squeezed backbone to the labels (linear probe by default) and save the classifier."""
+    from scdd.pipeline import check_components, load_dataset, prepare_out_dir
+    from scdd.runtime import resolve_device
+    from scdd.stages.align import align as align_stage
+
+    config = _config(
+        settings, preset, dataset=dataset, data_root=_data_root(data_root), seed=seed, device=device,
+        **{"align.aligner": aligner},
+    )
+    check_components(config)
+    data, target = load_dataset(config), prepare_out_dir(out, overwrite)
+    result = _run_stage(
+        quiet,
+        lambda p: align_stage(
+            config.align, backbone_file, data, target, device=resolve_device(config.device), seed=config.seed, progress=p
+        ),
+    )
+    _finish_stage(result, out, quiet)
+    if not quiet:
+        click.echo(f"teacher held-out top-1: {result.metrics['teacher_heldout_top1']:.2f}%")
+
+
+@cli.command()
+@click.argument("classifier_file", type=click.Path(path_type=Path))
+@click.option("--matcher", help="Statistic matcher (see `scdd plugins`).")
+@click.option("--ipc", type=click.IntRange(min=1), help="Images per class to synthesise.")
+@click.option("--dataset", help="Dataset whose preset to use (default: the classifier's).")
+@_stage_command
+def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, quiet, overwrite, settings):
+    """Synthesise a distilled set from an aligned classifier (data-free)."""
+    from scdd.artifacts import load_tensors
+    from scdd.pipeline import check_components, prepare_out_dir
+    from scdd.runtime import resolve_device
+    from scdd.stages.recover import recover as recover_stage
+
+    dataset = dataset or load_tensors(classifier_file, "classifier")[1]["dataset"]["name"]
+    config = _config(
+        settings, preset, dataset=dataset, seed=seed, device=device, **{"recover.matcher": matcher, "recover.ipc": ipc}
+    )
+    check_components(config)
+    target = prepare_out_dir(out, overwrite)
+    result = _run_stage(
+        quiet,
+        lambda p: recover_stage(
+            config.recover, classifier_file, target, device=resolve_device(config.device), seed=config.seed, progress=p
+        ),
+    )
+    _finish_stage(result, out, quiet)
+
+
+@cli.command()
+@click.argument("classifier_file", type=click.Path(path_type=Path))
+@click.argument("distilled_file", type=click.Path(path_type=Path))
+@click.option("--epochs", type=click.IntRange(min=1), help="Post-training epochs to label (one crop per image each).")
+@_stage_command
+def relabel(classifier_file, distilled_file, epochs, out, seed, device, preset, quiet, overwrite, settings):
+    """Label crops of a distilled set with the aligned classifier (crop-level soft labels)."""
+    from scdd.artifacts import load_tensors
+    from scdd.pipeline import prepare_out_dir
+    from scdd.runtime import resolve_device
+    from scdd.stages.relabel import relabel as relabel_stage
+
+    dataset = load_tensors(classifier_file, "classifier")[1]["dataset"]["name"]
+    config = _config(settings, preset, dataset=dataset, seed=seed, device=device, **{"posttrain.epochs": epochs})
+    target = prepare_out_dir(out, overwrite)
+    result = _run_stage(
+        quiet,
+        lambda p: relabel_stage(
+            config.relabel, classifier_file, distilled_file, target,
+            device=resolve_device(config.device), seed=config.seed, progress=p,
+        ),
+    )
+    _finish_stage(result, out, quiet)
+
+
+@cli.command()
+@click.argument("distilled_file", type=click.Path(path_type=Path))
+@click.option("--soft-labels", "soft_labels_file", type=click.Path(path_type=Path), help="Soft labels from `scdd relabel`.")
+@click.option("--hard-labels", is_flag=True, help="Train on the class labels instead (real-image baseline).")
+@click.option("--students", help="Comma-separated student architectures.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Post-training epochs.")
+@_stage_command
+def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, out, seed, device, preset, quiet, overwrite, settings):
+    """Train fresh students on a distilled set."""
+    from scdd.distilled import load_distilled
+    from scdd.errors import ConfigError
+    from scdd.pipeline import check_components, prepare_out_dir
+    from scdd.runtime import resolve_device
+    from scdd.stages.posttrain import posttrain as posttrain_stage
+
+    if hard_labels == (soft_labels_file is not None):
+        raise ConfigError("give exactly one of --soft-labels FILE or --hard-labels")
+    if soft_labels_file is not None and epochs is None:
+        from scdd.stages.relabel import load_soft_labels
+
+        epochs = load_soft_labels(soft_labels_file).epochs
+    distilled = load_distilled(distilled_file)
+    config = _config(
+        settings, preset, dataset=distilled.info.name, seed=seed, device=device,
+        **{
+            "posttrain.students": students.split(",") if students else None,
+            "posttrain.epochs": epochs,
+            "posttrain.labels": "hard" if hard_labels else "soft",
+        },
+    )
+    check_components(config, dataset=False)
+    target = prepare_out_dir(out, overwrite)
+    result = _run_stage(
+        quiet,
+        lambda p: posttrain_stage(
+            config.posttrain, distilled_file, soft_labels_file, target,
+            device=resolve_device(config.device), seed=config.seed, progress=p,
+        ),
+    )
+    _finish_stage(result, out, quiet)
+
+
+@cli.command()
+@click.argument("model_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_data_options
+@click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--quiet", "-q", is_flag=True, help="Plain-text output.")
+def evaluate(model_files, dataset, data_root, device, quiet):
+    """Top-1 / top-5 of classifier artifacts on the real held-out split."""
+    from scdd.artifacts import load_tensors
+    from scdd.pipeline import load_dataset, make_run_config
+    from scdd.runtime import resolve_device
+    from scdd.stages.evaluate import evaluate as evaluate_stage
+
+    dataset = dataset or load_tensors(model_files[0], "classifier")[1]["dataset"]["name"]
+    config = make_run_config(_overrides((), dataset=dataset, data_root=_data_root(data_root)))
+    result = evaluate_stage(
+        {str(path): path for path in model_files}, load_dataset(config), device=resolve_device(device or "auto")
+    )
+    _echo_results(result.metrics, quiet)
+
+
+# ----------------------------------------------------------------------------- plugins
+
+
+@cli.command()
+@click.option("--kind", help="Only this kind of component.")
+def plugins(kind):
+    """List plugins and every component they register, by kind."""
+    from scdd.cli.render import components_table, out, plugins_table
+    from scdd.registry import get_registry, plugin_state
+
+    state = plugin_state()
+    rows = [
+        (info.name, info.package or "-", info.version or "-", f"broken: {info.error}" if info.error else "loaded")
+        for info in state.plugins.values()
+    ]
+    out.print(plugins_table(rows))
+    plugin_packages = {info.name: info.package or info.name for info in state.plugins.values()}
+    components = [
+        (c.kind, c.name, ", ".join(c.aliases), f"{c.plugin} ({plugin_packages.get(c.plugin, c.plugin)})", c.description)
+        for c in get_registry()
+        if kind is None or c.kind == kind
+    ]
+    out.print(components_table(components))
+
+
+# ----------------------------------------------------------------------------- plugin commands
+
+
+def _load_plugin_commands() -> None:
+    from scdd.registry import plugin_state
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state = plugin_state()
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    for impl in state.manager.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as error:  # one broken plugin must not take the CLI down
+            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {error}", err=True)
+
+
+@functools.cache
+def _ready() -> click.Group:
+    _load_plugin_commands()
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _ready().main(args=argv if argv is not None else sys.argv[1:], prog_name="scdd")

@@ -1,0 +1,14 @@
+"""Built-in squeeze objectives."""
+
+from scdd.registry import hookimpl
+
+
+@hookimpl
+def register_pretrainers(register):
+    register(
+        "moco-v3",
+        "scdd.ssl.moco_v3:build",
+        config="scdd.ssl.moco_v3:MoCoV3Config",
+        aliases=["mocov3"],
+        description="MoCo v3: momentum encoder, projector + predictor, symmetric in-batch InfoNCE",
+    )

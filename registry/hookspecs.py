@@ -1,0 +1,46 @@
+"""The scdd hook specifications: the only way components reach the registry.
+
+Every ``register_*`` hook receives ``register(name, factory, *, config=None,
+aliases=(), description="")``. Built-in components use exactly these hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("scdd")
+hookimpl = pluggy.HookimplMarker("scdd")
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_pretrainers(register: Register) -> None:
+    """Register squeeze objectives; factory(config) returns an object with ``pretrain(backbone, data, *, device, seed, progress)``."""
+
+
+@hookspec
+def register_aligners(register: Register) -> None:
+    """Register alignment strategies; factory(config) returns an object with ``align(backbone, data, *, device, seed, progress)``."""
+
+
+@hookspec
+def register_matchers(register: Register) -> None:
+    """Register statistic matchers; factory(config) returns an object with ``attach(model)``, ``loss()`` and ``detach()``."""
+
+
+@hookspec
+def register_architectures(register: Register) -> None:
+    """Register backbones; factory(config, *, in_chans, image_size) returns a module mapping images to pooled features."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets; factory(config, *, data_root) returns ``scdd.data.DatasetSplits``."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add click commands to the ``scdd`` command group."""

@@ -1,0 +1,75 @@
+"""Building configuration dataclasses from user-supplied options (CLI strings or Python values)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from scdd.errors import ConfigError
+
+
+def parse_option_pairs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are JSON when they parse as JSON, else strings."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"option {pair!r} is not of the form key=value")
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = raw
+    return options
+
+
+def _coerce(value: Any, default: Any, field_name: str, owner: str) -> Any:
+    """Coerce ``value`` to the type of ``default`` where that is unambiguous."""
+    if default is None or value is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in {"1", "true", "yes", "on"}:
+                    return True
+                if value.lower() in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int) and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            kind = type(default[0]) if default else float
+            return tuple(kind(item) for item in items)
+        if isinstance(default, str):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{owner}: option {field_name!r} expects a {type(default).__name__}, got {value!r}"
+        ) from None
+    return value
+
+
+def build_dataclass(cls: type, options: Mapping[str, Any], *, owner: str) -> Any:
+    """Instantiate ``cls`` from ``options``; unknown keys are an error that lists the valid ones."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{owner} has no option {unknown[0]!r}; its options are: {', '.join(sorted(fields))}"
+        )
+    defaults = cls()
+    values = {
+        key: _coerce(value, getattr(defaults, key), key, owner) for key, value in options.items()
+    }
+    try:
+        instance = cls(**values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{owner}: {error}") from None
+    return instance

@@ -1,0 +1,165 @@
+"""Artifact files: safetensors tensors with JSON metadata, written atomically (temporary file + rename).
+
+No pickle-based format is ever written. A model artifact records what is needed to rebuild it:
+its kind, architecture name and options, and the dataset description it was built for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from scdd.data.base import DatasetInfo
+from scdd.errors import ArtifactError
+
+FORMAT_VERSION = "1"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> Path:
+    """Save tensors (moved to CPU, made contiguous) with JSON-encoded metadata values."""
+    flat = {key: value.detach().cpu().contiguous() for key, value in tensors.items()}
+    meta = {"scdd.format_version": FORMAT_VERSION}
+    meta.update({f"scdd.{key}": json.dumps(value) for key, value in metadata.items()})
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def load_tensors(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load tensors and decoded metadata; a missing, corrupt or wrong-kind file raises ``ArtifactError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such artifact file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw_meta = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
+    try:
+        metadata = {key[5:]: json.loads(value) for key, value in raw_meta.items() if key.startswith("scdd.")}
+    except json.JSONDecodeError:
+        raise ArtifactError(f"{path}: metadata is not valid JSON") from None
+    if kind is not None and metadata.get("kind") != kind:
+        raise ArtifactError(f"{path}: expected a {kind} artifact, found {metadata.get('kind') or 'no scdd kind'}")
+    return tensors, metadata
+
+
+def dataset_info_from(metadata: Mapping[str, Any], path: Path | str) -> DatasetInfo:
+    try:
+        raw = dict(metadata["dataset"])
+        for key in ("mean", "std", "class_names"):
+            raw[key] = tuple(raw[key])
+        return DatasetInfo(**raw)
+    except (KeyError, TypeError) as error:
+        raise ArtifactError(f"{path}: dataset description missing or malformed ({error})") from None
+
+
+@dataclass
+class ModelRecord:
+    """What a model artifact says about itself."""
+
+    kind: str  # "backbone" or "classifier"
+    architecture: str
+    architecture_options: dict[str, Any]
+    dataset: DatasetInfo
+    extra: dict[str, Any]
+
+
+def save_model(path: str | Path, module: torch.nn.Module, record: ModelRecord) -> Path:
+    metadata = {
+        "kind": record.kind,
+        "architecture": record.architecture,
+        "architecture_options": record.architecture_options,
+        "dataset": asdict(record.dataset),
+        **record.extra,
+    }
+    return save_tensors(path, module.state_dict(), metadata)
+
+
+def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, ModelRecord]:
+    """Rebuild a saved backbone or classifier through the registry and load its weights strictly."""
+    from scdd.models.build import build_backbone, build_classifier
+
+    tensors, metadata = load_tensors(path, kind)
+    info = dataset_info_from(metadata, path)
+    record = ModelRecord(
+        kind=kind,
+        architecture=metadata.get("architecture", ""),
+        architecture_options=metadata.get("architecture_options") or {},
+        dataset=info,
+        extra={k: v for k, v in metadata.items() if k not in {"kind", "architecture", "architecture_options", "dataset", "format_version"}},
+    )
+    build = build_classifier if kind == "classifier" else build_backbone
+    module = build(record.architecture, info, record.architecture_options)
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ArtifactError(f"{path}: weights do not fit architecture {record.architecture!r}: {first_line}") from None
+    return module, record
+
+
+def export_image_folder(
+    images: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...], folder: str | Path
+) -> Path:
+    """Write images (float pixels in [0, 1]) as PNGs, one folder per class; the folder appears whole or not at all."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        pixels = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+        counters: dict[int, int] = {}
+        for image, label in zip(pixels, labels.tolist()):
+            index = counters.get(label, 0)
+            counters[label] = index + 1
+            class_dir = staging / _safe_name(class_names[label])
+            class_dir.mkdir(exist_ok=True)
+            array = image.permute(1, 2, 0).numpy()
+            Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(class_dir / f"{index:05d}.png")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return folder
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in name).strip()
+    return cleaned or "class"

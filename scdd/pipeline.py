@@ -1,0 +1,202 @@
+"""The whole SC-DD pipeline (squeeze → align → recover → relabel → post-train → evaluate) in a run folder.
+
+The run folder holds one sub-folder per stage and ``manifest.json``: the resolved config, package
+versions, seed, device, per-stage status, timings and metrics. The manifest is rewritten
+atomically after every stage, so it always describes what is on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import platform
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scdd.artifacts import write_json
+from scdd.config import RunConfig, apply_overrides, to_dict
+from scdd.data.base import DatasetSplits
+from scdd.errors import ConfigError
+from scdd.presets import PRESETS, get_preset
+from scdd.progress import SILENT, Progress
+from scdd.registry import get_component
+from scdd.runtime import resolve_device
+from scdd.stages.align import align
+from scdd.stages.common import StageResult
+from scdd.stages.evaluate import evaluate
+from scdd.stages.posttrain import posttrain
+from scdd.stages.recover import recover
+from scdd.stages.relabel import relabel
+from scdd.stages.squeeze import squeeze
+
+MANIFEST_FILE = "manifest.json"
+STAGES = ("squeeze", "align", "recover", "relabel", "posttrain", "evaluate")
+_OPTION_SLOTS = (
+    ("squeeze", "pretrainer", "pretrainer_options", "pretrainer"),
+    ("squeeze", "architecture", "architecture_options", "architecture"),
+    ("align", "aligner", "aligner_options", "aligner"),
+    ("recover", "matcher", "matcher_options", "matcher"),
+)
+_PACKAGES = ("scdd", "torch", "torchvision", "timm", "lightly", "pluggy", "safetensors", "numpy")
+
+
+def make_run_config(overrides: Mapping[str, Any] | None = None, preset: str | None = None) -> RunConfig:
+    """Paper defaults, then the preset (the dataset's own when ``preset`` is None), then ``overrides``."""
+    overrides = dict(overrides or {})
+    dataset = overrides.get("dataset", RunConfig.dataset)
+    name = preset or (dataset if dataset in PRESETS else None)
+    config = RunConfig()
+    if name is not None:
+        values = get_preset(name)
+        chosen = apply_overrides(apply_overrides(config, _component_names(values)), _component_names(overrides))
+        config = apply_overrides(config, _filter_options(values, chosen))
+    return apply_overrides(config, overrides).resolved()
+
+
+def _component_names(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the component choices (pretrainer, architecture, aligner, matcher) of nested ``values``."""
+    names: dict[str, Any] = {}
+    for stage, name_key, _, _ in _OPTION_SLOTS:
+        stage_values = values.get(stage)
+        if isinstance(stage_values, Mapping) and name_key in stage_values:
+            names.setdefault(stage, {})[name_key] = stage_values[name_key]
+    return names
+
+
+def _filter_options(preset: Mapping[str, Any], chosen: RunConfig) -> dict[str, Any]:
+    """The preset with each component-options dict cut to the options of the finally chosen component."""
+    filtered = {stage: dict(values) if isinstance(values, Mapping) else values for stage, values in preset.items()}
+    for stage, name_key, options_key, kind in _OPTION_SLOTS:
+        stage_values = filtered.get(stage)
+        if not isinstance(stage_values, dict) or options_key not in stage_values:
+            continue
+        config_class = get_component(kind, getattr(getattr(chosen, stage), name_key)).config_class()
+        accepted = {f.name for f in dataclasses.fields(config_class)} if config_class else set()
+        stage_values[options_key] = {k: v for k, v in stage_values[options_key].items() if k in accepted}
+    return filtered
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            versions[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+@dataclass
+class RunRecord:
+    """The manifest's content while a run is under way."""
+
+    config: RunConfig
+    device: str
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scdd_manifest": 1,
+            "created": self.created,
+            "command": self.command,
+            "device": self.device,
+            "seed": self.config.seed,
+            "versions": package_versions(),
+            "config": to_dict(self.config),
+            "stages": self.stages,
+            "metrics": self.metrics,
+        }
+
+
+def prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
+    """Refuse to write into a folder that already holds a run or other files, unless told to overwrite."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} exists and is not a folder")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        what = "a run" if (out_dir / MANIFEST_FILE).exists() else "other files"
+        raise ConfigError(f"--out {out_dir} already holds {what}; choose another folder or pass --overwrite")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def check_components(config: RunConfig, *, dataset: bool = True) -> None:
+    """Fail early, before any work or output, when a configured component name is not registered."""
+    if dataset:
+        get_component("dataset", config.dataset)
+    get_component("pretrainer", config.squeeze.pretrainer)
+    get_component("architecture", config.squeeze.architecture)
+    get_component("aligner", config.align.aligner)
+    get_component("matcher", config.recover.matcher)
+    for student in config.posttrain.students:
+        get_component("architecture", student)
+
+
+def load_dataset(config: RunConfig) -> DatasetSplits:
+    component = get_component("dataset", config.dataset)
+    return component.build(config.dataset_options, data_root=config.data_root)
+
+
+def run_pipeline(
+    config: RunConfig,
+    out_dir: Path,
+    *,
+    progress: Progress = SILENT,
+    overwrite: bool = False,
+) -> RunRecord:
+    """Run every stage into ``out_dir``; returns the record that ``manifest.json`` holds."""
+    check_components(config)
+    device = resolve_device(config.device)
+    data = load_dataset(config)
+    out_dir = prepare_out_dir(out_dir, overwrite)
+    record = RunRecord(config=config, device=str(device))
+    seed = config.seed
+
+    def run_stage(name: str, action) -> StageResult:
+        record.stages[name] = {"status": "running"}
+        write_json(out_dir / MANIFEST_FILE, record.to_json())
+        try:
+            result: StageResult = action(out_dir / name)
+        except BaseException:
+            record.stages[name] = {"status": "failed"}
+            write_json(out_dir / MANIFEST_FILE, record.to_json())
+            raise
+        record.stages[name] = {
+            "status": "done",
+            "seconds": round(result.seconds, 3),
+            "artifacts": {key: str(path.relative_to(out_dir)) for key, path in result.artifacts.items()},
+            "metrics": result.metrics,
+        }
+        write_json(out_dir / MANIFEST_FILE, record.to_json())
+        return result
+
+    common = {"device": device, "seed": seed, "progress": progress}
+    squeezed = run_stage("squeeze", lambda d: squeeze(config.squeeze, data, d, **common))
+    aligned = run_stage("align", lambda d: align(config.align, squeezed.artifacts["backbone"], data, d, **common))
+    recovered = run_stage("recover", lambda d: recover(config.recover, aligned.artifacts["classifier"], d, **common))
+    labelled = run_stage(
+        "relabel",
+        lambda d: relabel(config.relabel, aligned.artifacts["classifier"], recovered.artifacts["distilled"], d, **common),
+    )
+    trained = run_stage(
+        "posttrain",
+        lambda d: posttrain(
+            config.posttrain, recovered.artifacts["distilled"], labelled.artifacts["soft_labels"], d, **common
+        ),
+    )
+    evaluated = run_stage("evaluate", lambda d: evaluate(trained.artifacts, data, device=device))
+    record.metrics = {
+        "teacher": {"top1": aligned.metrics["teacher_heldout_top1"], "top5": aligned.metrics["teacher_heldout_top5"]},
+        "students": evaluated.metrics,
+    }
+    write_json(out_dir / MANIFEST_FILE, record.to_json())
+    return record

@@ -1,0 +1,41 @@
+"""Presets: named sets of configuration values, kept as data.
+
+A dataset with a preset of its own name gets it by default. Option dicts of components
+(``pretrainer_options`` and the like) are filtered to the options the chosen component accepts,
+so one preset budget serves every pretrainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scdd.errors import ConfigError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded default: budgets sized so `scdd run` finishes in a few minutes on 2 CPU cores.
+    "mnist5k": {
+        "squeeze": {
+            "architecture": "resnet10-slim",
+            "pretrainer_options": {
+                "epochs": 8,
+                "batch_size": 256,
+                "lr": 0.1,
+                "temperature": 0.2,
+                "hidden_dim": 512,
+                "output_dim": 128,
+                "crop_min_scale": 0.3,
+            },
+        },
+        "align": {"aligner_options": {"epochs": 40, "augment": False, "lr": 0.1, "batch_size": 256}},
+        "recover": {"ipc": 10, "iterations": 300, "batch_size": 100, "lr": 0.25, "alpha_bn": 0.01, "crop_min_scale": 0.5},
+        "relabel": {"crop_min_scale": 0.5},
+        "posttrain": {"students": ["resnet10-slim"], "epochs": 200, "batch_size": 50, "temperature": 4.0},
+    },
+}
+
+
+def get_preset(name: str) -> dict[str, Any]:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}") from None

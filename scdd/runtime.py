@@ -1,0 +1,46 @@
+"""Device choice and seeding."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import numpy as np
+import torch
+
+from scdd.errors import ConfigError
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; anything else must be a valid, present device."""
+    if isinstance(spec, torch.device):
+        return spec
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {spec!r} asked for, but CUDA is not available here")
+    return device
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A stable 63-bit seed for a named sub-task, e.g. ``derive_seed(0, "recover", batch)``."""
+    text = ":".join(str(part) for part in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def generator(seed: int, *parts: object, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator seeded with ``derive_seed(seed, *parts)``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(derive_seed(seed, *parts))
+    return gen
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (model initialisation draws from torch's global generator)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,59 @@
+"""Stage 1, squeeze: pretrain a backbone with a registered objective and save it (BN statistics included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scdd.artifacts import ModelRecord, save_model
+from scdd.data.base import DatasetSplits
+from scdd.models.build import build_backbone
+from scdd.progress import SILENT, Progress
+from scdd.registry import get_component
+from scdd.runtime import derive_seed, seed_everything
+from scdd.stages.common import StageResult, Stopwatch
+
+BACKBONE_FILE = "backbone.safetensors"
+
+
+@dataclass
+class SqueezeConfig:
+    pretrainer: str = "moco-v3"
+    pretrainer_options: dict[str, Any] = field(default_factory=dict)
+    architecture: str = "resnet18"
+    architecture_options: dict[str, Any] = field(default_factory=dict)
+
+
+def squeeze(
+    config: SqueezeConfig,
+    data: DatasetSplits,
+    out_dir: Path,
+    *,
+    device: torch.device,
+    seed: int,
+    progress: Progress = SILENT,
+) -> StageResult:
+    """Pretrain ``config.architecture`` on ``data.train`` with ``config.pretrainer``; writes ``backbone.safetensors``."""
+    component = get_component("pretrainer", config.pretrainer)
+    pretrainer = component.build(config.pretrainer_options)
+    seed_everything(derive_seed(seed, "squeeze", "init"))
+    backbone = build_backbone(config.architecture, data.info, config.architecture_options)
+    with Stopwatch() as clock:
+        result = pretrainer.pretrain(backbone, data, device=device, seed=derive_seed(seed, "squeeze"), progress=progress)
+    record = ModelRecord(
+        kind="backbone",
+        architecture=get_component("architecture", config.architecture).name,
+        architecture_options=dict(config.architecture_options),
+        dataset=data.info,
+        extra={"pretrainer": component.name, "loss_per_epoch": result.loss_per_epoch},
+    )
+    path = save_model(Path(out_dir) / BACKBONE_FILE, result.backbone, record)
+    return StageResult(
+        "squeeze",
+        artifacts={"backbone": path},
+        metrics={"loss_per_epoch": result.loss_per_epoch},
+        seconds=clock.seconds,
+    )

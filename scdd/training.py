@@ -1,0 +1,58 @@
+"""Optimisers, cosine schedules and finiteness checks shared by every training loop."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from scdd.errors import ConfigError, ScddError
+
+OPTIMIZERS = ("sgd", "adamw", "adam")
+
+
+class NonFiniteLossError(ScddError):
+    """A loss became NaN or infinite; training stops rather than writing garbage."""
+
+
+def make_optimizer(
+    name: str,
+    params: Iterable[torch.nn.Parameter],
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Optimizer:
+    """SGD (with momentum), Adam or AdamW, as the paper's tables name them."""
+    key = name.lower()
+    if key == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if key == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if key == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step cosine decay to zero after an optional linear warm-up."""
+    total_steps = max(1, total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def check_finite(value: float, stage: str, step: int) -> float:
+    """Raise ``NonFiniteLossError`` naming the stage and step when ``value`` is NaN or infinite."""
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"{stage}: loss became {value} at step {step}; stopping")
+    return value
