@@ -22,7 +22,7 @@ import torch
 from scdd.artifacts import write_json
 from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.data.base import DatasetSplits
-from scdd.errors import ConfigError
+from scdd.errors import ConfigError, DataError
 from scdd.presets import PRESETS, get_preset
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
@@ -142,7 +142,10 @@ def check_components(config: RunConfig, *, dataset: bool = True) -> None:
 
 
 def load_dataset(config: RunConfig) -> DatasetSplits:
+    """Build the configured dataset; a ``data_root`` that does not exist is an error naming it."""
     component = get_component("dataset", config.dataset)
+    if config.data_root is not None and not Path(config.data_root).is_dir():
+        raise DataError(f"--data-root {config.data_root} does not exist or is not a folder")
     return component.build(config.dataset_options, data_root=config.data_root)
 
 

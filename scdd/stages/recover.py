@@ -148,8 +148,8 @@ def _recover_batch(classifier, matcher, info, config, members, device, seed, tas
         metrics = {}
         if (step + 1) % SYNC_EVERY == 0 or step + 1 == config.iterations:
             metrics = {
-                "ce": check_finite(float(ce), "recover", step + 1),
-                "bn": check_finite(float(bn), "recover", step + 1),
+                "ce": check_finite(ce.item(), "recover", step + 1),
+                "bn": check_finite(bn.detach().item(), "recover", step + 1),
             }
         task.advance(1, **metrics)
     pixels = (latent.detach() * std + mean).clamp(0, 1).cpu()

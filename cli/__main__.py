@@ -1,0 +1,3 @@
+from scdd.cli.main import main
+
+main()

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scdd.registry import plugin_state, reset_plugins
+
+torch.set_num_threads(2)
+
+# Budgets small enough for CI, large enough that every stage does real work.
+TINY = {
+    "squeeze": {"pretrainer_options": {"epochs": 1, "batch_size": 128}},
+    "align": {"aligner_options": {"epochs": 5, "optimizer": "adamw", "lr": 0.01, "weight_decay": 0.0}},
+    "recover": {"ipc": 1, "iterations": 40},
+    "posttrain": {"epochs": 5},
+}
+
+
+@pytest.fixture
+def register_plugin():
+    """Register in-process plugin objects for one test; unregistered (and the registry rebuilt) afterwards."""
+    names = []
+
+    def register(plugin, name):
+        plugin_state().register(plugin, name)
+        names.append(name)
+
+    yield register
+    for name in names:
+        plugin_state().unregister(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_environment(monkeypatch):
+    yield
+    reset_plugins()
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from scdd.data.mnist5k import Mnist5kConfig, load_mnist5k
+
+    return load_mnist5k(Mnist5kConfig())
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One real end-to-end pipeline run with tiny budgets, shared by the tests that inspect its artifacts."""
+    from scdd.pipeline import make_run_config, run_pipeline
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    config = make_run_config({**TINY, "device": "cpu"})
+    record = run_pipeline(config, out)
+    return out, record
