@@ -12,3 +12,10 @@ def register_pretrainers(register):
         aliases=["mocov3"],
         description="MoCo v3: momentum encoder, projector + predictor, symmetric in-batch InfoNCE",
     )
+    register(
+        "supervised",
+        "scdd.ssl.supervised:build",
+        config="scdd.ssl.supervised:SupervisedConfig",
+        aliases=["sre2l"],
+        description="Supervised cross-entropy squeeze (the SRe²L baseline)",
+    )

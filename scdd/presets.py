@@ -27,8 +27,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             },
         },
         "align": {"aligner_options": {"epochs": 40, "augment": False, "lr": 0.1, "batch_size": 256}},
-        "recover": {"ipc": 10, "iterations": 300, "batch_size": 100, "lr": 0.25, "alpha_bn": 0.01, "crop_min_scale": 0.5},
-        "relabel": {"crop_min_scale": 0.5},
+        "recover": {"ipc": 10, "iterations": 300, "batch_size": 100, "lr": 0.25, "alpha_bn": 0.3, "crop_min_scale": 0.5},
+        "relabel": {"crop_min_scale": 0.25},
         "posttrain": {"students": ["resnet10-slim"], "epochs": 200, "batch_size": 50, "lr": 0.005, "temperature": 4.0},
     },
 }

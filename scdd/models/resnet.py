@@ -1,5 +1,10 @@
 """ResNet backbones from timm, adapted to small inputs with the CIFAR-style stem
-(3x3 stride-1 first convolution, no max-pool) that SRe²L/SC-DD use below 64 px."""
+(3x3 stride-1 first convolution, no max-pool) that SRe²L/SC-DD use below 64 px.
+
+The last BatchNorm of each residual block starts at weight 1, as in torchvision (which the
+paper's code uses), not timm's zero init: at the short budgets of small runs a zero-initialised
+residual branch learns far more slowly (a one-block-per-stage ResNet reached 52% instead of
+95% on the embedded MNIST after two supervised epochs)."""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ def timm_resnet(model_name: str):
     """A factory building timm's ``model_name`` as a pooled-feature backbone (no classifier)."""
 
     def build(config: ResNetConfig, *, in_chans: int, image_size: int) -> nn.Module:
-        model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_chans)
+        model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_chans, zero_init_last=False)
         return _adapt(model, in_chans, image_size, config)
 
     build.__name__ = f"build_{model_name}"
@@ -44,7 +49,7 @@ def timm_resnet(model_name: str):
 
 def resnet10_slim(config: ResNetConfig, *, in_chans: int, image_size: int) -> nn.Module:
     """ResNet-10 (one BasicBlock per stage) with stage widths 16-32-64-128: the fast CPU default."""
-    model = ResNet(BasicBlock, (1, 1, 1, 1), num_classes=0, in_chans=in_chans, channels=(16, 32, 64, 128))
+    model = ResNet(BasicBlock, (1, 1, 1, 1), num_classes=0, in_chans=in_chans, channels=(16, 32, 64, 128), zero_init_last=False)
     return _adapt(model, in_chans, image_size, config)
 
 

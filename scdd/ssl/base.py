@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from scdd.data.base import DatasetSplits, iterate_batches, steps_per_epoch
+from scdd.data.base import DatasetInfo, DatasetSplits, iterate_batches, steps_per_epoch
 from scdd.errors import ConfigError
+from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
 from scdd.runtime import generator
 from scdd.training import check_finite, cosine_schedule, make_optimizer
@@ -42,6 +43,12 @@ class PretrainResult:
 
     backbone: nn.Module
     loss_per_epoch: list[float] = field(default_factory=list)
+
+
+def pixel_encoder(backbone: nn.Module, info: DatasetInfo) -> nn.Sequential:
+    """``backbone(normalize(pixels))``: the input the aligned classifier gives the backbone later,
+    so the BatchNorm running statistics a squeeze leaves are those that recovery matches."""
+    return nn.Sequential(Normalize(info.mean, info.std), backbone)
 
 
 def train_epochs(

@@ -20,7 +20,7 @@ from scdd.augment import CropSpec, ViewSpec, random_view
 from scdd.data.base import DatasetSplits
 from scdd.progress import SILENT, Progress
 from scdd.runtime import generator
-from scdd.ssl.base import PretrainConfig, PretrainResult, train_epochs
+from scdd.ssl.base import PretrainConfig, PretrainResult, pixel_encoder, train_epochs
 from scdd.ssl.losses import moco_v3_contrastive_loss
 
 
@@ -72,7 +72,7 @@ class MoCoV3Pretrainer:
         backbone.to(device).train()
         projector = _mlp(backbone.num_features, config.hidden_dim, config.output_dim, last_bn=True).to(device)
         predictor = _mlp(config.output_dim, config.hidden_dim, config.output_dim, last_bn=False).to(device)
-        base = nn.Sequential(backbone, projector)
+        base = nn.Sequential(pixel_encoder(backbone, data.info), projector)
         momentum_encoder = copy.deepcopy(base)
         deactivate_requires_grad(momentum_encoder)
         views = _view_specs(config, data)
