@@ -397,6 +397,33 @@ def plugins(kind):
     out.print(components_table(components))
 
 
+# ----------------------------------------------------------------------------- presets
+
+
+@cli.group()
+def presets():
+    """The named presets (`--preset NAME`): the paper's settings per dataset, and mnist5k."""
+
+
+@presets.command("list")
+def presets_list():
+    """List the presets and the dataset each one is for."""
+    from scdd.presets import PRESETS
+
+    for name, values in PRESETS.items():
+        click.echo(f"{name}\t{values.get('dataset', name)}")
+
+
+@presets.command("show")
+@click.argument("name")
+def presets_show(name):
+    """Print every value of preset NAME with the paper table it comes from."""
+    from scdd.cli.render import out, preset_table
+    from scdd.presets import preset_rows
+
+    out.print(preset_table(name, preset_rows(name)))
+
+
 # ----------------------------------------------------------------------------- plugin commands
 
 

@@ -99,3 +99,13 @@ def plugins_table(rows: list[tuple[str, str, str, str]]) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def preset_table(name: str, rows: list[tuple[str, Any, str, str]]) -> Table:
+    table = Table(title=f"preset {name}")
+    for column in ("setting", "value", "source", "note"):
+        table.add_column(column, overflow="fold")
+    for setting, value, source, note in rows:
+        shown = ", ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+        table.add_row(setting, shown, source, note)
+    return table

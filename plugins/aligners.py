@@ -12,3 +12,10 @@ def register_aligners(register):
         aliases=["linear"],
         description="Linear probe: backbone and BN running statistics frozen (Sec. 2.2)",
     )
+    register(
+        "finetune",
+        "scdd.align.finetune:build",
+        config="scdd.align.finetune:FinetuneConfig",
+        aliases=["fine-tune"],
+        description="Fine-tuning: whole network trained, BN statistics move (Sec. 2.2's alternative)",
+    )

@@ -9,5 +9,12 @@ def register_matchers(register):
         "imbalanced-bn",
         "scdd.matchers.bn:build",
         config="scdd.matchers.bn:BNMatchConfig",
-        description="SC-DD's imbalanced BN matching, Eq. 8 (first-BN multiplier 10x)",
+        description="SC-DD's imbalanced BN matching, Eq. 8 (first-BN multiplier 10x, per-layer or learnable weights)",
+    )
+    register(
+        "bn",
+        "scdd.matchers.bn:build_uniform",
+        config="scdd.matchers.bn:UniformBNConfig",
+        aliases=["sre2l-bn"],
+        description="SRe²L's uniform batch-vs-global BN matching (every layer weight 1)",
     )

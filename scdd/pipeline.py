@@ -22,8 +22,8 @@ import torch
 from scdd.artifacts import write_json
 from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.data.base import DatasetSplits
-from scdd.errors import ConfigError, DataError
-from scdd.presets import PRESETS, get_preset
+from scdd.errors import ConfigError, DataError, UnknownComponentError
+from scdd.presets import get_preset, preset_for_dataset, pretrainer_values
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
 from scdd.runtime import resolve_device
@@ -47,15 +47,17 @@ _PACKAGES = ("scdd", "torch", "torchvision", "timm", "lightly", "pluggy", "safet
 
 
 def make_run_config(overrides: Mapping[str, Any] | None = None, preset: str | None = None) -> RunConfig:
-    """Paper defaults, then the preset (the dataset's own when ``preset`` is None), then ``overrides``."""
+    """Paper defaults, then the preset (the dataset's own when ``preset`` is None) with its values for
+    the chosen pretrainer (Table 13), then ``overrides``."""
     overrides = dict(overrides or {})
     dataset = overrides.get("dataset", RunConfig.dataset)
-    name = preset or (dataset if dataset in PRESETS else None)
+    name = preset or preset_for_dataset(dataset)
     config = RunConfig()
     if name is not None:
         values = get_preset(name)
         chosen = apply_overrides(apply_overrides(config, _component_names(values)), _component_names(overrides))
         config = apply_overrides(config, _filter_options(values, chosen))
+        config = apply_overrides(config, pretrainer_values(name, chosen.squeeze.pretrainer))
     return apply_overrides(config, overrides).resolved()
 
 
@@ -76,7 +78,10 @@ def _filter_options(preset: Mapping[str, Any], chosen: RunConfig) -> dict[str, A
         stage_values = filtered.get(stage)
         if not isinstance(stage_values, dict) or options_key not in stage_values:
             continue
-        config_class = get_component(kind, getattr(getattr(chosen, stage), name_key)).config_class()
+        try:
+            config_class = get_component(kind, getattr(getattr(chosen, stage), name_key)).config_class()
+        except UnknownComponentError:
+            continue  # left as given; check_components names the unknown component before any work
         accepted = {f.name for f in dataclasses.fields(config_class)} if config_class else set()
         stage_values[options_key] = {k: v for k, v in stage_values[options_key].items() if k in accepted}
     return filtered

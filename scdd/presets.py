@@ -1,8 +1,9 @@
 """Presets: named sets of configuration values, kept as data.
 
-A dataset with a preset of its own name gets it by default. Option dicts of components
-(``pretrainer_options`` and the like) are filtered to the options the chosen component accepts,
-so one preset budget serves every pretrainer.
+A dataset with a preset of its own name (or named by the preset's ``dataset`` value) gets it by
+default. Option dicts of components (``pretrainer_options`` and the like) are filtered to the
+options the chosen component accepts, so one preset budget serves every pretrainer. The paper's
+presets (``scdd.paper_presets``) carry the table each value comes from.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from scdd.errors import ConfigError
+from scdd.paper_presets import BY_PRETRAINER, PAPER_ONLY, PAPER_PRESETS, Sourced
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The embedded default: budgets sized so `scdd run` finishes in a few minutes on 2 CPU cores.
@@ -34,8 +36,76 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+SOURCED_PRESETS: dict[str, dict[str, Any]] = dict(PAPER_PRESETS)
+SCDD_SOURCE = "scdd (CPU-sized budget, not from the paper)"
+
+
+def _plain(values: Any) -> Any:
+    """Nested preset data without sources (and without the paper-only and per-pretrainer parts)."""
+    if isinstance(values, Sourced):
+        return values.value
+    if isinstance(values, dict):
+        return {key: _plain(value) for key, value in values.items() if key not in (PAPER_ONLY, BY_PRETRAINER)}
+    return values
+
+
+PRESETS.update({name: _plain(values) for name, values in SOURCED_PRESETS.items()})
+
+
+def _check(name: str) -> str:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
+    return name
+
+
 def get_preset(name: str) -> dict[str, Any]:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}") from None
+    return PRESETS[_check(name)]
+
+
+def preset_for_dataset(dataset: str) -> str | None:
+    """The preset a dataset gets by default: one of its own name, or one whose ``dataset`` it is."""
+    from scdd.registry import normalize_name
+
+    key = normalize_name(dataset)
+    for name, values in PRESETS.items():
+        if normalize_name(name) == key or normalize_name(str(values.get("dataset", ""))) == key:
+            return name
+    return None
+
+
+def pretrainer_values(name: str, pretrainer: str) -> dict[str, Any]:
+    """A preset's values that hold only with this squeeze objective (Table 13), plain."""
+    from scdd.registry import normalize_name
+
+    table = SOURCED_PRESETS.get(_check(name), {}).get(BY_PRETRAINER, {})
+    for key, values in table.items():
+        if normalize_name(key) == normalize_name(pretrainer):
+            return _plain(values)
+    return {}
+
+
+def preset_rows(name: str) -> list[tuple[str, Any, str, str]]:
+    """``(setting, value, source, note)`` for every value of a preset, for ``scdd presets show``.
+
+    Values scdd has no setting for are marked "no scdd setting" in the note; per-pretrainer
+    values are listed as ``[pretrainer] setting``."""
+    data = SOURCED_PRESETS.get(_check(name), PRESETS[name])
+    rows: list[tuple[str, Any, str, str]] = []
+
+    def walk(values: Any, prefix: str, tag: str = "") -> None:
+        for key, value in values.items():
+            if key == PAPER_ONLY:
+                for setting, item in value.items():
+                    rows.append((tag + setting, item.value, item.source, "no scdd setting" + (f": {item.note}" if item.note else "")))
+            elif key == BY_PRETRAINER:
+                for pretrainer, nested in value.items():
+                    walk(nested, "", f"[{pretrainer}] ")
+            elif isinstance(value, dict):
+                walk(value, f"{prefix}{key}.", tag)
+            elif isinstance(value, Sourced):
+                rows.append((tag + prefix + key, value.value, value.source, value.note))
+            else:
+                rows.append((tag + prefix + key, value, SCDD_SOURCE, ""))
+
+    walk(data, "")
+    return rows

@@ -1,0 +1,1 @@
+"""Recovery (Eq. 9): the synthesis loop, its random views, priors and settings."""

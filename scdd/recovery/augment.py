@@ -1,0 +1,84 @@
+"""The random view of the synthetic batch that recovery optimises through at each step.
+
+SRe²L/SC-DD recovery (their ``data_synthesis.py``) takes a random-resized crop and a horizontal
+flip of every synthetic image, then rolls the batch by a random jitter offset of up to 32 px at
+224 px (4 px at 32 px). Here all three are one sampling grid per step: crop box and flip as in
+``scdd.augment``, and the circular shift (``torch.roll``) folded into the grid's pixel positions,
+drawn per image rather than per batch. The grid is written into a buffer allocated once, and
+``grid_sample`` is the only full-size operation, so the view costs one differentiable resampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from scdd.augment import CropSpec, sample_boxes, sample_flips
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Crop scale range, flip probability, and the largest jitter shift in pixels."""
+
+    crop: CropSpec
+    flip_p: float
+    max_shift: int
+
+
+def shifted_crop_grid(
+    boxes: torch.Tensor,
+    flips: torch.Tensor | None,
+    shifts: torch.Tensor | None,
+    size: int,
+    *,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The ``grid_sample`` grid ``[n, size, size, 2]`` that crops each image to its box
+    (``(cx, cy, w, h)`` fractions), flips it where ``flips`` is true, then rolls the result by
+    ``shifts`` = ``(rows, columns)`` pixels, exactly as ``torch.roll(crop, (rows, columns), (2, 3))``."""
+    n = boxes.shape[0]
+    dtype, device = boxes.dtype, boxes.device
+    positions = torch.arange(size, device=device)
+    if shifts is None:
+        rows = positions.expand(n, size)
+        columns = rows
+    else:
+        rows = (positions - shifts[:, :1]).remainder(size)
+        columns = (positions - shifts[:, 1:]).remainder(size)
+    # Pixel centres in normalised coordinates (align_corners=False): (2j + 1) / size - 1.
+    u_columns = (2 * columns + 1).to(dtype) / size - 1
+    u_rows = (2 * rows + 1).to(dtype) / size - 1
+    width = boxes[:, 2:3]
+    if flips is not None:
+        width = torch.where(flips[:, None], -width, width)
+    x = torch.addcmul(boxes[:, 0:1] * 2 - 1, width, u_columns)  # [n, size]
+    y = torch.addcmul(boxes[:, 1:2] * 2 - 1, boxes[:, 3:4], u_rows)  # [n, size]
+    grid = out if out is not None else torch.empty(n, size, size, 2, device=device, dtype=dtype)
+    grid[..., 0].copy_(x[:, None, :])
+    grid[..., 1].copy_(y[:, :, None])
+    return grid
+
+
+class SyntheticViews:
+    """Draws and applies one random view per step for a fixed batch of ``n`` images."""
+
+    def __init__(self, n: int, size: int, spec: ViewSpec, generator: torch.Generator, device: torch.device) -> None:
+        self.n, self.size, self.spec, self.generator, self.device = n, size, spec, generator, device
+        self._grid = torch.empty(n, size, size, 2, device=device)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Crop boxes, flips and shifts for the next step."""
+        spec, n = self.spec, self.n
+        boxes = sample_boxes(n, spec.crop, generator=self.generator, device=self.device)
+        flips = sample_flips(n, spec.flip_p, generator=self.generator, device=self.device) if spec.flip_p > 0 else None
+        shifts = None
+        if spec.max_shift > 0:
+            shifts = torch.randint(0, spec.max_shift + 1, (n, 2), generator=self.generator, device=self.device)
+        return boxes, flips, shifts
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        boxes, flips, shifts = self.sample()
+        grid = shifted_crop_grid(boxes, flips, shifts, self.size, out=self._grid)
+        return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)

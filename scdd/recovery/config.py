@@ -1,0 +1,53 @@
+"""Recovery settings. Defaults: Table 16's recover column (ImageNet-1K), Table 5's first-BN
+multiplier (in the matcher), and SRe²L's recovery protocol for what the tables leave out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scdd.errors import ConfigError
+
+RECOVER_OPTIMIZERS = ("adam", "adamw")
+
+
+@dataclass
+class RecoverConfig:
+    """One field per knob of Eq. 9's optimisation."""
+
+    matcher: str = "imbalanced-bn"
+    matcher_options: dict[str, Any] = field(default_factory=dict)
+    ipc: int = 50
+    iterations: int = 1000  # Table 16 "recovering iteration"
+    batch_size: int = 50  # Table 16
+    optimizer: str = "adam"  # Table 16
+    lr: float = 0.25  # Table 16 "base learning rate" (cosine schedule to 0)
+    betas: tuple[float, float] = (0.5, 0.9)  # Table 16 "optimizer momentum"
+    weight_decay: float = 1e-4  # Table 16
+    alpha_bn: float = 0.0005  # Table 16 α_BN: weight of the matcher's loss (Eq. 9)
+    crop_min_scale: float = 0.08  # Table 16 RandomResizedCrop, torchvision's scale range
+    crop_max_scale: float = 1.0
+    flip: bool = True  # horizontal flips, where the dataset allows them
+    jitter: float = 32 / 224  # largest random roll, as a fraction of the side (SRe²L: 32 px at 224 px)
+    tv_weight: float = 0.0  # total-variation prior (off in SRe²L / SC-DD)
+    l2_weight: float = 0.0  # L2 image prior (off in SRe²L / SC-DD)
+    channels_last: bool = False  # run the model in channels-last memory format
+    autocast: bool = False  # bfloat16 autocast of the forward pass (CUDA; CPU too where supported)
+
+    def __post_init__(self) -> None:
+        if self.ipc < 1:
+            raise ConfigError(f"ipc must be at least 1, got {self.ipc}")
+        if self.iterations < 1 or self.batch_size < 1:
+            raise ConfigError("recovery needs iterations >= 1 and batch_size >= 1")
+        if self.optimizer.lower() not in RECOVER_OPTIMIZERS:
+            raise ConfigError(f"recover.optimizer must be one of {', '.join(RECOVER_OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 < self.crop_min_scale <= self.crop_max_scale <= 1:
+            raise ConfigError(
+                f"recovery crop scales need 0 < crop_min_scale <= crop_max_scale <= 1, "
+                f"got {self.crop_min_scale} and {self.crop_max_scale}"
+            )
+        if not 0 <= self.jitter < 1:
+            raise ConfigError(f"recover.jitter is a fraction of the image side in [0, 1), got {self.jitter}")
+        for name in ("lr", "alpha_bn", "weight_decay", "tv_weight", "l2_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"recover.{name} must not be negative, got {getattr(self, name)}")

@@ -1,0 +1,197 @@
+"""The recovery loop: synthesise images from Gaussian noise by Eq. 9.
+
+Each batch minimises ``CE(model(view(x')), y) + α · R_reg(view(x')) [+ priors]`` where ``R_reg``
+is the registered matcher's statistic-matching loss (Eq. 8). Optimisation follows SRe²L/SC-DD:
+Adam with β = (0.5, 0.9), cosine learning rate, a fresh random view (crop + flip + jitter) of
+every synthetic image each step, and clipping to the valid pixel range after each step. Images
+live in normalised space, as the paper's learning rates assume, and go through the backbone and
+head directly (the classifier's normalisation is the identity there).
+
+Batches hold many classes at once: the (class, ipc-index) pairs are taken ipc-index major and cut
+into batches of ``batch_size``. Every image starts from noise seeded by its own (class,
+ipc-index) and every batch's views from a seed of its first member and size, so the same config
+recomputes any image bit for bit: ``synthesize(..., members=[...])`` reruns only the batches
+holding the requested images. The hot loop never waits on the device: losses go into on-device
+trajectories, and progress reads them asynchronously.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from scdd.augment import CropSpec
+from scdd.data.base import DatasetInfo
+from scdd.errors import ConfigError
+from scdd.matchers.base import StatMatcher, matcher_param_groups, reset_matcher
+from scdd.models.classifier import Classifier
+from scdd.progress import SILENT, Progress
+from scdd.recovery.augment import SyntheticViews, ViewSpec
+from scdd.recovery.config import RecoverConfig
+from scdd.recovery.monitor import LossMonitor
+from scdd.recovery.priors import l2_prior, total_variation
+from scdd.registry import get_component
+from scdd.runtime import generator
+from scdd.training import cosine_schedule, make_optimizer
+
+SYNC_EVERY = 25  # steps between progress reports
+Member = tuple[int, int]  # (class, ipc-index)
+
+
+@dataclass
+class Synthesis:
+    """Recovered images (float pixels in [0, 1]) with their labels and per-batch loss trajectories."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    ipc_index: torch.Tensor
+    loss_ce: torch.Tensor  # [batches, iterations]
+    loss_bn: torch.Tensor  # [batches, iterations]
+
+
+def recovery_order(num_classes: int, ipc: int) -> list[Member]:
+    """All (class, ipc-index) pairs, ipc-index major, so each batch mixes classes."""
+    return [(label, index) for index in range(ipc) for label in range(num_classes)]
+
+
+def recovery_batches(num_classes: int, ipc: int, batch_size: int) -> list[list[Member]]:
+    """The fixed batches recovery runs, in order."""
+    order = recovery_order(num_classes, ipc)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def initial_noise(info: DatasetInfo, members: Sequence[Member], seed: int) -> torch.Tensor:
+    """Standard-normal starting point (in normalised space) of each (class, ipc-index) image."""
+    shape = (info.channels, info.image_size, info.image_size)
+    return torch.stack([torch.randn(shape, generator=generator(seed, "recover-init", c, i)) for c, i in members])
+
+
+def view_spec(info: DatasetInfo, config: RecoverConfig) -> ViewSpec:
+    return ViewSpec(
+        crop=CropSpec(scale=(config.crop_min_scale, config.crop_max_scale)),
+        flip_p=0.5 if (config.flip and info.hflip) else 0.0,
+        max_shift=int(config.jitter * info.image_size),
+    )
+
+
+class BatchRecovery:
+    """Everything one recovery run shares across its batches: model, matcher, bounds, settings."""
+
+    def __init__(self, classifier: Classifier, matcher: StatMatcher, info: DatasetInfo, config: RecoverConfig, device: torch.device, seed: int) -> None:
+        self.classifier, self.matcher, self.info, self.config, self.device, self.seed = classifier, matcher, info, config, device, seed
+        self.mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
+        self.low, self.high = (0 - self.mean) / self.std, (1 - self.mean) / self.std
+        self.spec = view_spec(info, config)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+
+    def _autocast(self):
+        if not self.config.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def logits(self, view: torch.Tensor) -> torch.Tensor:
+        """Class scores of an already normalised view."""
+        return self.classifier.head(self.classifier.backbone(view.contiguous(memory_format=self.memory_format)))
+
+    def run(self, members: Sequence[Member], monitor: LossMonitor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Optimise one batch; returns its pixels in [0, 1] (CPU) and its L_CE and L_BN per step (CPU)."""
+        config, device, n = self.config, self.device, len(members)
+        targets = torch.tensor([label for label, _ in members], device=device)
+        latent = initial_noise(self.info, members, self.seed).to(device).requires_grad_(True)
+        reset_matcher(self.matcher)
+        groups = [{"params": [latent]}, *matcher_param_groups(self.matcher)]
+        optimizer = make_optimizer(config.optimizer, groups, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
+        schedule = cosine_schedule(optimizer, config.iterations)
+        views = SyntheticViews(n, self.info.image_size, self.spec, generator(self.seed, "recover-augment", *members[0], n, device=device), device)
+        loss_ce = torch.zeros(config.iterations, device=device)
+        loss_bn = torch.zeros(config.iterations, device=device)
+        for step in range(config.iterations):
+            view = views(latent)
+            with self._autocast():
+                ce = F.cross_entropy(self.logits(view).float(), targets)
+                bn = self.matcher.loss()
+                loss = ce + config.alpha_bn * bn
+                if config.tv_weight:
+                    loss = loss + config.tv_weight * total_variation(view.float())
+                if config.l2_weight:
+                    loss = loss + config.l2_weight * l2_prior(view.float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                latent.clamp_(self.low, self.high)
+                loss_ce[step] = ce.detach()
+                loss_bn[step] = bn.detach()
+            monitor.step(step, ce, bn, last=step + 1 == config.iterations)
+        pixels = (latent.detach() * self.std + self.mean).clamp_(0, 1).cpu()
+        return pixels, loss_ce.cpu(), loss_bn.cpu()
+
+
+def _check_members(members: Sequence[Member], num_classes: int, ipc: int) -> list[Member]:
+    checked = []
+    for label, index in members:
+        if not (0 <= label < num_classes and 0 <= index < ipc):
+            raise ConfigError(f"image (class {label}, ipc-index {index}) is outside {num_classes} classes x ipc {ipc}")
+        checked.append((int(label), int(index)))
+    return checked
+
+
+def synthesize(
+    classifier: Classifier,
+    info: DatasetInfo,
+    config: RecoverConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    progress: Progress = SILENT,
+    members: Sequence[Member] | None = None,
+) -> Synthesis:
+    """Recover ``config.ipc`` images per class from ``classifier`` (data-free).
+
+    With ``members``, only those (class, ipc-index) images are returned, in that order, computed
+    by rerunning just the batches that hold them: bit-identical to the same images of a full run
+    (trajectories are those of the batches rerun)."""
+    classifier.to(device).eval()
+    if config.channels_last:
+        classifier.to(memory_format=torch.channels_last)
+    for parameter in classifier.parameters():
+        parameter.requires_grad_(False)
+    matcher = get_component("matcher", config.matcher).build(config.matcher_options)
+    batches = recovery_batches(info.num_classes, config.ipc, config.batch_size)
+    wanted = None if members is None else _check_members(members, info.num_classes, config.ipc)
+    if wanted is not None:
+        batches = [batch for batch in batches if set(batch) & set(wanted)]
+    engine = BatchRecovery(classifier, matcher, info, config, device, seed)
+    task = progress.task("recover", len(batches) * config.iterations)
+    monitor = LossMonitor(task, ("ce", "bn"), device, every=SYNC_EVERY, stage="recover")
+    images, ce_curves, bn_curves, done = [], [], [], []
+    matcher.attach(classifier)
+    try:
+        for batch in batches:
+            pixels, ce_curve, bn_curve = engine.run(batch, monitor)
+            images.append(pixels)
+            ce_curves.append(ce_curve)
+            bn_curves.append(bn_curve)
+            done.extend(batch)
+        monitor.flush()
+    finally:
+        matcher.detach()
+        task.close()
+    all_images = torch.cat(images)
+    if wanted is not None:
+        position = {member: row for row, member in enumerate(done)}
+        rows = [position[member] for member in wanted]
+        all_images, done = all_images[rows], wanted
+    return Synthesis(
+        images=all_images,
+        labels=torch.tensor([label for label, _ in done], dtype=torch.long),
+        ipc_index=torch.tensor([index for _, index in done], dtype=torch.long),
+        loss_ce=torch.stack(ce_curves),
+        loss_bn=torch.stack(bn_curves),
+    )
