@@ -5,7 +5,7 @@ import torch
 
 from scdd.registry import plugin_state, reset_plugins
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # two xdist workers share two cores; more threads per worker spin-wait and crawl
 
 # Budgets small enough for CI, large enough that every stage does real work.
 TINY = {

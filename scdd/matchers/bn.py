@@ -72,7 +72,6 @@ class BNStatMatcher:
         self._means: list[torch.Tensor | None] = []
         self._vars: list[torch.Tensor | None] = []
         self._log_scales: torch.Tensor | None = None  # [2, K] when learnable
-        self._running: torch.Tensor | None = None  # [2, ΣC] running means and variances, cached
 
     # ------------------------------------------------------------------ weights
 
@@ -147,7 +146,6 @@ class BNStatMatcher:
         self._means = []
         self._vars = []
         self._log_scales = None
-        self._running = None
 
     # ------------------------------------------------------------------ loss
 
@@ -157,23 +155,17 @@ class BNStatMatcher:
             raise RuntimeError("no forward pass has run since the matcher was attached")
         means = torch.cat(self._means)  # type: ignore[arg-type]
         variances = torch.cat(self._vars)  # type: ignore[arg-type]
-        running = self._running_statistics(means.device)
+        running = self._running_statistics().to(means)
         squared = (torch.stack([means, variances]) - running).square()
         sums = torch.zeros(2, len(self._layers), device=means.device, dtype=squared.dtype)
         sums.index_add_(1, self._segments.to(means.device), squared)
         return sums.clamp_min(torch.finfo(sums.dtype).tiny).sqrt()
 
-    def _running_statistics(self, device: torch.device) -> torch.Tensor:
-        cached = self._running
-        if cached is None or cached.device != device:
-            cached = torch.stack(
-                [
-                    torch.cat([layer.running_mean.float() for layer in self._layers]),
-                    torch.cat([layer.running_var.float() for layer in self._layers]),
-                ]
-            ).to(device)
-            self._running = cached
-        return cached
+    def _running_statistics(self) -> torch.Tensor:
+        """``[2, ΣC]`` running means and variances as they are now (a layer in training mode updates them)."""
+        means = torch.cat([layer.running_mean for layer in self._layers])
+        variances = torch.cat([layer.running_var for layer in self._layers])
+        return torch.stack([means, variances])
 
     def layer_losses(self) -> torch.Tensor:
         """Each BN layer's weighted term β_k‖·‖ + γ_k‖·‖ for the last forward pass, ``[K]``."""

@@ -157,9 +157,8 @@ def synthesize(
     With ``members``, only those (class, ipc-index) images are returned, in that order, computed
     by rerunning just the batches that hold them: bit-identical to the same images of a full run
     (trajectories are those of the batches rerun)."""
-    classifier.to(device).eval()
-    if config.channels_last:
-        classifier.to(memory_format=torch.channels_last)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    classifier.to(device=device, memory_format=memory_format).eval()
     for parameter in classifier.parameters():
         parameter.requires_grad_(False)
     matcher = get_component("matcher", config.matcher).build(config.matcher_options)

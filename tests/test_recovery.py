@@ -1,0 +1,191 @@
+"""Recovery engine: views, determinism, reporting, priors, options, and the direction of its results."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from scdd.align.linear_probe import LinearProbe, LinearProbeConfig
+from scdd.augment import CropSpec, apply_crops, sample_boxes, sample_flips
+from scdd.data.base import DatasetSplits, ImageTensorDataset
+from scdd.models.build import build_classifier
+from scdd.models.classifier import batchnorm_state
+from scdd.recovery.augment import shifted_crop_grid
+from scdd.recovery.config import RecoverConfig
+from scdd.recovery.engine import recovery_batches, synthesize
+from scdd.recovery.priors import l2_prior, total_variation
+from scdd.stages.recover import teacher_agreement
+
+CPU = torch.device("cpu")
+QUICK = RecoverConfig(ipc=1, iterations=4, batch_size=10, lr=0.25, alpha_bn=0.3, crop_min_scale=0.5)
+
+
+def subset(mnist, train: int, val: int) -> DatasetSplits:
+    """Fixed random subsets of both splits (the embedded splits are ordered by class)."""
+    gen = torch.Generator().manual_seed(0)
+    pick_train = torch.randperm(len(mnist.train), generator=gen)[:train]
+    pick_val = torch.randperm(len(mnist.val), generator=gen)[:val]
+    return DatasetSplits(
+        mnist.info,
+        ImageTensorDataset(mnist.train.images[pick_train], mnist.train.labels[pick_train]),
+        ImageTensorDataset(mnist.val.images[pick_val], mnist.val.labels[pick_val]),
+    )
+
+
+@pytest.fixture(scope="module")
+def teacher(mnist):
+    """A quick linear-probed model for the mechanics: random ResNet-10 features whose BN statistics
+    are those of real digits, and a linear head trained on them (about half the digits right)."""
+    torch.manual_seed(0)
+    data = subset(mnist, 1500, 200)
+    classifier = build_classifier("resnet10-slim", data.info)
+    for module in classifier.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # cumulative average over the calibration batches
+    classifier.train()
+    with torch.no_grad():
+        for start in range(0, 1500, 250):
+            classifier(data.train.batch(torch.arange(start, start + 250))[0])
+    probe = LinearProbe(LinearProbeConfig(epochs=30, augment=False, lr=0.1))
+    return probe.align(classifier, data, device=CPU, seed=0), data
+
+
+def test_crop_grid_with_shifts_is_a_roll_of_the_crop():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 3, 12, 12, generator=gen)
+    boxes = sample_boxes(6, CropSpec(scale=(0.3, 1.0)), generator=gen)
+    flips = sample_flips(6, 0.5, generator=gen)
+    shifts = torch.randint(0, 5, (6, 2), generator=gen)
+    grid = shifted_crop_grid(boxes, flips, shifts, 12)
+    got = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    crops = apply_crops(images, boxes, flips, 12)
+    expected = torch.stack([torch.roll(crop, tuple(shift.tolist()), dims=(1, 2)) for crop, shift in zip(crops, shifts)])
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, crops, atol=1e-2)  # the shifts did move the pixels
+
+
+def test_recovery_reaches_targets_and_matches_statistics(mnist):
+    """The direction of the done-criterion (≥ 95% of the recovered images in their class and L_BN
+    down ≥ 10× on the MoCo v3 teacher, see benchmarks/recover_quality.py) at a test-sized budget:
+    a teacher squeezed with labels for two short epochs (~90% held-out) and linear-probed."""
+    from scdd.models.build import build_backbone
+    from scdd.models.classifier import Classifier
+    from scdd.ssl.supervised import SupervisedConfig, SupervisedPretrainer
+
+    data = subset(mnist, 2000, 100)
+    torch.manual_seed(0)
+    squeeze = SupervisedPretrainer(SupervisedConfig(epochs=2, batch_size=64, lr=0.1, weight_decay=0.0, crop_min_scale=0.5))
+    backbone = squeeze.pretrain(build_backbone("resnet10-slim", data.info), data, device=CPU, seed=0).backbone
+    classifier = Classifier(backbone, 10, data.info.mean, data.info.std)
+    classifier = LinearProbe(LinearProbeConfig(epochs=30, augment=False, lr=0.1)).align(classifier, data, device=CPU, seed=0)
+    before = batchnorm_state(classifier)
+    start = synthesize(classifier, data.info, dataclasses.replace(QUICK, iterations=1), device=CPU, seed=0)
+    result = synthesize(classifier, data.info, dataclasses.replace(QUICK, iterations=100), device=CPU, seed=0)
+    assert result.loss_bn.shape == result.loss_ce.shape == (1, 100)
+    assert result.loss_bn[0, -5:].mean() < result.loss_bn[0, 0] / 5
+    assert result.loss_ce[0, -5:].mean() < result.loss_ce[0, 0] / 5
+    assert teacher_agreement(classifier, start.images, start.labels, CPU) <= 30.0
+    assert teacher_agreement(classifier, result.images, result.labels, CPU) >= 50.0
+    assert 0 <= result.images.min() and result.images.max() <= 1
+    after = batchnorm_state(classifier)
+    assert all(torch.equal(before[key], after[key]) for key in before)
+
+
+def test_any_subset_recomputes_bit_identically(teacher):
+    classifier, data = teacher
+    config = dataclasses.replace(QUICK, ipc=2, batch_size=15)
+    assert [len(batch) for batch in recovery_batches(10, 2, 15)] == [15, 5]
+    full = synthesize(classifier, data.info, config, device=CPU, seed=3)
+    wanted = [(7, 1), (2, 0), (9, 1)]
+    part = synthesize(classifier, data.info, config, device=CPU, seed=3, members=wanted)
+    for row, (label, index) in enumerate(wanted):
+        match = (full.labels == label) & (full.ipc_index == index)
+        assert torch.equal(part.images[row], full.images[match][0])
+    other_seed = synthesize(classifier, data.info, config, device=CPU, seed=4, members=wanted[:1])
+    assert not torch.equal(other_seed.images[0], part.images[0])
+
+
+def test_progress_reads_losses_only_every_25_steps_and_at_the_end(teacher):
+    classifier, data = teacher
+    reports = []
+
+    class Recorder:
+        def task(self, description, total):
+            return self
+
+        def advance(self, steps=1, **metrics):
+            reports.append(metrics)
+
+        def close(self):
+            pass
+
+        def log(self, message):
+            pass
+
+    config = dataclasses.replace(QUICK, iterations=30)
+    result = synthesize(classifier, data.info, config, device=CPU, seed=0, progress=Recorder())
+    assert len(reports) == 30
+    assert [step for step, metrics in enumerate(reports, start=1) if metrics] == [25, 30]
+    assert reports[-1]["bn"] == pytest.approx(float(result.loss_bn[0, -1]), rel=1e-6)
+
+
+def test_learnable_matcher_weights_are_optimised_with_the_images(teacher):
+    classifier, data = teacher
+    fixed = synthesize(classifier, data.info, QUICK, device=CPU, seed=0)
+    config = dataclasses.replace(QUICK, matcher_options={"learnable": True, "learnable_lr": 0.5})
+    learned = synthesize(classifier, data.info, config, device=CPU, seed=0)
+    assert torch.equal(learned.loss_bn[0, 0], fixed.loss_bn[0, 0])  # same start: log-scales begin at 0
+    assert not torch.equal(learned.images, fixed.images)
+
+
+def test_channels_last_and_bf16_autocast_options(teacher):
+    classifier, data = teacher
+    reference = synthesize(classifier, data.info, QUICK, device=CPU, seed=0)
+    channels_last = synthesize(classifier, data.info, dataclasses.replace(QUICK, channels_last=True), device=CPU, seed=0)
+    close = (channels_last.images - reference.images).abs() < 1e-3
+    assert close.float().mean() > 0.99  # Adam's first steps move by ±lr where a gradient is ~0: a few pixels may differ
+    assert torch.allclose(channels_last.loss_bn, reference.loss_bn, rtol=1e-3)
+    bf16 = synthesize(classifier, data.info, dataclasses.replace(QUICK, autocast=True), device=CPU, seed=0)
+    assert torch.isfinite(bf16.loss_bn).all()
+    assert torch.allclose(bf16.loss_bn[0, 0], reference.loss_bn[0, 0], rtol=0.05)
+
+
+def test_priors_match_their_definitions():
+    image = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])
+    # right: (0-1, 2-4), down: (0-2, 1-4), diagonal (1,0)-(0,1): 2-1, anti-diagonal (0,0)-(1,1): 0-4
+    expected = torch.tensor([1.0, 2.0]).norm() + torch.tensor([2.0, 3.0]).norm() + 1.0 + 4.0
+    assert torch.allclose(total_variation(image), expected)
+    assert torch.allclose(l2_prior(torch.ones(2, 1, 2, 2)), torch.tensor(2.0))
+
+
+def test_priors_change_the_objective(teacher):
+    classifier, data = teacher
+    plain = synthesize(classifier, data.info, QUICK, device=CPU, seed=0)
+    smooth = synthesize(classifier, data.info, dataclasses.replace(QUICK, tv_weight=0.05), device=CPU, seed=0)
+    assert total_variation(smooth.images) < total_variation(plain.images)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"crop_min_scale": 0.0}, "0 < crop_min_scale"),
+        ({"jitter": 1.5}, "recover.jitter"),
+        ({"optimizer": "sgd"}, "recover.optimizer must be one of adam, adamw"),
+        ({"alpha_bn": -1.0}, "recover.alpha_bn must not be negative"),
+    ],
+)
+def test_bad_recovery_settings_name_the_problem(change, message):
+    from scdd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        RecoverConfig(**change)
+
+
+def test_members_outside_the_set_are_an_error(teacher):
+    from scdd.errors import ConfigError
+
+    classifier, data = teacher
+    with pytest.raises(ConfigError, match="class 10, ipc-index 0"):
+        synthesize(classifier, data.info, QUICK, device=CPU, seed=0, members=[(10, 0)])
