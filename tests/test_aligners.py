@@ -1,0 +1,109 @@
+"""Aligners (linear probe, fine-tune) and `scdd recover` over every aligner x matcher pair."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from scdd.artifacts import ModelRecord, load_model, load_tensors, save_model
+from scdd.cli import cli
+from scdd.data.base import DatasetSplits, ImageTensorDataset
+from scdd.models.build import build_backbone
+from scdd.models.classifier import batchnorm_state
+from scdd.registry import get_component, get_registry
+from scdd.stages.align import AlignConfig, align
+
+CPU = torch.device("cpu")
+TINY_ALIGN = {"epochs": 4, "batch_size": 32, "lr": 0.05}
+
+
+def _subset(mnist, train: int, val: int) -> DatasetSplits:
+    gen = torch.Generator().manual_seed(1)
+    pick_train = torch.randperm(len(mnist.train), generator=gen)[:train]
+    pick_val = torch.randperm(len(mnist.val), generator=gen)[:val]
+    return DatasetSplits(
+        mnist.info,
+        ImageTensorDataset(mnist.train.images[pick_train], mnist.train.labels[pick_train]),
+        ImageTensorDataset(mnist.val.images[pick_val], mnist.val.labels[pick_val]),
+    )
+
+
+@pytest.fixture(scope="module")
+def backbone_file(mnist, tmp_path_factory):
+    """A backbone artifact: random ResNet-10 with BN statistics of real digits (no squeeze needed)."""
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet10-slim", mnist.info)
+    with torch.no_grad():
+        backbone.train()(mnist.train.batch(torch.arange(0, len(mnist.train), 10))[0])
+    record = ModelRecord(kind="backbone", architecture="resnet10-slim", architecture_options={}, dataset=mnist.info,
+                         extra={"pretrainer": "none"})
+    return save_model(tmp_path_factory.mktemp("backbone") / "backbone.safetensors", backbone.eval(), record)
+
+
+@pytest.fixture(scope="module")
+def classifier_files(mnist, backbone_file, tmp_path_factory):
+    """One aligned classifier per registered aligner, tiny budgets."""
+    data = _subset(mnist, 384, 100)
+    files = {}
+    for name in get_registry().names("aligner"):
+        out = tmp_path_factory.mktemp(name)
+        result = align(AlignConfig(aligner=name, aligner_options=TINY_ALIGN), backbone_file, data, out, device=CPU, seed=0)
+        files[name] = (result.artifacts["classifier"], result.metrics["teacher_heldout_top1"])
+    return files
+
+
+def test_finetune_trains_the_backbone_and_moves_bn_statistics(backbone_file, classifier_files):
+    backbone, _ = load_model(backbone_file, "backbone")
+    tuned, record = load_model(classifier_files["finetune"][0], "classifier")
+    probed, _ = load_model(classifier_files["linear-probe"][0], "classifier")
+    assert record.extra["aligner"] == "finetune"
+    before, after = batchnorm_state(backbone), batchnorm_state(tuned.backbone)
+    assert any(not torch.equal(before[key], after[key]) for key in before if key.endswith("running_mean"))
+    assert not torch.equal(backbone.conv1.weight, tuned.backbone.conv1.weight)
+    probed_state = batchnorm_state(probed.backbone)
+    assert all(torch.equal(before[key], probed_state[key]) for key in before)
+    assert classifier_files["finetune"][1] > 30.0  # chance is 10%
+
+
+def test_finetune_defaults_are_table_16():
+    defaults = get_component("aligner", "finetune").defaults()
+    assert {k: defaults[k] for k in ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "epochs")} == {
+        "optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4, "momentum": 0.9, "batch_size": 256, "epochs": 200,
+    }
+
+
+@pytest.mark.parametrize("matcher", ["bn", "imbalanced-bn"])
+@pytest.mark.parametrize("aligner", ["linear-probe", "finetune"])
+def test_recover_cli_accepts_every_aligner_and_matcher(aligner, matcher, classifier_files, tmp_path):
+    assert {"bn", "imbalanced-bn"} <= set(get_registry().names("matcher"))
+    assert {"linear-probe", "finetune"} <= set(get_registry().names("aligner"))
+    classifier = classifier_files[aligner][0]
+    args = ["recover", str(classifier), "--matcher", matcher, "--ipc", "1", "--out", str(tmp_path / "r"),
+            "--set", "recover.iterations=3", "--device", "cpu", "--quiet"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    tensors, metadata = load_tensors(tmp_path / "r" / "distilled.safetensors", "distilled")
+    assert tensors["images"].shape == (10, 1, 28, 28)
+    assert (metadata["matcher"], metadata["aligner"]) == (matcher, aligner)
+    expected_first = 1.0 if matcher == "bn" else 10.0
+    assert metadata["matcher_options"]["first_bn_multiplier"] == expected_first
+    trajectory, _ = load_tensors(tmp_path / "r" / "trajectory.safetensors", "trajectory")
+    assert trajectory["loss_bn"].shape == trajectory["loss_ce"].shape == (1, 3)
+
+
+def test_sre2l_recipe_is_supervised_squeeze_with_uniform_bn_matching():
+    """`scdd run --matcher bn --pretrainer supervised`: SRe²L's recipe (labels in the squeeze, every
+    BN layer weighed 1, backbone and its statistics frozen after the squeeze)."""
+    from scdd.pipeline import make_run_config
+
+    config = make_run_config({"squeeze": {"pretrainer": "supervised"}, "recover": {"matcher": "bn"}})
+    assert get_component("pretrainer", config.squeeze.pretrainer).name == "supervised"
+    assert get_component("aligner", config.align.aligner).name == "linear-probe"
+    matcher = get_component("matcher", config.recover.matcher).build(config.recover.matcher_options)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Conv2d(2, 2, 3), torch.nn.BatchNorm2d(2))
+    matcher.attach(model.eval())
+    try:
+        assert torch.equal(matcher.weights(), torch.ones(2, 2))
+    finally:
+        matcher.detach()
