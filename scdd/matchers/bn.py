@@ -169,13 +169,13 @@ class BNStatMatcher:
 
     def layer_losses(self) -> torch.Tensor:
         """Each BN layer's weighted term β_k‖·‖ + γ_k‖·‖ for the last forward pass, ``[K]``."""
-        weights = self.weights().to(self._segments.device)
-        return (weights * self._distances()).sum(0)
+        distances = self._distances()
+        return (self.weights().to(distances.device) * distances).sum(0)
 
     def loss(self) -> torch.Tensor:
         total = self.layer_losses().sum()
         if self._log_scales is not None:
-            total = total + (self._weights * self._log_scales).sum()
+            total = total + (self._weights * self._log_scales).sum().to(total.device)
         return total
 
     def __enter__(self) -> "BNStatMatcher":
