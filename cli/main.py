@@ -397,6 +397,14 @@ def plugins(kind):
     out.print(components_table(components))
 
 
+# ----------------------------------------------------------------------------- analyses
+
+from scdd.cli.analyses import COMMANDS as _ANALYSIS_COMMANDS  # noqa: E402  (uses the helpers above)
+
+for _command in _ANALYSIS_COMMANDS:
+    cli.add_command(_command)
+
+
 # ----------------------------------------------------------------------------- plugin commands
 
 

@@ -13,8 +13,8 @@ out = Console()
 
 
 class _RichTask:
-    def __init__(self, progress: Progress, task_id: Any) -> None:
-        self._progress, self._id = progress, task_id
+    def __init__(self, progress: Progress, task_id: Any, transient: bool = False) -> None:
+        self._progress, self._id, self._transient = progress, task_id, transient
 
     def advance(self, steps: int = 1, **metrics: float) -> None:
         if metrics:
@@ -25,12 +25,17 @@ class _RichTask:
 
     def close(self) -> None:
         self._progress.stop_task(self._id)
+        if self._transient:
+            self._progress.remove_task(self._id)
 
 
 class RichProgress:
-    """The library's ``Progress`` protocol as rich progress bars with live loss terms."""
+    """The library's ``Progress`` protocol as rich progress bars with live loss terms.
 
-    def __init__(self) -> None:
+    With ``transient_tasks`` a finished bar is removed (long benches would otherwise stack hundreds)."""
+
+    def __init__(self, transient_tasks: bool = False) -> None:
+        self._transient = transient_tasks
         self._progress = Progress(
             TextColumn("[bold]{task.description:<22}"),
             BarColumn(),
@@ -49,7 +54,8 @@ class RichProgress:
         self._progress.stop()
 
     def task(self, description: str, total: int) -> _RichTask:
-        return _RichTask(self._progress, self._progress.add_task(description, total=total, metrics=""))
+        task_id = self._progress.add_task(description, total=total, metrics="")
+        return _RichTask(self._progress, task_id, self._transient)
 
     def log(self, message: str) -> None:
         self._progress.console.print(message)
@@ -98,4 +104,87 @@ def plugins_table(rows: list[tuple[str, str, str, str]]) -> Table:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
+    return table
+
+
+# ----------------------------------------------------------------------------- analyses
+
+
+def _scientific(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def bn_summary_table(results: list[Any]) -> Table:
+    """One row per checkpoint: the first BN layer's statistics (Table 2's "BN-mean Var") and means over layers."""
+    table = Table(title="BatchNorm running statistics (Theorem 1: higher variance / entropy, more informative)")
+    for column in ("checkpoint", "kind", "architecture", "layers"):
+        table.add_column(column)
+    for column in ("first BN Var(mean)", "first BN Var(var)", "first BN H", "mean Var(mean)", "mean H"):
+        table.add_column(column, justify="right")
+    for result in results:
+        summary = result.summary()
+        table.add_row(
+            result.label, result.kind, result.architecture, str(len(result.layers)),
+            _scientific(summary["first_bn_mean_variance"]), _scientific(summary["first_bn_var_variance"]),
+            f"{summary['first_bn_entropy']:.3f}", _scientific(summary["mean_mean_variance"]), f"{summary['mean_entropy']:.3f}",
+        )
+    return table
+
+
+def bn_layers_table(results: list[Any]) -> Table:
+    """Per BN layer (rows) and checkpoint (column groups): Var over channels of running mean and
+    running variance, and the mean Gaussian entropy ½·log(2πeσ²) (Eq. 7)."""
+    table = Table(title="per BN layer: Var(mean) / Var(var) / H")
+    table.add_column("k", justify="right")
+    table.add_column("layer")
+    for result in results:
+        table.add_column(result.label, justify="right")
+    names: list[tuple[int, str]] = []
+    for result in results:
+        for layer in result.layers:
+            if (layer.index, layer.name) not in names:
+                names.append((layer.index, layer.name))
+    for index, name in sorted(names):
+        cells = []
+        for result in results:
+            layer = next((s for s in result.layers if s.name == name), None)
+            cells.append(
+                "-" if layer is None
+                else f"{_scientific(layer.mean_variance)} / {_scientific(layer.var_variance)} / {layer.entropy:.2f}"
+            )
+        table.add_row(str(index), name, *cells)
+    return table
+
+
+def bench_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("method", "IPC", "student"):
+        table.add_column(column, justify="right" if column == "IPC" else "left")
+    for column in ("top-1 (%)", "seeds", "s / seed", "setup s", "teacher top-1"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            row["label"], str(row["ipc"]), row["student"], f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}",
+            str(row["seeds"]), f"{row['seconds_per_seed']:.1f}",
+            "-" if row["setup_seconds"] is None else f"{row['setup_seconds']:.1f}",
+            "-" if row["teacher_top1"] is None else f"{row['teacher_top1']:.1f}",
+        )
+    return table
+
+
+def suites_table(suites: list[tuple[str, str, int, str]]) -> Table:
+    table = Table(title="bench suites")
+    for column in ("suite", "rows", "ipc × seeds", "description"):
+        table.add_column(column)
+    for name, rows, grid, description in suites:
+        table.add_row(name, str(rows), grid, description)
+    return table
+
+
+def plan_table(suite_name: str, cells: list[tuple[str, int, str, str, str]], counts: dict[str, int]) -> Table:
+    table = Table(title=f"plan of suite {suite_name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for column in ("row", "IPC", "squeeze / selection", "recover", "students"):
+        table.add_column(column)
+    for label, ipc, source, recover, students in cells:
+        table.add_row(label, str(ipc), source, recover, students)
     return table
