@@ -43,7 +43,7 @@ def test_run_writes_a_self_contained_report(tiny_run):
     top1 = record.metrics["students"]["resnet10-slim"]["top1"]
     assert f"{top1:.2f}" in page
     for text in ("Recovery loss trajectories (Fig. 5)", "Synthetic-image clustering (Fig. 7)", "Stage timings",
-                 "Resolved configuration", "class 3 (1 images)", "clustering needs more than 3"):
+                 "Resolved configuration", "class 3 (1 image)", "clustering needs more than 3"):
         assert text in page
     assert json.dumps(json.loads((out / "manifest.json").read_text())["config"]["recover"]["iterations"]) in page
     grid = images[0][0]
@@ -121,3 +121,17 @@ def test_partial_run_folder_gets_notes_not_failures(tiny_run, tmp_path):
     assert page.count("<img") == 1  # the squeeze curve only
     with pytest.raises(ArtifactError, match="not an scdd run folder"):
         write_report(tmp_path / "nowhere")
+
+
+def test_unknown_cluster_class_fails_a_run_before_any_work(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["run", "--set", "report.cluster_classes=3,eleven", "--out", str(tmp_path / "run"), "--quiet"]
+    )
+    assert result.exit_code != 0 and "report: no class 'eleven'" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", [["report"], ["bench"], ["inspect"], ["inspect", "bn-stats"]])
+def test_help_for_analysis_commands(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output

@@ -199,7 +199,8 @@ def _class_grids(folder: RunFolder, config: ReportConfig) -> str:
     for label in present[: config.max_classes]:
         images = distilled.images[distilled.labels == label][: config.max_images_per_class]
         png = figures.class_grid_png(images)
-        caption = f"class {names[label]} ({int((distilled.labels == label).sum())} images)"
+        count = int((distilled.labels == label).sum())
+        caption = f"class {names[label]} ({count} image{'' if count == 1 else 's'})"
         figures_html.append(f"<figure>{_img(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     note = ""
     if len(present) > config.max_classes:
