@@ -58,10 +58,11 @@ def bn_stats(checkpoints, labels, plot_path, layer, json_path, quiet):
             for s in result.layers:
                 click.echo(f"{result.label}\t{s.index}\t{s.name}\t{s.channels}\t{s.mean_variance:.6g}\t{s.var_variance:.6g}\t{s.entropy:.6g}")
     else:
-        from scdd.cli.render import bn_layers_table, bn_summary_table, out
+        from scdd.cli.render import bn_layer_tables, bn_summary_table, out
 
+        for table in bn_layer_tables(results):
+            out.print(table)
         out.print(bn_summary_table(results))
-        out.print(bn_layers_table(results))
         if len(results) > 1:
             ranked = sorted(results, key=lambda r: r.summary()["first_bn_mean_variance"], reverse=True)
             top, bottom = ranked[0].summary(), ranked[-1].summary()

@@ -115,45 +115,53 @@ def _scientific(value: float | None) -> str:
 
 
 def bn_summary_table(results: list[Any]) -> Table:
-    """One row per checkpoint: the first BN layer's statistics (Table 2's "BN-mean Var") and means over layers."""
-    table = Table(title="BatchNorm running statistics (Theorem 1: higher variance / entropy, more informative)")
-    for column in ("checkpoint", "kind", "architecture", "layers"):
+    """One row per checkpoint: the first BN layer's statistics (k = 0; Table 2's "BN-mean Var") and means over layers."""
+    table = Table(title="BN running statistics per checkpoint (k0: first BN layer; mean: over layers)")
+    for column in ("checkpoint", "architecture", "BNs"):
         table.add_column(column)
-    for column in ("first BN Var(mean)", "first BN Var(var)", "first BN H", "mean Var(mean)", "mean H"):
+    for column in ("k0 Var(μ)", "k0 Var(σ²)", "k0 H", "mean Var(μ)", "mean Var(σ²)", "mean H"):
         table.add_column(column, justify="right")
     for result in results:
         summary = result.summary()
         table.add_row(
-            result.label, result.kind, result.architecture, str(len(result.layers)),
+            result.label, result.architecture, str(len(result.layers)),
             _scientific(summary["first_bn_mean_variance"]), _scientific(summary["first_bn_var_variance"]),
-            f"{summary['first_bn_entropy']:.3f}", _scientific(summary["mean_mean_variance"]), f"{summary['mean_entropy']:.3f}",
+            f"{summary['first_bn_entropy']:.3f}", _scientific(summary["mean_mean_variance"]),
+            _scientific(summary["mean_var_variance"]), f"{summary['mean_entropy']:.3f}",
         )
     return table
 
 
-def bn_layers_table(results: list[Any]) -> Table:
-    """Per BN layer (rows) and checkpoint (column groups): Var over channels of running mean and
-    running variance, and the mean Gaussian entropy ½·log(2πeσ²) (Eq. 7)."""
-    table = Table(title="per BN layer: Var(mean) / Var(var) / H")
-    table.add_column("k", justify="right")
-    table.add_column("layer")
-    for result in results:
-        table.add_column(result.label, justify="right")
+BN_METRICS = (
+    ("mean_variance", "Var over channels of the running mean (Table 2's BN-mean Var)"),
+    ("var_variance", "Var over channels of the running variance"),
+    ("entropy", "mean Gaussian entropy ½·log(2πeσ²) over channels (Eq. 7)"),
+)
+
+
+def bn_layer_tables(results: list[Any]) -> list[Table]:
+    """One table per statistic: BN layers as rows, checkpoints as columns."""
     names: list[tuple[int, str]] = []
     for result in results:
         for layer in result.layers:
             if (layer.index, layer.name) not in names:
                 names.append((layer.index, layer.name))
-    for index, name in sorted(names):
-        cells = []
+    tables = []
+    for attribute, title in BN_METRICS:
+        table = Table(title=title)
+        table.add_column("k", justify="right")
+        table.add_column("BN layer")
         for result in results:
-            layer = next((s for s in result.layers if s.name == name), None)
-            cells.append(
-                "-" if layer is None
-                else f"{_scientific(layer.mean_variance)} / {_scientific(layer.var_variance)} / {layer.entropy:.2f}"
-            )
-        table.add_row(str(index), name, *cells)
-    return table
+            table.add_column(result.label, justify="right")
+        for index, name in sorted(names):
+            cells = []
+            for result in results:
+                layer = next((s for s in result.layers if s.name == name), None)
+                value = None if layer is None else getattr(layer, attribute)
+                cells.append("-" if value is None else (f"{value:.3f}" if attribute == "entropy" else _scientific(value)))
+            table.add_row(str(index), name, *cells)
+        tables.append(table)
+    return tables
 
 
 def bench_table(rows: list[dict[str, Any]], title: str) -> Table:

@@ -127,23 +127,27 @@ def inspect_checkpoint(path: str | Path, label: str | None = None) -> Checkpoint
 
 
 def default_label(path: Path, pretrainer: str | None) -> str:
-    """``<pretrainer> (<parent folder>/<file>)``: short, and distinct for files of one run layout."""
-    where = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
-    return f"{pretrainer} ({where})" if pretrainer else where
+    """The pretrainer's name (the file's stem when the artifact names none)."""
+    return pretrainer or path.stem
+
+
+def _run_name(path: Path) -> str:
+    """The run folder of ``RUN/stage/file`` (or the file's own folder)."""
+    return path.parent.parent.name if len(path.parents) > 2 and path.parent.parent.name else path.parent.name
 
 
 def inspect_checkpoints(paths: list[str | Path], labels: list[str] | None = None) -> list[CheckpointBNStats]:
-    """Several checkpoints side by side; labels default to the pretrainer and file, made unique."""
+    """Several checkpoints side by side; labels default to the pretrainer, then with its run folder and
+    kind, then the whole path, whichever first tells them apart."""
     if labels is not None and len(labels) != len(paths):
         raise ArtifactError(f"{len(labels)} labels given for {len(paths)} checkpoints")
     results = [inspect_checkpoint(path, labels[i] if labels else None) for i, path in enumerate(paths)]
     if labels is None:
-        seen: dict[str, int] = {}
-        for result in results:
-            seen[result.label] = seen.get(result.label, 0) + 1
-        for result in results:
-            if seen[result.label] > 1:
-                result.label = str(result.path)
+        for make in (lambda r: f"{r.label} ({_run_name(r.path)} {r.kind})", lambda r: str(r.path)):
+            duplicated = {r.label for r in results if sum(o.label == r.label for o in results) > 1}
+            for result in results:
+                if result.label in duplicated:
+                    result.label = make(result)
     return results
 
 
