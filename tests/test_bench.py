@@ -107,6 +107,9 @@ def test_tiny_suite_runs_shares_teachers_and_writes_results(register_plugin, tmp
     # one squeeze + align per pretrainer, shared by the SRe2L row and the real-image row, and by both seeds
     assert sorted(p.name.split("-")[0] for p in (out / "teachers").iterdir()) == ["moco", "supervised"]
     assert table[1]["setup_seconds"] == table[2]["setup_seconds"]
+    stages = [cell["students"]["resnet10-slim"]["stage_seconds"][0] for cell in document["cells"]]
+    assert set(stages[0]) == {"recover", "relabel", "posttrain", "evaluate"}
+    assert set(stages[2]) == {"coreset", "relabel", "posttrain", "evaluate"}
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [float(r["top1_mean"]) for r in rows] == [pytest.approx(r["top1_mean"], abs=1e-4) for r in table]

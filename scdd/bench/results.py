@@ -61,12 +61,14 @@ class CellResult:
             ipc=cell.ipc,
         )
 
-    def add(self, student: str, seed: int, top1: float, top5: float, seconds: float) -> None:
-        values = self.students.setdefault(student, {"seeds": [], "top1": [], "top5": [], "seconds": []})
+    def add(self, student: str, seed: int, top1: float, top5: float, stage_seconds: dict[str, float]) -> None:
+        """One seed's result; ``stage_seconds`` is what producing it cost, stage by stage."""
+        values = self.students.setdefault(student, {"seeds": [], "top1": [], "top5": [], "seconds": [], "stage_seconds": []})
         values["seeds"].append(seed)
         values["top1"].append(top1)
         values["top5"].append(top5)
-        values["seconds"].append(seconds)
+        values["seconds"].append(sum(stage_seconds.values()))
+        values["stage_seconds"].append({name: round(value, 3) for name, value in stage_seconds.items()})
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

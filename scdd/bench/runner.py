@@ -122,7 +122,9 @@ class BenchRun:
         teacher = self.teacher(cell) if cell.needs_teacher else None
         images = self.images(cell, seed, folder)
         labels = self.soft_labels(cell, seed, images, folder)
-        shared = images.seconds + (labels.seconds if labels else 0.0)
+        shared = {"recover" if cell.row.method == "distill" else "coreset": images.seconds}
+        if labels is not None:
+            shared["relabel"] = labels.seconds
         for student in cell.config.posttrain.students:
             config = dataclasses.replace(cell.config.posttrain, students=(student,))
             trained = posttrain(
@@ -132,7 +134,8 @@ class BenchRun:
             evaluated = evaluate(trained.artifacts, self.data, device=self.device)
             (name,) = evaluated.metrics
             metrics = evaluated.metrics[name]
-            result.add(name, seed, metrics["top1"], metrics["top5"], shared + trained.seconds + evaluated.seconds)
+            stages = {**shared, "posttrain": trained.seconds, "evaluate": evaluated.seconds}
+            result.add(name, seed, metrics["top1"], metrics["top5"], stages)
         if teacher is not None:
             result.teacher_seconds, result.teacher_top1 = teacher.seconds, teacher.top1
 
