@@ -170,7 +170,10 @@ def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, 
                 f"{row['seeds']}\t{row['seconds_per_seed']:.1f}"
             )
     else:
-        title = f"suite {suite.name} on {document['protocol']['dataset']}: held-out top-1 over seeds {list(suite.seeds)}"
+        title = (
+            f"suite {suite.name} on {document['protocol']['dataset']}: held-out top-1, mean ± std over seeds "
+            f"{list(suite.seeds)}; seconds per seed; teacher squeeze + align seconds and top-1"
+        )
         stdout.print(bench_table(rows, title))
     for line in document["reading"]:
         click.echo(line)

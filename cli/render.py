@@ -165,15 +165,17 @@ def bn_layer_tables(results: list[Any]) -> list[Table]:
 
 
 def bench_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("method", "IPC", "student"):
-        table.add_column(column, justify="right" if column == "IPC" else "left")
-    for column in ("top-1 (%)", "seeds", "s / seed", "setup s", "teacher top-1"):
-        table.add_column(column, justify="right")
+    """method × IPC × student: top-1 mean ± std over seeds, seconds per seed, the teacher's setup seconds and top-1."""
+    table = Table(title=title, pad_edge=False)
+    table.add_column("method", min_width=12)
+    table.add_column("IPC", justify="right", no_wrap=True)
+    table.add_column("student", no_wrap=True)
+    for column in ("top-1 %", "s/seed", "setup s", "teacher"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             row["label"], str(row["ipc"]), row["student"], f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}",
-            str(row["seeds"]), f"{row['seconds_per_seed']:.1f}",
+            f"{row['seconds_per_seed']:.1f}",
             "-" if row["setup_seconds"] is None else f"{row['setup_seconds']:.1f}",
             "-" if row["teacher_top1"] is None else f"{row['teacher_top1']:.1f}",
         )
