@@ -71,8 +71,6 @@ def main() -> None:
 
     suite = with_proxies(get_suite(args.suite), args.proxy_pretrainer)
     plan = plan_suite(suite, {"device": "cpu"})
-    counts = plan.counts()
-    print("plan:", counts)
     data = load_dataset(plan.base)
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -109,20 +107,23 @@ def main() -> None:
         print(f"  {name:<40} {value:8.1f} s")
 
     seeds = len(suite.seeds)
-    teachers = {c.teacher_key: c.config.squeeze.pretrainer for c in plan.cells if c.needs_teacher}
+    # Shared work is counted by the suite's own components, not the proxies standing in for them.
+    original = {row.label: row.pretrainer for row in get_suite(args.suite).rows}
+    teachers = {
+        (original[c.row.label], c.config.squeeze.architecture): c.config.squeeze.pretrainer for c in plan.cells if c.needs_teacher
+    }
     total = sum(
         seconds[next(n for n in seconds if n.startswith(f"squeeze {p} "))] + seconds[f"align {p}"] for p in teachers.values()
     )
-    recoveries = {(c.teacher_key, repr(c.config.recover)) for c in plan.cells if c.row.method == "distill"}
+    recoveries = {(original[c.row.label], c.ipc, repr(c.config.recover)) for c in plan.cells if c.row.method == "distill"}
+    total += sum(seconds[f"recover ipc {ipc}"] for _, ipc, _ in recoveries) * seeds
     for cell in plan.cells:
         per_seed = seconds[f"relabel ipc {cell.ipc}"] * (cell.config.posttrain.labels == "soft")
         per_seed += (seconds[f"posttrain ipc {cell.ipc}"] + seconds[f"evaluate ipc {cell.ipc}"]) * len(cell.config.posttrain.students)
         if cell.row.method == "coreset":
             per_seed += seconds[f"coreset ipc {cell.ipc}"]
         total += per_seed * seeds
-    for _, recover_repr in recoveries:
-        ipc = next(c.ipc for c in plan.cells if repr(c.config.recover) == recover_repr)
-        total += seconds[f"recover ipc {ipc}"] * seeds
+    print(f"teachers {len(teachers)}, recoveries {len(recoveries) * seeds}, cells {len(plan.cells)} × {seeds} seeds")
     print(f"estimated wall time of suite {suite.name!r}: {total:.0f} s ({total / 60:.1f} min) with {args.threads} threads")
 
 
