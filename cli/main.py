@@ -424,6 +424,14 @@ def presets_show(name):
     out.print(preset_table(name, preset_rows(name)))
 
 
+# ----------------------------------------------------------------------------- analyses
+
+from scdd.cli.analyses import COMMANDS as _ANALYSIS_COMMANDS  # noqa: E402  (uses the helpers above)
+
+for _command in _ANALYSIS_COMMANDS:
+    cli.add_command(_command)
+
+
 # ----------------------------------------------------------------------------- plugin commands
 
 

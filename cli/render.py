@@ -13,8 +13,8 @@ out = Console()
 
 
 class _RichTask:
-    def __init__(self, progress: Progress, task_id: Any) -> None:
-        self._progress, self._id = progress, task_id
+    def __init__(self, progress: Progress, task_id: Any, transient: bool = False) -> None:
+        self._progress, self._id, self._transient = progress, task_id, transient
 
     def advance(self, steps: int = 1, **metrics: float) -> None:
         if metrics:
@@ -25,12 +25,17 @@ class _RichTask:
 
     def close(self) -> None:
         self._progress.stop_task(self._id)
+        if self._transient:
+            self._progress.remove_task(self._id)
 
 
 class RichProgress:
-    """The library's ``Progress`` protocol as rich progress bars with live loss terms."""
+    """The library's ``Progress`` protocol as rich progress bars with live loss terms.
 
-    def __init__(self) -> None:
+    With ``transient_tasks`` a finished bar is removed (long benches would otherwise stack hundreds)."""
+
+    def __init__(self, transient_tasks: bool = False) -> None:
+        self._transient = transient_tasks
         self._progress = Progress(
             TextColumn("[bold]{task.description:<22}"),
             BarColumn(),
@@ -49,7 +54,8 @@ class RichProgress:
         self._progress.stop()
 
     def task(self, description: str, total: int) -> _RichTask:
-        return _RichTask(self._progress, self._progress.add_task(description, total=total, metrics=""))
+        task_id = self._progress.add_task(description, total=total, metrics="")
+        return _RichTask(self._progress, task_id, self._transient)
 
     def log(self, message: str) -> None:
         self._progress.console.print(message)
@@ -108,4 +114,97 @@ def preset_table(name: str, rows: list[tuple[str, Any, str, str]]) -> Table:
     for setting, value, source, note in rows:
         shown = ", ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
         table.add_row(setting, shown, source, note)
+    return table
+
+
+# ----------------------------------------------------------------------------- analyses
+
+
+def _scientific(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def bn_summary_table(results: list[Any]) -> Table:
+    """One row per checkpoint: the first BN layer's statistics (k = 0; Table 2's "BN-mean Var") and means over layers."""
+    table = Table(title="BN running statistics per checkpoint (k0: first BN layer; mean: over layers)")
+    for column in ("checkpoint", "architecture", "BNs"):
+        table.add_column(column)
+    for column in ("k0 Var(μ)", "k0 Var(σ²)", "k0 H", "mean Var(μ)", "mean Var(σ²)", "mean H"):
+        table.add_column(column, justify="right")
+    for result in results:
+        summary = result.summary()
+        table.add_row(
+            result.label, result.architecture, str(len(result.layers)),
+            _scientific(summary["first_bn_mean_variance"]), _scientific(summary["first_bn_var_variance"]),
+            f"{summary['first_bn_entropy']:.3f}", _scientific(summary["mean_mean_variance"]),
+            _scientific(summary["mean_var_variance"]), f"{summary['mean_entropy']:.3f}",
+        )
+    return table
+
+
+BN_METRICS = (
+    ("mean_variance", "Var over channels of the running mean (Table 2's BN-mean Var)"),
+    ("var_variance", "Var over channels of the running variance"),
+    ("entropy", "mean Gaussian entropy ½·log(2πeσ²) over channels (Eq. 7)"),
+)
+
+
+def bn_layer_tables(results: list[Any]) -> list[Table]:
+    """One table per statistic: BN layers as rows, checkpoints as columns."""
+    names: list[tuple[int, str]] = []
+    for result in results:
+        for layer in result.layers:
+            if (layer.index, layer.name) not in names:
+                names.append((layer.index, layer.name))
+    tables = []
+    for attribute, title in BN_METRICS:
+        table = Table(title=title)
+        table.add_column("k", justify="right")
+        table.add_column("BN layer")
+        for result in results:
+            table.add_column(result.label, justify="right")
+        for index, name in sorted(names):
+            cells = []
+            for result in results:
+                layer = next((s for s in result.layers if s.name == name), None)
+                value = None if layer is None else getattr(layer, attribute)
+                cells.append("-" if value is None else (f"{value:.3f}" if attribute == "entropy" else _scientific(value)))
+            table.add_row(str(index), name, *cells)
+        tables.append(table)
+    return tables
+
+
+def bench_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """method × IPC × student: top-1 mean ± std over seeds, seconds per seed, the teacher's setup seconds and top-1."""
+    table = Table(title=title, pad_edge=False)
+    table.add_column("method", min_width=12)
+    table.add_column("IPC", justify="right", no_wrap=True)
+    table.add_column("student", no_wrap=True)
+    for column in ("top-1 %", "s/seed", "setup s", "teacher"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["label"], str(row["ipc"]), row["student"], f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}",
+            f"{row['seconds_per_seed']:.1f}",
+            "-" if row["setup_seconds"] is None else f"{row['setup_seconds']:.1f}",
+            "-" if row["teacher_top1"] is None else f"{row['teacher_top1']:.1f}",
+        )
+    return table
+
+
+def suites_table(suites: list[tuple[str, str, int, str]]) -> Table:
+    table = Table(title="bench suites")
+    for column in ("suite", "rows", "ipc × seeds", "description"):
+        table.add_column(column)
+    for name, rows, grid, description in suites:
+        table.add_row(name, str(rows), grid, description)
+    return table
+
+
+def plan_table(suite_name: str, cells: list[tuple[str, int, str, str, str]], counts: dict[str, int]) -> Table:
+    table = Table(title=f"plan of suite {suite_name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for column in ("row", "IPC", "squeeze / selection", "recover", "students"):
+        table.add_column(column)
+    for label, ipc, source, recover, students in cells:
+        table.add_row(label, str(ipc), source, recover, students)
     return table

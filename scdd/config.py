@@ -13,6 +13,7 @@ from typing import Any
 
 from scdd._options import build_dataclass
 from scdd.errors import ConfigError
+from scdd.report.config import ReportConfig
 from scdd.stages.align import AlignConfig
 from scdd.stages.posttrain import PosttrainConfig
 from scdd.stages.recover import RecoverConfig
@@ -32,6 +33,7 @@ class RunConfig:
     recover: RecoverConfig = field(default_factory=RecoverConfig)
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     posttrain: PosttrainConfig = field(default_factory=PosttrainConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def resolved(self) -> "RunConfig":
         """Tie the values that must agree: relabel labels every post-training epoch with the same crops."""

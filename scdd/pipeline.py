@@ -26,6 +26,8 @@ from scdd.errors import ConfigError, DataError, UnknownComponentError
 from scdd.presets import get_preset, preset_for_dataset, pretrainer_values
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
+from scdd.report import write_report
+from scdd.report.clustering import choose_classes
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
@@ -165,6 +167,7 @@ def run_pipeline(
     check_components(config)
     device = resolve_device(config.device)
     data = load_dataset(config)
+    choose_classes(config.report.cluster_classes, data.info.class_names)  # a bad class fails before any work
     out_dir = prepare_out_dir(out_dir, overwrite)
     record = RunRecord(config=config, device=str(device))
     seed = config.seed
@@ -207,4 +210,5 @@ def run_pipeline(
         "students": evaluated.metrics,
     }
     write_json(out_dir / MANIFEST_FILE, record.to_json())
+    write_report(out_dir, config=config.report)
     return record

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from scdd.registry import plugin_state, reset_plugins
 
-torch.set_num_threads(1)  # two xdist workers share two cores; more threads per worker spin-wait and crawl
+# One thread per pytest-xdist worker: two workers with two threads each on two cores spin-wait in OpenMP
+# and run small models many times slower (a 30-step recovery took 61 s instead of 3 s on a shared machine).
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 # Budgets small enough for CI, large enough that every stage does real work.
 TINY = {

@@ -1,0 +1,183 @@
+"""Analysis commands: ``scdd inspect bn-stats``, ``scdd report`` and ``scdd bench``.
+
+Like the rest of the CLI, these parse options, call the library and render; torch and
+matplotlib are imported inside the command bodies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from pathlib import Path
+
+import click
+
+from scdd.cli.main import _data_options, _data_root, _overrides, _set_option
+
+
+def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from None
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+@click.group()
+def inspect() -> None:
+    """Inspect artifacts (BatchNorm statistics of checkpoints)."""
+
+
+@inspect.command("bn-stats")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--label", "labels", multiple=True, help="Name for each checkpoint, in order (repeatable).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Save the Fig. 4-style figure here (.png, .pdf, .svg).")
+@click.option("--layer", default="0", show_default=True, help="BN layer drawn per channel in the plot: index k or module name.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the statistics as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Plain tab-separated output.")
+def bn_stats(checkpoints, labels, plot_path, layer, json_path, quiet):
+    """Channel statistics of every BN layer of backbone / classifier CHECKPOINTS, side by side.
+
+    Per layer: variance over channels of the running means (Table 2's "BN-mean Var") and of the
+    running variances, and the mean Gaussian entropy ½·log(2πeσ²) (Theorem 1, Eq. 7).
+    """
+    from scdd.analysis.bn_stats import inspect_checkpoints, to_json
+    from scdd.artifacts import write_json
+    from scdd.errors import ConfigError
+
+    if labels and len(labels) != len(checkpoints):
+        raise ConfigError(f"{len(labels)} --label values for {len(checkpoints)} checkpoints")
+    results = inspect_checkpoints(list(checkpoints), list(labels) or None)
+    if quiet:
+        click.echo("checkpoint\tk\tlayer\tchannels\tvar_running_mean\tvar_running_var\tentropy")
+        for result in results:
+            for s in result.layers:
+                click.echo(f"{result.label}\t{s.index}\t{s.name}\t{s.channels}\t{s.mean_variance:.6g}\t{s.var_variance:.6g}\t{s.entropy:.6g}")
+    else:
+        from scdd.cli.render import bn_layer_tables, bn_summary_table, out
+
+        for table in bn_layer_tables(results):
+            out.print(table)
+        out.print(bn_summary_table(results))
+        if len(results) > 1:
+            ranked = sorted(results, key=lambda r: r.summary()["first_bn_mean_variance"], reverse=True)
+            top, bottom = ranked[0].summary(), ranked[-1].summary()
+            ratio = top["first_bn_mean_variance"] / max(bottom["first_bn_mean_variance"], 1e-300)
+            out.print(
+                f"Largest first-BN running-mean variance: {ranked[0].label} ({ratio:.3g}× {ranked[-1].label}); "
+                f"mean entropy over layers {top['mean_entropy']:.3f} vs {bottom['mean_entropy']:.3f}."
+            )
+    if plot_path is not None:
+        from scdd.analysis.bn_plot import plot_bn_stats
+
+        path = plot_bn_stats(results, plot_path, int(layer) if layer.isdigit() else layer)
+        click.echo(f"plot: {path}", err=quiet)
+    if json_path is not None:
+        write_json(json_path, to_json(results))
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write the page (default RUN_DIR/report.html).")
+@click.option("--classes", help="Classes for the clustering plot, comma-separated names or indices (default: the run's setting).")
+def report(run_dir, out, classes):
+    """(Re)build the self-contained report.html of a run folder from its manifest and artifacts."""
+    from scdd.report.page import RunFolder, report_config, write_report
+
+    config = None
+    if classes is not None:
+        config = dataclasses.replace(report_config(RunFolder(run_dir), None), cluster_classes=classes)
+    click.echo(str(write_report(run_dir, out, config, check_classes=True)))
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+@click.command()
+@click.option("--suite", "suite_name", default="default", show_default=True, help="Named suite (see --list).")
+@click.option("--suite-file", type=click.Path(path_type=Path), help="A suite written as JSON instead of a named one.")
+@click.option("--list", "list_suites", is_flag=True, help="List the named suites and exit.")
+@click.option("--plan", "plan_only", is_flag=True, help="Resolve and check every row, print the work, run nothing.")
+@click.option("--ipc", help="Comma-separated IPC values instead of the suite's.")
+@click.option("--seeds", help="Comma-separated seeds instead of the suite's.")
+@click.option("--students", help="Comma-separated student architectures instead of the suite's.")
+@_data_options
+@click.option("--out", type=click.Path(path_type=Path), help="Bench folder (default: bench/<suite>-<timestamp>).")
+@click.option("--seed", type=int, help="Seed of the shared squeeze + align (default 0).")
+@click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--preset", help="Named preset under the suite's budget (default: the dataset's own).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars; print the table as tab-separated text.")
+@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
+@_set_option
+def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
+    """Run a suite of pipelines under one protocol; print one table (method × IPC × student:
+    top-1 mean ± std over seeds, wall time) and write it as results.json and results.csv."""
+    from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, run_suite
+    from scdd.cli.main import _NullContext
+    from scdd.cli.render import bench_table, out as stdout, plan_table, suites_table
+
+    if list_suites:
+        rows = []
+        for name in SUITES:
+            suite = get_suite(name)
+            rows.append((name, len(suite.rows), f"{list(suite.ipc)} × {len(suite.seeds)}", suite.description))
+        stdout.print(suites_table(rows))
+        return
+    suite = load_suite_file(suite_file) if suite_file is not None else get_suite(suite_name)
+    replaced = {"ipc": _int_list(ipc, "--ipc"), "seeds": _int_list(seeds, "--seeds")}
+    if students:
+        replaced["students"] = tuple(part for part in students.split(",") if part)
+    suite = dataclasses.replace(suite, **{k: v for k, v in replaced.items() if v is not None})
+    overrides = _overrides(settings, dataset=dataset, data_root=_data_root(data_root), seed=seed, device=device)
+    if plan_only:
+        plan = plan_suite(suite, overrides, preset)
+        cells = [
+            (
+                cell.row.label, cell.ipc,
+                f"{cell.config.squeeze.pretrainer} / {cell.config.squeeze.architecture}"
+                if cell.row.method == "distill" else f"{cell.row.selection} real (labels: {cell.config.squeeze.pretrainer} teacher)",
+                f"{cell.config.recover.matcher}, {cell.config.recover.iterations} it" if cell.row.method == "distill" else "-",
+                ", ".join(cell.config.posttrain.students),
+            )
+            for cell in plan.cells
+        ]
+        stdout.print(plan_table(suite.name, cells, plan.counts()))
+        return
+    out = out or Path("bench") / f"{suite.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if quiet:
+        from scdd.progress import SilentProgress
+
+        context = _NullContext(SilentProgress())
+    else:
+        from scdd.cli.render import RichProgress
+
+        context = RichProgress(transient_tasks=True)
+    with context as progress:
+        document = run_suite(suite, out, overrides=overrides, preset=preset, progress=progress, overwrite=overwrite)
+    rows = document["table"]
+    if quiet:
+        click.echo("method\tipc\tstudent\ttop1_mean\ttop1_std\tseeds\tseconds_per_seed")
+        for row in rows:
+            click.echo(
+                f"{row['label']}\t{row['ipc']}\t{row['student']}\t{row['top1_mean']:.2f}\t{row['top1_std']:.2f}\t"
+                f"{row['seeds']}\t{row['seconds_per_seed']:.1f}"
+            )
+    else:
+        title = (
+            f"suite {suite.name} on {document['protocol']['dataset']}: held-out top-1, mean ± std over seeds "
+            f"{list(suite.seeds)}; seconds per seed; teacher squeeze + align seconds and top-1"
+        )
+        stdout.print(bench_table(rows, title))
+    for line in document["reading"]:
+        click.echo(line)
+    click.echo(f"wall time {document['wall_seconds']:.0f} s; results: {out / 'results.json'}, {out / 'results.csv'}")
+
+
+COMMANDS = (inspect, report, bench)

@@ -1,0 +1,190 @@
+"""Benchmark suites as plain data: rows naming components, resolved through the registry at run time.
+
+A row is one method: ``distill`` (squeeze → align → recover → relabel → post-train) or ``coreset``
+(real training images chosen by ``selection``, then relabelled and post-trained the same way).
+``pretrainer`` names the squeeze of the model that recovers (distill) or relabels (coreset);
+``overrides`` are nested settings as ``--set`` takes them. Suite ``overrides`` (the budget) apply to
+every row first, then the row's, then the command line's ``--set``.
+
+Budget of ``default`` on the embedded data, 2 idle CPU cores. Reference costs with the mnist5k
+preset: an SSL squeeze ≈ 16 s per epoch (≈ 130 s for the preset's 8), recovery at IPC 10 ≈ 40 s for
+300 iterations, post-training ≈ 20 s per student per seed for 200 epochs; IPC 1 costs about a
+seventh of IPC 10 (measured: 36 s against 275 s per seed). Hence the suite's shorter budget
+(squeeze 4 epochs, recovery 200 iterations, post-training 150 epochs) and two seeds:
+
+- 5 teachers (4 SSL + supervised) squeezed and linear-probed once, shared by both IPCs and seeds:
+  4 × (64 + 10) s + ≈ 25 s ≈ 5.5 min;
+- per seed, 5 recovered rows and 2 real-image rows, each relabelled and post-trained at IPC 10
+  (recovery ≈ 27 s, relabel ≈ 3 s, post-training ≈ 15 s) and IPC 1 (≈ 6 s in all):
+  5 × (45 + 6) + 2 × (18 + 4) ≈ 5 min;
+- 2 seeds: ≈ 5.5 + 10 ≈ 16 min, leaving room for pretrainers slower per epoch than MoCo v3
+  (multi-crop SwAV / DINO) inside 30 minutes.
+
+A run of this protocol with the components of the first release (MoCo v3, supervised, random
+real: 2 teachers, 12 cells) took 2,668 s on a 2-core machine shared with several other jobs, where
+the same squeeze ran ≈ 6.5× slower than the reference (471 s for 4 epochs); scaled to the whole
+suite that is ≈ 100 min there and ≈ 16 min idle. ``benchmarks/bench_budget.py`` measures the unit
+costs on the machine at hand and prints the estimate.
+
+``scdd bench --plan`` prints the exact number of each kind of work for any suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scdd.errors import ConfigError
+
+METHODS = ("distill", "coreset")
+ROLES = ("sc-dd", "sre2l", "random-real", "herding-real", "")
+
+
+@dataclass(frozen=True)
+class SuiteRow:
+    """One method of a suite."""
+
+    label: str
+    method: str = "distill"
+    pretrainer: str | None = None
+    aligner: str | None = None
+    matcher: str | None = None
+    architecture: str | None = None
+    selection: str | None = None  # coreset rows: "random" or "herding"
+    role: str = ""  # what the reading compares: sc-dd, sre2l, random-real, herding-real
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"row {self.label!r}: method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.role not in ROLES:
+            raise ConfigError(f"row {self.label!r}: role must be one of {', '.join(r for r in ROLES if r)}, got {self.role!r}")
+        if self.method == "coreset" and not self.selection:
+            raise ConfigError(f"row {self.label!r}: a coreset row needs a selection (random, herding)")
+        if self.method == "distill" and self.selection:
+            raise ConfigError(f"row {self.label!r}: selection applies to coreset rows only")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Rows run under one protocol: IPCs, seeds, students and budget overrides shared by all."""
+
+    name: str
+    rows: tuple[SuiteRow, ...]
+    ipc: tuple[int, ...] = (10,)
+    seeds: tuple[int, ...] = (0,)
+    students: tuple[str, ...] = ()  # empty: the preset's students
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise ConfigError(f"suite {self.name!r} has no rows")
+        if not self.ipc or any(ipc < 1 for ipc in self.ipc):
+            raise ConfigError(f"suite {self.name!r}: ipc values must be at least 1")
+        if not self.seeds:
+            raise ConfigError(f"suite {self.name!r} needs at least one seed")
+        labels = [row.label for row in self.rows]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ConfigError(f"suite {self.name!r}: row label {duplicates[0]!r} is used twice")
+
+
+_SC_DD = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
+_SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "linear-probe", "matcher": "bn", "role": "sre2l"}
+_REAL = {"method": "coreset", "pretrainer": "supervised"}
+
+SUITES: dict[str, dict[str, Any]] = {
+    "default": {
+        "description": "SC-DD with each SSL pretrainer vs SRe²L and real-image coresets (Table 1's protocol), "
+        "every row relabelled and post-trained identically; real images are relabelled by the supervised teacher",
+        "ipc": [1, 10],
+        "seeds": [0, 1],
+        "overrides": {
+            "squeeze": {"pretrainer_options": {"epochs": 4}},
+            "recover": {"iterations": 200},
+            "posttrain": {"epochs": 150},
+        },
+        "rows": [
+            {"label": "SC-DD (MoCo v2)", "pretrainer": "moco-v2", **_SC_DD},
+            {"label": "SC-DD (MoCo v3)", "pretrainer": "moco-v3", **_SC_DD},
+            {"label": "SC-DD (SwAV)", "pretrainer": "swav", **_SC_DD},
+            {"label": "SC-DD (DINO)", "pretrainer": "dino", **_SC_DD},
+            {"label": "SRe²L (supervised + bn)", **_SRE2L},
+            {"label": "random real", "selection": "random", "role": "random-real", **_REAL},
+            {"label": "herding real", "selection": "herding", "role": "herding-real", **_REAL},
+        ],
+    },
+    "scaling": {
+        "description": "Recovery backbones of increasing size, SSL vs supervised (Fig. 2's trend); "
+        "sized for a GPU: ResNet-50 squeezes are slow on a CPU",
+        "ipc": [10],
+        "seeds": [0],
+        "rows": [
+            {"label": f"{name} ({arch})", "architecture": arch, **kind}
+            for arch in ("resnet10-slim", "resnet18", "resnet50")
+            for name, kind in (("SC-DD (MoCo v3)", {"pretrainer": "moco-v3", **_SC_DD}), ("SRe²L", _SRE2L))
+        ],
+    },
+    "first-bn": {
+        "description": "First-BN multiplier of Eq. 8 (Table 5): one MoCo v3 teacher, recovery with 1×, 5×, 10×, 15×, 20×",
+        "ipc": [10],
+        "seeds": [0, 1],
+        "rows": [
+            {
+                "label": f"first BN ×{multiplier}",
+                "pretrainer": "moco-v3",
+                **_SC_DD,
+                "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": float(multiplier)}}},
+            }
+            for multiplier in (1, 5, 10, 15, 20)
+        ],
+    },
+}
+
+
+def suite_from_dict(name: str, data: Mapping[str, Any]) -> Suite:
+    """Build a suite from plain data (``SUITES`` entries or a JSON suite file); unknown keys are errors."""
+    data = dict(data)
+    known = {f.name for f in dataclasses.fields(Suite)} - {"name"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"suite {name!r} has no setting {unknown[0]!r}; settings: {', '.join(sorted(known))}")
+    row_fields = {f.name for f in dataclasses.fields(SuiteRow)}
+    rows = []
+    for index, row in enumerate(data.pop("rows", None) or []):
+        if not isinstance(row, Mapping) or "label" not in row:
+            raise ConfigError(f"suite {name!r}: row {index + 1} needs a label")
+        extra = sorted(set(row) - row_fields)
+        if extra:
+            raise ConfigError(f"suite {name!r}, row {row['label']!r} has no setting {extra[0]!r}; settings: {', '.join(sorted(row_fields))}")
+        rows.append(SuiteRow(**row))
+    for key in ("ipc", "seeds", "students"):
+        if key in data:
+            data[key] = tuple(data[key])
+    return Suite(name=name, rows=tuple(rows), **data)
+
+
+def get_suite(name: str) -> Suite:
+    try:
+        return suite_from_dict(name, SUITES[name])
+    except KeyError:
+        raise ConfigError(f"unknown suite {name!r}; suites: {', '.join(SUITES)}") from None
+
+
+def load_suite_file(path: str | Path) -> Suite:
+    """A suite written as JSON: ``{"rows": [...], "ipc": [...], "seeds": [...], ...}``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"suite file {path}: {error.strerror or error}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"suite file {path} is not valid JSON ({error})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"suite file {path} must hold a JSON object")
+    return suite_from_dict(path.stem, data)

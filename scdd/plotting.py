@@ -1,0 +1,24 @@
+"""matplotlib, always with the non-interactive Agg backend, and figures as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(figure: Any, dpi: int = 100) -> bytes:
+    """Render a figure to PNG bytes and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    pyplot().close(figure)
+    return buffer.getvalue()
