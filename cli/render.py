@@ -99,3 +99,15 @@ def plugins_table(rows: list[tuple[str, str, str, str]]) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def import_table(report: dict[str, Any], source: str) -> Table:
+    """What ``scdd import-checkpoint`` kept and dropped, by group of tensors."""
+    table = Table(title=f"{source}: {report['layout']}")
+    table.add_column("")
+    table.add_column("tensors", justify="right")
+    table.add_column("what")
+    for verdict, rows in (("kept", report["kept"]), ("dropped", report["dropped"])):
+        for label, count in rows:
+            table.add_row(f"[green]{verdict}[/green]" if verdict == "kept" else f"[red]{verdict}[/red]", str(count), label)
+    return table
