@@ -274,7 +274,7 @@ def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, q
     config = _config(
         settings, preset, dataset=dataset, seed=seed, device=device, **{"recover.matcher": matcher, "recover.ipc": ipc}
     )
-    check_components(config)
+    check_components(config, dataset=False)  # data-free: an imported classifier's dataset need not be registered
     target = prepare_out_dir(out, overwrite)
     result = _run_stage(
         quiet,

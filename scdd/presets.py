@@ -26,10 +26,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "crop_min_scale": 0.3,
             },
             # Per-pretrainer budgets of about MoCo v3's wall time on 28 px digits: MoCo v2 runs one
-            # view through the gradient path per step (twice the epochs) with a queue of half the
-            # training set; multi-crop methods use 4 small views of 12 px and short warm-ups.
+            # view through the gradient path per step (more epochs) with a queue of half the training
+            # set; multi-crop methods use 4 small views of 12 px and short warm-ups. A run of a few
+            # hundred steps needs momentum encoders that move within it (0.999 / 0.996 are for 10⁵ steps).
             "pretrainer_options_by_name": {
-                "moco-v2": {"epochs": 16, "queue_size": 2048},
+                "moco-v2": {"epochs": 14, "queue_size": 2048, "encoder_momentum": 0.99},
                 "swav": {
                     "temperature": 0.1,
                     "prototypes": 100,
@@ -43,6 +44,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "local_crop_scale": (0.1, 0.3),
                     "warmup_epochs": 1,
                     "warmup_teacher_temperature_epochs": 3,
+                    "base_momentum": 0.95,
                 },
             },
         },

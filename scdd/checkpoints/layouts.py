@@ -92,6 +92,15 @@ def apply_rules(state: Mapping[str, torch.Tensor], rules: list[Rule], layout: st
     return conversion
 
 
+def _linear_probe_layout(state: Mapping[str, Any], path: str, fmt: str, pretrain_prefix: str) -> None:
+    """``main_lincls`` files hold the whole network under ``module.`` with torchvision names."""
+    if "module.conv1.weight" not in state or not all(key.startswith("module.") for key in state):
+        raise ArtifactError(
+            f"{path}: neither a {fmt} pretraining file ({pretrain_prefix}*) nor its linear-probe file "
+            "(module.conv1.*, module.fc.*); is this the right --format?"
+        )
+
+
 def _linear_only(state: Mapping[str, Any]) -> bool:
     return bool(state) and all(key.startswith(("module.linear.", "linear.")) for key in state)
 
@@ -115,6 +124,7 @@ def convert_moco_v2(obj: Any, path: str) -> Conversion:
             _drop("module.queue", "queue of negatives"),
         ]
         return apply_rules(state, rules, "MoCo v2 pretraining", path)
+    _linear_probe_layout(state, path, "moco_v2", "module.encoder_q.")
     return apply_rules(state, [_keep("module.", "backbone + linear classifier")], "MoCo v2 linear probe", path)
 
 
@@ -129,6 +139,7 @@ def convert_moco_v3(obj: Any, path: str) -> Conversion:
             _drop("module.predictor.", "predictor"),
         ]
         return apply_rules(state, rules, "MoCo v3 pretraining", path)
+    _linear_probe_layout(state, path, "moco_v3", "module.base_encoder.")
     return apply_rules(state, [_keep("module.", "backbone + linear classifier")], "MoCo v3 linear probe", path)
 
 

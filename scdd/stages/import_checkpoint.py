@@ -64,7 +64,10 @@ def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: 
                 f"{path}: {key} has shape {list(tensor.shape)}, ResNet-50 expects {list(expected[key].shape)} "
                 "(widened variants such as SwAV RN50-w2 need their own architecture)"
             )
-    module.load_state_dict(state, strict=True)
+    state = {key: value.float().contiguous() if value.is_floating_point() else value.contiguous() for key, value in state.items()}
+    module.load_state_dict(state, strict=True, assign=True)
+    if any(tensor.is_meta for tensor in module.state_dict().values()):
+        raise ArtifactError(f"{path}: {what} left tensors without values")  # a buffer outside the state dict
 
 
 def import_checkpoint(
@@ -97,7 +100,8 @@ def import_checkpoint(
             raise ConfigError(
                 f"{source}: the checkpoint takes {stem.shape[1]}-channel images, dataset {info.name!r} has {info.channels}"
             )
-        backbone = build_backbone(ARCHITECTURE, info, ARCHITECTURE_OPTIONS)
+        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+            backbone = build_backbone(ARCHITECTURE, info, ARCHITECTURE_OPTIONS)
         _load_strict(backbone, conversion.backbone, source, "the backbone")
         classifier = None
         if head is not None:
@@ -107,7 +111,7 @@ def import_checkpoint(
                     f"{linear or source}: the linear classifier has shape {list(head['weight'].shape)}; "
                     f"dataset {info.name!r} needs [{info.num_classes}, {backbone.num_features}]"
                 )
-            classifier.head.load_state_dict(head, strict=True)
+            classifier.head.load_state_dict({k: v.float() for k, v in head.items()}, strict=True)
 
     extra = {"pretrainer": format.replace("_", "-"), "imported_from": Path(source).name}
     artifacts = {
