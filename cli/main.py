@@ -274,7 +274,7 @@ def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, q
     config = _config(
         settings, preset, dataset=dataset, seed=seed, device=device, **{"recover.matcher": matcher, "recover.ipc": ipc}
     )
-    check_components(config)
+    check_components(config, dataset=False)  # data-free: an imported classifier's dataset need not be registered
     target = prepare_out_dir(out, overwrite)
     result = _run_stage(
         quiet,
@@ -370,6 +370,54 @@ def evaluate(model_files, dataset, data_root, device, quiet):
         {str(path): path for path in model_files}, load_dataset(config), device=resolve_device(device or "auto")
     )
     _echo_results(result.metrics, quiet)
+
+
+# ----------------------------------------------------------------------------- import-checkpoint
+
+
+def _checkpoint_format(ctx, param, value: str) -> str:
+    from scdd.checkpoints import FORMATS
+
+    name = value.strip().lower().replace("-", "_")
+    if name not in FORMATS:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return name
+
+
+@cli.command("import-checkpoint")
+@click.argument("checkpoint_file", type=click.Path(path_type=Path))
+@click.option("--format", "format_name", required=True, callback=_checkpoint_format,
+              help="Layout of the file: moco_v2, moco_v3, swav, dino or torchvision.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the artifacts.")
+@click.option("--linear", "linear_file", type=click.Path(path_type=Path),
+              help="A linear-probe file whose classifier to import too (SwAV / DINO eval_linear output).")
+@click.option("--dataset", help="Registered dataset the weights are for (default: ImageNet-1K, 3x224 px, 1000 classes).")
+@click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding --dataset's files.")
+@click.option("--trust-pickle", is_flag=True, help="Allow files that need full unpickling (it can run code: trusted sources only).")
+@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the artifact paths.")
+def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, data_root, trust_pickle, overwrite, quiet):
+    """Convert a published ResNet-50 checkpoint into a backbone artifact (and a classifier when it has one).
+
+    Projection heads, predictors, prototypes, queues and momentum encoders are dropped; what is kept
+    and dropped is printed. Files are read with torch.load(weights_only=True).
+    """
+    from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+    from scdd.stages.import_checkpoint import import_checkpoint as import_stage
+
+    info = None
+    if dataset is not None:
+        info = load_dataset(make_run_config(_overrides((), dataset=dataset, data_root=_data_root(data_root)))).info
+    if out.exists():  # refuse a non-empty folder now; a missing one is created only once the import succeeds
+        prepare_out_dir(out, overwrite)
+    result = import_stage(
+        checkpoint_file, out, format=format_name, info=info, linear=linear_file, trust_pickle=trust_pickle
+    )
+    if not quiet:
+        from scdd.cli.render import import_table, out as stdout
+
+        stdout.print(import_table(result.metrics, str(checkpoint_file)))
+    _finish_stage(result, out, quiet)
 
 
 # ----------------------------------------------------------------------------- plugins

@@ -208,3 +208,15 @@ def plan_table(suite_name: str, cells: list[tuple[str, int, str, str, str]], cou
     for label, ipc, source, recover, students in cells:
         table.add_row(label, str(ipc), source, recover, students)
     return table
+
+
+def import_table(report: dict[str, Any], source: str) -> Table:
+    """What ``scdd import-checkpoint`` kept and dropped, by group of tensors."""
+    table = Table(title=f"{source}: {report['layout']}")
+    table.add_column("")
+    table.add_column("tensors", justify="right")
+    table.add_column("what")
+    for verdict, rows in (("kept", report["kept"]), ("dropped", report["dropped"])):
+        for label, count in rows:
+            table.add_row(f"[green]{verdict}[/green]" if verdict == "kept" else f"[red]{verdict}[/red]", str(count), label)
+    return table

@@ -153,3 +153,27 @@ def random_view(images: torch.Tensor, spec: ViewSpec, *, generator: torch.Genera
         solarized = torch.where(out >= 0.5, 1 - out, out)
         out = torch.where(chosen(spec.solarize_p).view(-1, 1, 1, 1), solarized, out)
     return out
+
+
+@dataclass(frozen=True)
+class MultiCropSpec:
+    """Multi-crop (SwAV Sec. 3.2, DINO Sec. 3.1): one full-size view per ``global_views`` spec and
+    ``local_count`` small views drawn from ``local_view``, whose ``size`` sets their side in pixels."""
+
+    global_views: tuple[ViewSpec, ...]
+    local_view: ViewSpec
+    local_count: int
+
+
+def multi_crop(
+    images: torch.Tensor, spec: MultiCropSpec, *, generator: torch.Generator | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The global (full-size) and local (small) views of a batch of [0, 1] pixel images."""
+    global_views = [random_view(images, view, generator=generator) for view in spec.global_views]
+    local_views = [random_view(images, spec.local_view, generator=generator) for _ in range(spec.local_count)]
+    return global_views, local_views
+
+
+def local_crop_size(image_size: int, ratio: float) -> int:
+    """Side of a small multi-crop view: ``ratio`` of the image side (96/224 in SwAV and DINO), at least 8 px."""
+    return max(8, round(image_size * ratio))

@@ -25,7 +25,7 @@ from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError, DataError, UnknownComponentError
 from scdd.presets import get_preset, preset_for_dataset, pretrainer_values
 from scdd.progress import SILENT, Progress
-from scdd.registry import get_component
+from scdd.registry import get_component, normalize_name
 from scdd.report import write_report
 from scdd.report.clustering import choose_classes
 from scdd.runtime import resolve_device
@@ -74,16 +74,26 @@ def _component_names(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _filter_options(preset: Mapping[str, Any], chosen: RunConfig) -> dict[str, Any]:
-    """The preset with each component-options dict cut to the options of the finally chosen component."""
+    """The preset with each component-options dict cut to the options of the finally chosen component.
+
+    ``<options_key>_by_name`` (e.g. ``pretrainer_options_by_name: {"swav": {...}}``, keyed by canonical
+    component name) holds options that apply only when that component is chosen, over the shared ones.
+    """
     filtered = {stage: dict(values) if isinstance(values, Mapping) else values for stage, values in preset.items()}
     for stage, name_key, options_key, kind in _OPTION_SLOTS:
         stage_values = filtered.get(stage)
-        if not isinstance(stage_values, dict) or options_key not in stage_values:
+        if not isinstance(stage_values, dict):
             continue
+        by_name = stage_values.pop(f"{options_key}_by_name", {})
         try:
-            config_class = get_component(kind, getattr(getattr(chosen, stage), name_key)).config_class()
+            component = get_component(kind, getattr(getattr(chosen, stage), name_key))
         except UnknownComponentError:
             continue  # left as given; check_components names the unknown component before any work
+        specific = dict(next((v for name, v in by_name.items() if normalize_name(name) == component.name), {}))
+        if options_key not in stage_values and not specific:
+            continue
+        stage_values[options_key] = {**stage_values.get(options_key, {}), **specific}
+        config_class = component.config_class()
         accepted = {f.name for f in dataclasses.fields(config_class)} if config_class else set()
         stage_values[options_key] = {k: v for k, v in stage_values[options_key].items() if k in accepted}
     return filtered

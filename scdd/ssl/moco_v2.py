@@ -1,0 +1,123 @@
+"""MoCo v2 (Chen, Fan, Girshick & He, 2020) for ResNet backbones: a momentum key encoder, a queue of
+negative keys, InfoNCE with temperature, a 2-layer MLP projection head and the MoCo v2
+augmentations (random-resized crop from 20%, colour jitter, grayscale, Gaussian blur, flip).
+
+The loss and the queue are lightly's ``NTXentLoss`` with a memory bank (logits ``[q·k₊, q·queue]/τ``,
+cross-entropy towards the positive; the queue is read before the batch's keys are enqueued); the
+projection head is lightly's ``MoCoProjectionHead`` (2048-d hidden layer, ReLU, no BatchNorm).
+
+MoCo shuffles BatchNorm across GPUs so that a batch's BN statistics cannot leak which key matches
+which query. On one device both encoders normalise ``shuffle_bn_groups`` groups of the batch
+separately (one per emulated GPU), the key encoder on a shuffled batch that is un-shuffled
+afterwards, as MoCo's own CIFAR demo does (``scdd.ssl.shuffle_bn``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from lightly.loss import NTXentLoss
+from lightly.models.modules.heads import MoCoProjectionHead
+from lightly.models.utils import deactivate_requires_grad, update_momentum
+from torch import nn
+
+from scdd.augment import CropSpec, ViewSpec, random_view
+from scdd.data.base import DatasetSplits
+from scdd.errors import ConfigError
+from scdd.progress import SILENT, Progress
+from scdd.runtime import generator
+from scdd.ssl.base import PretrainConfig, PretrainResult, pixel_encoder, train_epochs
+from scdd.ssl.shuffle_bn import shuffled_forward, split_batchnorm
+
+
+@dataclass
+class MoCoV2Config(PretrainConfig):
+    """MoCo v2 for ResNet-50: SGD lr 0.03 at batch 256, weight decay 1e-4, τ = 0.2, queue 65,536,
+    key-encoder momentum 0.999, MLP 2048 → 128, crops from 20%, 8 GPUs' worth of shuffled BatchNorm."""
+
+    batch_size: int = 256
+    lr: float = 0.03
+    weight_decay: float = 1e-4
+    temperature: float = 0.2
+    queue_size: int = 65536
+    encoder_momentum: float = 0.999
+    hidden_dim: int = 2048
+    output_dim: int = 128
+    crop_min_scale: float = 0.2
+    shuffle_bn_groups: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.queue_size < self.batch_size:
+            raise ConfigError(f"moco-v2: queue_size ({self.queue_size}) must hold at least one batch ({self.batch_size})")
+        if self.shuffle_bn_groups < 1 or self.batch_size % self.shuffle_bn_groups:
+            raise ConfigError(f"moco-v2: batch_size ({self.batch_size}) must split into shuffle_bn_groups ({self.shuffle_bn_groups})")
+
+
+def view_spec(config: MoCoV2Config, data: DatasetSplits) -> ViewSpec:
+    """MoCo v2's "aug+": crop, colour jitter (0.4, 0.4, 0.4) with p 0.8, grayscale 0.2, blur 0.5, flip."""
+    return ViewSpec(
+        crop=CropSpec(scale=(config.crop_min_scale, 1.0)),
+        flip_p=0.5 if data.info.hflip else 0.0,
+        saturation=0.4,
+        blur_p=0.5,
+    )
+
+
+def build_criterion(config: MoCoV2Config) -> NTXentLoss:
+    """InfoNCE over the positive key and the queue of negatives (lightly's memory-bank NT-Xent)."""
+    return NTXentLoss(temperature=config.temperature, memory_bank_size=(config.queue_size, config.output_dim))
+
+
+class MoCoV2Pretrainer:
+    def __init__(self, config: MoCoV2Config) -> None:
+        self.config = config
+
+    def pretrain(
+        self,
+        backbone: nn.Module,
+        data: DatasetSplits,
+        *,
+        device: torch.device,
+        seed: int,
+        progress: Progress = SILENT,
+    ) -> PretrainResult:
+        config = self.config
+        backbone.to(device).train()
+        head = MoCoProjectionHead(backbone.num_features, config.hidden_dim, config.output_dim)
+        query_encoder = nn.Sequential(pixel_encoder(backbone, data.info), head).to(device)
+        key_encoder = copy.deepcopy(query_encoder)
+        deactivate_requires_grad(key_encoder)
+        criterion = build_criterion(config).to(device)
+        view = view_spec(config, data)
+        augment_generator = generator(seed, "moco-v2", "views", device=device)
+        shuffle_generator = generator(seed, "moco-v2", "shuffle-bn", device=device)
+
+        def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
+            query_view = random_view(images, view, generator=augment_generator)
+            key_view = random_view(images, view, generator=augment_generator)
+            with split_batchnorm(query_encoder, config.shuffle_bn_groups):
+                query = query_encoder(query_view)
+            with torch.no_grad():
+                update_momentum(query_encoder, key_encoder, m=config.encoder_momentum)
+                order = torch.randperm(len(key_view), generator=shuffle_generator, device=device)
+                key = shuffled_forward(key_encoder, key_view, config.shuffle_bn_groups, order)
+            return criterion(query, key)
+
+        curve = train_epochs(
+            name="moco-v2",
+            config=config,
+            data=data,
+            parameters=query_encoder.parameters(),
+            step=step,
+            device=device,
+            seed=seed,
+            progress=progress,
+        )
+        return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
+
+
+def build(config: MoCoV2Config) -> MoCoV2Pretrainer:
+    return MoCoV2Pretrainer(config)
