@@ -21,7 +21,8 @@ def test_unknown_name_lists_components_and_suggests_closest():
         get_component("pretrainer", "moco_v4")
     message = str(error.value)
     assert "Did you mean 'moco-v3'?" in message
-    assert "Registered pretrainers: moco-v3" in message
+    listed = message.split("Registered pretrainers: ")[1].split(", ")
+    assert "moco-v3" in listed and "supervised" in listed
 
 
 def test_duplicate_names_name_both_plugins():
