@@ -137,6 +137,18 @@ def _echo_results(metrics: dict[str, Any], quiet: bool) -> None:
         out.print(results_table(metrics))
 
 
+def _echo_label_storage(metrics: dict[str, Any]) -> None:
+    """One line on the soft labels: their encoding and bytes per image per epoch (stored), or online."""
+    if metrics.get("mode") == "online":
+        click.echo("soft labels: online (teacher labels each crop during post-training; nothing stored)")
+    elif metrics.get("mode") == "stored":
+        click.echo(
+            f"soft labels: {metrics['encoding']}, {metrics['label_bytes_per_image_per_epoch']} B per image per epoch "
+            f"(+{metrics['crop_bytes_per_image_per_epoch']} B crop parameters; "
+            f"{metrics['stored_bytes_per_image_per_epoch']:.1f} B on disk)"
+        )
+
+
 def _config(settings, preset, **direct):
     from scdd.pipeline import make_run_config
 
@@ -220,6 +232,7 @@ def run(
         record = run_pipeline(config, out, progress=progress, overwrite=overwrite)
     results = {"teacher (aligned)": record.metrics["teacher"], **record.metrics["students"]}
     _echo_results(results, quiet)
+    _echo_label_storage(record.stages.get("relabel", {}).get("metrics", {}))
     if quiet:
         click.echo(str(out / MANIFEST_FILE))
     else:
@@ -358,12 +371,8 @@ def relabel(classifier_file, distilled_file, epochs, label_mode, label_topk, lab
         ),
     )
     _finish_stage(result, out, quiet)
-    if not quiet and result.metrics.get("mode") == "stored":
-        click.echo(
-            f"labels {result.metrics['encoding']}: {result.metrics['label_bytes_per_image_per_epoch']} B per image per epoch "
-            f"(+{result.metrics['crop_bytes_per_image_per_epoch']} B crop parameters; "
-            f"{result.metrics['stored_bytes_per_image_per_epoch']:.1f} B on disk)"
-        )
+    if not quiet:
+        _echo_label_storage(result.metrics)
 
 
 @cli.command()

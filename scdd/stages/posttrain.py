@@ -1,9 +1,11 @@
 """Stage 5, post-train: train fresh students on the distilled set (Eq. 10).
 
-With soft labels, each step replays the relabel stage's crops and minimises the KL divergence
-to the teacher's crop-level soft labels at temperature T (SRe²L's protocol). With hard labels
-(the real-image baseline), the same kind of crops are trained with cross-entropy on the class label.
-Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01, batch 64, cosine, 300 epochs).
+With soft labels, each step replays the relabel stage's crops (``scdd.soft_labels.replay_batches``)
+and minimises the KL divergence to the teacher's crop-level soft labels at temperature T (SRe²L's
+protocol); the labels are read from stored shards or, in online mode, computed by the teacher on
+the same crops. With hard labels (the real-image baseline), the same kind of crops are trained with
+cross-entropy on the class label. Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01,
+batch 64, cosine, 300 epochs); ``runs`` repeats each student with its own seed (Table 1: 3 runs).
 """
 
 from __future__ import annotations
