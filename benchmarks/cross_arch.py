@@ -20,6 +20,8 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
+
 from scdd.artifacts import load_tensors
 from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
 from scdd.runtime import resolve_device
@@ -51,7 +53,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="post-training epochs (default: the run's)")
     parser.add_argument("--seeds", type=int, default=1, help="post-training runs per student")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     teacher = args.run / "align" / "classifier.safetensors"
     distilled = distilled_file(args.run)

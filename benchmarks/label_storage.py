@@ -119,7 +119,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000, help="images for the 1000-class storage measurement")
     parser.add_argument("--big-epochs", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     prepare_out_dir(args.out, overwrite=False)
     thousand_class_sizes(args, device)
