@@ -61,7 +61,17 @@ def _set_option(function):
     )(function)
 
 
+def _remember_download(ctx: click.Context, _param, value: bool) -> bool:
+    if value:
+        ctx.meta["scdd.download"] = True
+    return value
+
+
 def _data_options(function):
+    function = click.option(
+        "--download", is_flag=True, expose_value=False, callback=_remember_download,
+        help="Let the dataset reader download missing files (datasets that can, e.g. cifar10).",
+    )(function)
     function = click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")(function)
     return click.option("--dataset", help="Registered dataset name (default: the embedded mnist5k).")(function)
 
@@ -88,6 +98,9 @@ def _overrides(settings: tuple[str, ...], **direct: Any) -> dict[str, Any]:
 
     pairs = parse_option_pairs(settings)
     pairs.update({key: value for key, value in direct.items() if value is not None})
+    context = click.get_current_context(silent=True)
+    if context is not None and context.meta.get("scdd.download"):
+        pairs["dataset_options.download"] = True
     return dotted_to_nested(pairs)
 
 
@@ -117,9 +130,23 @@ def _echo_results(metrics: dict[str, Any], quiet: bool) -> None:
 
     if quiet:
         for name, values in metrics.items():
-            click.echo(f"{name}\ttop1={values['top1']:.2f}\ttop5={values['top5']:.2f}")
+            spread = "".join(f"\t{key}={values[key]:.2f}" for key in ("top1_std", "top5_std") if key in values)
+            params = f"\tparams={values['params']}" if values.get("params") else ""
+            click.echo(f"{name}\ttop1={values['top1']:.2f}\ttop5={values['top5']:.2f}{spread}{params}")
     else:
         out.print(results_table(metrics))
+
+
+def _echo_label_storage(metrics: dict[str, Any]) -> None:
+    """One line on the soft labels: their encoding and bytes per image per epoch (stored), or online."""
+    if metrics.get("mode") == "online":
+        click.echo("soft labels: online (teacher labels each crop during post-training; nothing stored)")
+    elif metrics.get("mode") == "stored":
+        click.echo(
+            f"soft labels: {metrics['encoding']}, {metrics['label_bytes_per_image_per_epoch']} B per image per epoch "
+            f"(+{metrics['crop_bytes_per_image_per_epoch']} B crop parameters; "
+            f"{metrics['stored_bytes_per_image_per_epoch']:.1f} B on disk)"
+        )
 
 
 def _config(settings, preset, **direct):
@@ -135,17 +162,45 @@ def _data_root(data_root: Path | None) -> str | None:
 # ----------------------------------------------------------------------------- run
 
 
+def _label_options(function):
+    for decorator in reversed(
+        [
+            click.option("--label-mode", type=click.Choice(["stored", "online"]), help="Store soft labels, or run the teacher during post-training."),
+            click.option("--label-topk", type=click.IntRange(min=0), help="Store only the top-K probabilities (fp16); 0 keeps all."),
+            click.option("--label-precision", type=click.Choice(["fp32", "fp16"]), help="Precision of stored full logits."),
+            click.option("--mix", type=click.Choice(["none", "cutmix", "mixup"]), help="Mix each crop with a partner's before labelling."),
+        ]
+    ):
+        function = decorator(function)
+    return function
+
+
+def _label_settings(label_mode, label_topk, label_precision, mix) -> dict[str, Any]:
+    return {
+        "relabel.mode": label_mode,
+        "relabel.label_topk": label_topk,
+        "relabel.precision": label_precision,
+        "relabel.mix": mix,
+    }
+
+
 @cli.command()
 @click.option("--pretrainer", help="Squeeze objective, e.g. moco_v3 (see `scdd plugins`).")
 @click.option("--backbone", help="Architecture to squeeze and recover from.")
 @click.option("--aligner", help="Alignment strategy, e.g. linear-probe.")
 @click.option("--matcher", help="Statistic matcher for recovery, e.g. imbalanced-bn.")
 @click.option("--ipc", type=click.IntRange(min=1), help="Distilled images per class.")
-@click.option("--students", help="Comma-separated post-train architectures.")
+@click.option("--students", help="Comma-separated post-train architectures (see `scdd archs`).")
+@click.option("--method", help="sc-dd (recover synthetic images), coreset-random or coreset-herding (real images).")
+@_label_options
+@click.option("--runs", type=click.IntRange(min=1), help="Post-train each student this many times; reports mean ± std.")
 @_data_options
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (default: runs/<timestamp>).")
 @_run_options
-def run(pretrainer, backbone, aligner, matcher, ipc, students, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
+def run(
+    pretrainer, backbone, aligner, matcher, ipc, students, method, label_mode, label_topk, label_precision, mix, runs,
+    dataset, data_root, out, seed, device, preset, quiet, overwrite, settings,
+):
     """Run every stage, squeeze to evaluate, into one run folder.
 
     With no options it distils the embedded MNIST subset with MoCo v3 and imbalanced BN matching.
@@ -167,6 +222,9 @@ def run(pretrainer, backbone, aligner, matcher, ipc, students, dataset, data_roo
             "recover.matcher": matcher,
             "recover.ipc": ipc,
             "posttrain.students": students.split(",") if students else None,
+            "posttrain.runs": runs,
+            "method": method,
+            **_label_settings(label_mode, label_topk, label_precision, mix),
         },
     )
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -174,6 +232,7 @@ def run(pretrainer, backbone, aligner, matcher, ipc, students, dataset, data_roo
         record = run_pipeline(config, out, progress=progress, overwrite=overwrite)
     results = {"teacher (aligned)": record.metrics["teacher"], **record.metrics["students"]}
     _echo_results(results, quiet)
+    _echo_label_storage(record.stages.get("relabel", {}).get("metrics", {}))
     if quiet:
         click.echo(str(out / MANIFEST_FILE))
     else:
@@ -289,8 +348,9 @@ def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, q
 @click.argument("classifier_file", type=click.Path(path_type=Path))
 @click.argument("distilled_file", type=click.Path(path_type=Path))
 @click.option("--epochs", type=click.IntRange(min=1), help="Post-training epochs to label (one crop per image each).")
+@_label_options
 @_stage_command
-def relabel(classifier_file, distilled_file, epochs, out, seed, device, preset, quiet, overwrite, settings):
+def relabel(classifier_file, distilled_file, epochs, label_mode, label_topk, label_precision, mix, out, seed, device, preset, quiet, overwrite, settings):
     """Label crops of a distilled set with the aligned classifier (crop-level soft labels)."""
     from scdd.artifacts import load_tensors
     from scdd.pipeline import prepare_out_dir
@@ -298,7 +358,10 @@ def relabel(classifier_file, distilled_file, epochs, out, seed, device, preset, 
     from scdd.stages.relabel import relabel as relabel_stage
 
     dataset = load_tensors(classifier_file, "classifier")[1]["dataset"]["name"]
-    config = _config(settings, preset, dataset=dataset, seed=seed, device=device, **{"posttrain.epochs": epochs})
+    config = _config(
+        settings, preset, dataset=dataset, seed=seed, device=device,
+        **{"posttrain.epochs": epochs, **_label_settings(label_mode, label_topk, label_precision, mix)},
+    )
     target = prepare_out_dir(out, overwrite)
     result = _run_stage(
         quiet,
@@ -308,6 +371,8 @@ def relabel(classifier_file, distilled_file, epochs, out, seed, device, preset, 
         ),
     )
     _finish_stage(result, out, quiet)
+    if not quiet:
+        _echo_label_storage(result.metrics)
 
 
 @cli.command()
@@ -316,8 +381,9 @@ def relabel(classifier_file, distilled_file, epochs, out, seed, device, preset, 
 @click.option("--hard-labels", is_flag=True, help="Train on the class labels instead (real-image baseline).")
 @click.option("--students", help="Comma-separated student architectures.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Post-training epochs.")
+@click.option("--runs", type=click.IntRange(min=1), help="Train each student this many times (own seeds).")
 @_stage_command
-def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, out, seed, device, preset, quiet, overwrite, settings):
+def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, runs, out, seed, device, preset, quiet, overwrite, settings):
     """Train fresh students on a distilled set."""
     from scdd.distilled import load_distilled
     from scdd.errors import ConfigError
@@ -328,9 +394,9 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, o
     if hard_labels == (soft_labels_file is not None):
         raise ConfigError("give exactly one of --soft-labels FILE or --hard-labels")
     if soft_labels_file is not None and epochs is None:
-        from scdd.stages.relabel import load_soft_labels
+        from scdd.soft_label_store import read_metadata
 
-        epochs = load_soft_labels(soft_labels_file).epochs
+        epochs = int(read_metadata(soft_labels_file)["epochs"])
     distilled = load_distilled(distilled_file)
     config = _config(
         settings, preset, dataset=distilled.info.name, seed=seed, device=device,
@@ -338,6 +404,7 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, o
             "posttrain.students": students.split(",") if students else None,
             "posttrain.epochs": epochs,
             "posttrain.labels": "hard" if hard_labels else "soft",
+            "posttrain.runs": runs,
         },
     )
     check_components(config, dataset=False)
@@ -418,6 +485,50 @@ def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, d
 
         stdout.print(import_table(result.metrics, str(checkpoint_file)))
     _finish_stage(result, out, quiet)
+
+
+@cli.command()
+@click.option("--method", type=click.Choice(["random", "herding"]), default="random", show_default=True, help="How to pick the images.")
+@click.option("--ipc", type=click.IntRange(min=1), help="Real images per class (default: the preset's recover.ipc).")
+@click.option("--classifier", "classifier_file", type=click.Path(path_type=Path), help="Aligned classifier; herding uses its backbone features.")
+@_data_options
+@_stage_command
+def coreset(method, ipc, classifier_file, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
+    """Pick IPC real training images per class and write them as a distilled set (coreset baseline)."""
+    from scdd.pipeline import check_components, load_dataset, prepare_out_dir
+    from scdd.runtime import resolve_device
+    from scdd.stages.coreset import coreset as coreset_stage
+
+    config = _config(
+        settings, preset, dataset=dataset, data_root=_data_root(data_root), seed=seed, device=device, **{"recover.ipc": ipc}
+    )
+    check_components(config)
+    if method == "herding" and classifier_file is None:
+        from scdd.errors import ConfigError
+
+        raise ConfigError("--method herding needs --classifier FILE (the aligned model whose features it uses)")
+    data, target = load_dataset(config), prepare_out_dir(out, overwrite)
+    result = _run_stage(
+        quiet,
+        lambda p: coreset_stage(
+            method, data, config.recover.ipc, target, seed=config.seed, classifier_path=classifier_file,
+            device=resolve_device(config.device), progress=p,
+        ),
+    )
+    _finish_stage(result, out, quiet)
+
+
+@cli.command()
+@click.option("--channels", type=click.IntRange(min=1), default=3, show_default=True, help="Input channels.")
+@click.option("--image-size", type=click.IntRange(min=8), default=224, show_default=True, help="Input size in pixels.")
+@click.option("--classes", type=click.IntRange(min=1), default=1000, show_default=True, help="Classifier head width.")
+def archs(channels, image_size, classes):
+    """List the registered architectures with their parameter counts (as classifiers for the given input)."""
+    from scdd.cli.render import architectures_table, out
+    from scdd.models.catalog import architecture_rows
+
+    rows = architecture_rows(channels=channels, image_size=image_size, num_classes=classes)
+    out.print(architectures_table(rows, f"{channels}x{image_size}x{image_size} input, {classes} classes"))
 
 
 # ----------------------------------------------------------------------------- plugins

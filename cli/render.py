@@ -67,13 +67,38 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _millions(count: Any) -> str:
+    return f"{count / 1e6:.2f}M" if count else "-"
+
+
+def _mean_std(values: dict[str, Any], key: str) -> str:
+    if f"{key}_std" in values:
+        return f"{values[key]:.2f} ± {values[f'{key}_std']:.2f}"
+    return f"{values[key]:.2f}"
+
+
 def results_table(metrics: dict[str, Any], title: str = "held-out accuracy (%)") -> Table:
+    """Top-1 / top-5 per model (mean ± std over runs where repeated), with parameter counts when known:
+    the form of the paper's cross-architecture Table 8."""
+    with_params = any(values.get("params") for values in metrics.values())
     table = Table(title=title)
     table.add_column("model")
+    if with_params:
+        table.add_column("#params", justify="right")
     table.add_column("top-1", justify="right")
     table.add_column("top-5", justify="right")
     for name, values in metrics.items():
-        table.add_row(name, f"{values['top1']:.2f}", f"{values['top5']:.2f}")
+        params = [_millions(values.get("params"))] if with_params else []
+        table.add_row(name, *params, _mean_std(values, "top1"), _mean_std(values, "top5"))
+    return table
+
+
+def architectures_table(rows: list[Any], title: str) -> Table:
+    table = Table(title=f"architectures ({title})")
+    for column in ("name", "aliases", "#params", "description"):
+        table.add_column(column, justify="right" if column == "#params" else "left")
+    for row in rows:
+        table.add_row(row.name, ", ".join(row.aliases), _millions(row.params), row.description)
     return table
 
 

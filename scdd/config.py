@@ -28,6 +28,7 @@ class RunConfig:
     data_root: str | None = None
     seed: int = 0
     device: str = "auto"
+    method: str = "sc-dd"  # "sc-dd" (recover synthetic images) or a real-image coreset: "coreset-random", "coreset-herding"
     squeeze: SqueezeConfig = field(default_factory=SqueezeConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     recover: RecoverConfig = field(default_factory=RecoverConfig)
@@ -37,7 +38,7 @@ class RunConfig:
 
     def resolved(self) -> "RunConfig":
         """Tie the values that must agree: relabel labels every post-training epoch with the same crops."""
-        relabel = dataclasses.replace(self.relabel, epochs=self.posttrain.epochs)
+        relabel = dataclasses.replace(self.relabel, epochs=self.posttrain.epochs, temperature=self.posttrain.temperature)
         posttrain = dataclasses.replace(self.posttrain, crop_min_scale=self.relabel.crop_min_scale)
         return dataclasses.replace(self, relabel=relabel, posttrain=posttrain)
 

@@ -1,5 +1,8 @@
 """The whole SC-DD pipeline (squeeze → align → recover → relabel → post-train → evaluate) in a run folder.
 
+With ``method`` set to a coreset (``coreset-random``, ``coreset-herding``), real images chosen per
+class replace recovery; squeeze and align still produce the teacher that relabels them.
+
 The run folder holds one sub-folder per stage and ``manifest.json``: the resolved config, package
 versions, seed, device, per-stage status, timings and metrics. The manifest is rewritten
 atomically after every stage, so it always describes what is on disk.
@@ -31,6 +34,7 @@ from scdd.report.clustering import choose_classes
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
+from scdd.stages.coreset import CORESET_METHODS, coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
@@ -39,6 +43,7 @@ from scdd.stages.squeeze import squeeze
 
 MANIFEST_FILE = "manifest.json"
 STAGES = ("squeeze", "align", "recover", "relabel", "posttrain", "evaluate")
+METHODS = ("sc-dd", *(f"coreset-{name}" for name in CORESET_METHODS))
 _OPTION_SLOTS = (
     ("squeeze", "pretrainer", "pretrainer_options", "pretrainer"),
     ("squeeze", "architecture", "architecture_options", "architecture"),
@@ -148,6 +153,8 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
 
 def check_components(config: RunConfig, *, dataset: bool = True) -> None:
     """Fail early, before any work or output, when a configured component name is not registered."""
+    if config.method not in METHODS:
+        raise ConfigError(f"unknown method {config.method!r}; methods: {', '.join(METHODS)}")
     if dataset:
         get_component("dataset", config.dataset)
     get_component("pretrainer", config.squeeze.pretrainer)
@@ -203,7 +210,16 @@ def run_pipeline(
     common = {"device": device, "seed": seed, "progress": progress}
     squeezed = run_stage("squeeze", lambda d: squeeze(config.squeeze, data, d, **common))
     aligned = run_stage("align", lambda d: align(config.align, squeezed.artifacts["backbone"], data, d, **common))
-    recovered = run_stage("recover", lambda d: recover(config.recover, aligned.artifacts["classifier"], d, **common))
+    if config.method == "sc-dd":
+        recovered = run_stage("recover", lambda d: recover(config.recover, aligned.artifacts["classifier"], d, **common))
+    else:  # a real-image coreset replaces recovery; the aligned model still relabels it
+        recovered = run_stage(
+            "coreset",
+            lambda d: coreset(
+                config.method.removeprefix("coreset-"), data, config.recover.ipc, d,
+                classifier_path=aligned.artifacts["classifier"], **common,
+            ),
+        )
     labelled = run_stage(
         "relabel",
         lambda d: relabel(config.relabel, aligned.artifacts["classifier"], recovered.artifacts["distilled"], d, **common),

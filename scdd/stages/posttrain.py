@@ -1,9 +1,11 @@
 """Stage 5, post-train: train fresh students on the distilled set (Eq. 10).
 
-With soft labels, each step replays the relabel stage's crops and minimises the KL divergence
-to the teacher's crop-level soft labels at temperature T (SRe²L's protocol). With hard labels
-(the real-image baseline), the same kind of crops are trained with cross-entropy on the class label.
-Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01, batch 64, cosine, 300 epochs).
+With soft labels, each step replays the relabel stage's crops (``scdd.soft_labels.replay_batches``)
+and minimises the KL divergence to the teacher's crop-level soft labels at temperature T (SRe²L's
+protocol); the labels are read from stored shards or, in online mode, computed by the teacher on
+the same crops. With hard labels (the real-image baseline), the same kind of crops are trained with
+cross-entropy on the class label. Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01,
+batch 64, cosine, 300 epochs); ``runs`` repeats each student with its own seed (Table 1: 3 runs).
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ import torch
 import torch.nn.functional as F
 
 from scdd.artifacts import ModelRecord, save_model
-from scdd.augment import apply_crops
 from scdd.distilled import DistilledSet, load_distilled
 from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
 from scdd.runtime import derive_seed, generator, seed_everything
+from scdd.soft_label_store import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
+from scdd.soft_labels import PlanSpec, plan_epoch, render_crops, replay_batches, soft_label_loss
 from scdd.stages.common import StageResult, Stopwatch
-from scdd.stages.relabel import SoftLabels, crop_plan, load_soft_labels
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 
 LABEL_MODES = ("soft", "hard")
+SoftLabelSource = StoredSoftLabels | OnlineSoftLabels
+
+__all__ = ["PosttrainConfig", "posttrain", "run_key", "run_seed", "soft_label_loss", "student_file", "train_student"]
 
 
 @dataclass
@@ -42,43 +47,49 @@ class PosttrainConfig:
     temperature: float = 20.0
     labels: str = "soft"
     crop_min_scale: float = 0.08
+    runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
 
     def __post_init__(self) -> None:
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("post-training needs epochs >= 1 and batch_size >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.runs < 1:
+            raise ConfigError("post-training needs epochs >= 1, batch_size >= 1 and runs >= 1")
+        if self.temperature <= 0:
+            raise ConfigError(f"post-training temperature must be positive, got {self.temperature}")
         if not self.students:
             raise ConfigError("post-training needs at least one student architecture")
 
 
-def student_file(name: str) -> str:
-    return f"student-{name}.safetensors"
+def student_file(name: str, run: int = 0, runs: int = 1) -> str:
+    return f"student-{name}.safetensors" if runs == 1 else f"student-{name}-run{run}.safetensors"
 
 
-def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T² · KL(softmax(t/T) ‖ softmax(s/T))``, batch mean."""
-    return F.kl_div(
-        F.log_softmax(student_logits / temperature, dim=1),
-        F.log_softmax(teacher_logits / temperature, dim=1),
-        reduction="batchmean",
-        log_target=True,
-    ) * (temperature**2)
+def run_key(name: str, run: int, runs: int) -> str:
+    """The artifact / metric key of one post-training run: the architecture, plus ``/run<r>`` when repeated."""
+    return name if runs == 1 else f"{name}/run{run}"
+
+
+def run_seed(seed: int, run: int) -> int:
+    """Run 0 uses the run seed itself; later runs derive their own."""
+    return seed if run == 0 else derive_seed(seed, "posttrain-run", run)
 
 
 def train_student(
     student_name: str,
     distilled: DistilledSet,
-    labels: SoftLabels | None,
+    labels: SoftLabelSource | None,
     config: PosttrainConfig,
     *,
     device: torch.device,
     seed: int,
     progress: Progress = SILENT,
 ) -> tuple[torch.nn.Module, list[float]]:
-    """Train one fresh student; returns it and its mean loss per epoch."""
+    """Train one fresh student on soft labels (stored or online) or, with ``labels=None``, hard labels;
+    returns it and its mean loss per epoch."""
     if labels is not None and labels.epochs < config.epochs:
         raise ConfigError(f"soft labels cover {labels.epochs} epochs but post-training asks for {config.epochs}")
+    if labels is not None and labels.images != len(distilled.labels):
+        raise ConfigError(f"soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}")
     seed_everything(derive_seed(seed, "posttrain", student_name, "init"))
     student = build_classifier(student_name, distilled.info).to(device)
     optimizer = make_optimizer(
@@ -89,28 +100,31 @@ def train_student(
         momentum=config.momentum,
         betas=config.betas,
     )
-    count = len(distilled.labels)
+    count, size = len(distilled.labels), distilled.info.image_size
     per_epoch = -(-count // config.batch_size)
     schedule = cosine_schedule(optimizer, config.epochs * per_epoch)
     order = generator(seed, "posttrain", student_name, "order")
-    images, targets = distilled.images.to(device), distilled.labels.to(device)
+    hard_spec = PlanSpec(config.crop_min_scale, distilled.info.hflip)
+    targets = distilled.labels.to(device)
     curve: list[float] = []
     task = progress.task(f"posttrain {student_name}", config.epochs)
     try:
         for epoch in range(config.epochs):
-            if labels is not None:
-                boxes, flips, teacher_logits = labels.boxes[epoch], labels.flips[epoch], labels.logits[epoch].to(device)
-            else:
-                boxes, flips = crop_plan(count, epoch, distilled.info, config.crop_min_scale, seed)
             permutation = torch.randperm(count, generator=order)
             running = torch.zeros((), device=device)
             student.train()
-            for start in range(0, count, config.batch_size):
-                index = permutation[start : start + config.batch_size]
-                crops = apply_crops(images[index.to(device)], boxes[index], flips[index], distilled.info.image_size)
+            if labels is not None:
+                batches = replay_batches(labels, distilled.images, epoch, permutation, config.batch_size, image_size=size, device=device)
+            else:
+                plan = plan_epoch(count, epoch, hard_spec, seed)
+                batches = (
+                    (index, render_crops(distilled.images, plan, index, size, device), None)
+                    for index in permutation.split(config.batch_size)
+                )
+            for index, crops, soft in batches:
                 logits = student(crops)
-                if labels is not None:
-                    loss = soft_label_loss(logits, teacher_logits[index.to(device)], config.temperature)
+                if soft is not None:
+                    loss = soft_label_loss(logits, soft, config.temperature)
                 else:
                     loss = F.cross_entropy(logits, targets[index.to(device)])
                 optimizer.zero_grad(set_to_none=True)
@@ -136,25 +150,29 @@ def posttrain(
     seed: int,
     progress: Progress = SILENT,
 ) -> StageResult:
-    """Train every student in ``config.students``; writes ``student-<name>.safetensors`` for each."""
+    """Train every student in ``config.students`` ``config.runs`` times; writes ``student-<name>[-run<r>].safetensors``."""
     distilled = load_distilled(distilled_path)
     labels = None
     if config.labels == "soft":
         if soft_labels_path is None:
             raise ConfigError("soft-label post-training needs the relabel stage's soft labels")
-        labels = load_soft_labels(soft_labels_path)
+        labels = open_soft_labels(soft_labels_path, device=device)
+    label_kind = "hard" if labels is None else ("soft-online" if isinstance(labels, OnlineSoftLabels) else f"soft-{labels.encoding.name}")
     artifacts, metrics = {}, {}
     with Stopwatch() as clock:
         for name in config.students:
             canonical = get_component("architecture", name).name
-            student, curve = train_student(canonical, distilled, labels, config, device=device, seed=seed, progress=progress)
-            record = ModelRecord(
-                kind="classifier",
-                architecture=canonical,
-                architecture_options={},
-                dataset=distilled.info,
-                extra={"trained_on": distilled.source, "labels": config.labels, "ipc": distilled.ipc},
-            )
-            artifacts[canonical] = save_model(Path(out_dir) / student_file(canonical), student, record)
-            metrics[canonical] = {"final_loss": curve[-1]}
+            for run in range(config.runs):
+                student_seed = run_seed(seed, run)
+                student, curve = train_student(canonical, distilled, labels, config, device=device, seed=student_seed, progress=progress)
+                record = ModelRecord(
+                    kind="classifier",
+                    architecture=canonical,
+                    architecture_options={},
+                    dataset=distilled.info,
+                    extra={"trained_on": distilled.source, "labels": label_kind, "ipc": distilled.ipc, "seed": student_seed},
+                )
+                key = run_key(canonical, run, config.runs)
+                artifacts[key] = save_model(Path(out_dir) / student_file(canonical, run, config.runs), student, record)
+                metrics[key] = {"final_loss": curve[-1]}
     return StageResult("posttrain", artifacts=artifacts, metrics=metrics, seconds=clock.seconds)

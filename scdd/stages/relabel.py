@@ -1,8 +1,13 @@
 """Stage 4, relabel: crop-level soft labels from the aligned model (SRe²L's relabelling, Sec. 2.5).
 
 For every post-training epoch, each distilled image gets a random-resized crop (+ flip where the
-dataset allows); the teacher's logits for exactly that crop are stored with the crop's box and
-flip, so post-training replays the same crops (Eq. 10). The same seed gives identical crops and labels.
+dataset allows, + an optional CutMix/MixUp partner); the teacher's label for exactly that crop is
+kept with the crop's parameters, so post-training replays the same crops (Eq. 10). The same seed
+gives identical crops and labels.
+
+``stored`` mode writes the labels as safetensors shards (full fp32/fp16 logits, or the top-K fp16
+probabilities); ``online`` mode writes only a descriptor naming the teacher, which then labels each
+crop during post-training. See ``scdd.soft_labels`` for the encodings and the top-K target.
 """
 
 from __future__ import annotations
@@ -12,16 +17,25 @@ from pathlib import Path
 
 import torch
 
-from scdd.artifacts import load_model, load_tensors, save_tensors
-from scdd.augment import CropSpec, apply_crops, sample_boxes, sample_flips
+from scdd.artifacts import load_model
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError
 from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
+from scdd.soft_label_store import (
+    SOFT_LABELS_FILE,
+    ShardWriter,
+    StoredSoftLabels,
+    file_sha256,
+    plan_metadata,
+    write_online_descriptor,
+)
+from scdd.soft_labels import LabelEncoding, PlanSpec, plan_epoch, render_crops
 from scdd.stages.common import StageResult, Stopwatch
 
-SOFT_LABELS_FILE = "soft_labels.safetensors"
+RELABEL_MODES = ("stored", "online")
+
+__all__ = ["SOFT_LABELS_FILE", "RelabelConfig", "crop_plan", "load_soft_labels", "relabel"]
 
 
 @dataclass
@@ -29,39 +43,48 @@ class RelabelConfig:
     epochs: int = 300  # one crop per image per post-training epoch (Table 16: 300 epochs)
     crop_min_scale: float = 0.08
     batch_size: int = 256
+    mode: str = "stored"  # "stored" (safetensors shards) or "online" (teacher runs during post-training)
+    precision: str = "fp32"  # stored full logits: "fp32" or "fp16"
+    label_topk: int = 0  # >0: store only the top-K probabilities (fp16) and their classes
+    temperature: float = 1.0  # of stored top-K probabilities; `scdd run` ties it to post-training's
+    mix: str = "none"  # "none", "cutmix" or "mixup" (SRe²L relabels with CutMix)
+    mix_alpha: float = 1.0
+    epochs_per_shard: int = 0  # 0: as many epochs as fit in about shard_mib
+    shard_mib: int = 1024
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError("relabel needs epochs >= 1")
+        if self.mode not in RELABEL_MODES:
+            raise ConfigError(f"relabel mode must be one of {', '.join(RELABEL_MODES)}, got {self.mode!r}")
+        if self.batch_size < 1 or self.epochs_per_shard < 0 or self.shard_mib < 1:
+            raise ConfigError("relabel needs batch_size >= 1, epochs_per_shard >= 0 and shard_mib >= 1")
+        self.encoding()  # validates precision / top-K / temperature
+
+    def encoding(self) -> LabelEncoding:
+        return LabelEncoding(self.precision, self.label_topk, self.temperature)
+
+    def plan_spec(self, info: DatasetInfo) -> PlanSpec:
+        return PlanSpec(self.crop_min_scale, info.hflip, self.mix, self.mix_alpha)
 
 
 def crop_plan(
     count: int, epoch: int, info: DatasetInfo, crop_min_scale: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The crop boxes ``[count, 4]`` and flips ``[count]`` of one epoch, determined by ``(seed, epoch)``."""
-    gen = generator(seed, "crops", epoch)
-    boxes = sample_boxes(count, CropSpec(scale=(crop_min_scale, 1.0)), generator=gen)
-    flips = sample_flips(count, 0.5 if info.hflip else 0.0, generator=gen)
-    return boxes, flips
+    """The crop boxes ``[count, 4]`` and flips ``[count]`` of one epoch (no mixing), determined by ``(seed, epoch)``."""
+    plan = plan_epoch(count, epoch, PlanSpec(crop_min_scale, info.hflip), seed)
+    return plan.boxes, plan.flips
 
 
-@dataclass
-class SoftLabels:
-    boxes: torch.Tensor  # [epochs, N, 4]
-    flips: torch.Tensor  # [epochs, N] bool
-    logits: torch.Tensor  # [epochs, N, classes]
-
-    @property
-    def epochs(self) -> int:
-        return self.boxes.shape[0]
+def load_soft_labels(path: str | Path) -> StoredSoftLabels:
+    """Stored soft labels; ``epoch(e)`` gives that epoch's crop plan and teacher targets."""
+    return StoredSoftLabels(path)
 
 
-def load_soft_labels(path: str | Path) -> SoftLabels:
-    tensors, _ = load_tensors(path, "soft_labels")
-    try:
-        return SoftLabels(tensors["boxes"], tensors["flips"].bool(), tensors["logits"].float())
-    except KeyError as missing:
-        raise ArtifactError(f"{path}: soft labels lack tensor {missing}") from None
+def _epochs_per_shard(config: RelabelConfig, images: int, bytes_per_image_epoch: int) -> int:
+    if config.epochs_per_shard:
+        return config.epochs_per_shard
+    return max(1, (config.shard_mib << 20) // max(1, images * bytes_per_image_epoch))
 
 
 def relabel(
@@ -74,42 +97,70 @@ def relabel(
     seed: int,
     progress: Progress = SILENT,
 ) -> StageResult:
-    """Label ``config.epochs`` crops of every distilled image with the teacher; writes ``soft_labels.safetensors``."""
+    """Label ``config.epochs`` crops of every distilled image with the teacher; writes ``soft_labels.safetensors``
+    (and further shards), or in online mode a descriptor of the teacher and crop seed."""
     teacher, record = load_model(classifier_path, "classifier")
     distilled = load_distilled(distilled_path)
-    if distilled.info.num_classes != record.dataset.num_classes:
-        raise ArtifactError(
-            f"teacher has {record.dataset.num_classes} classes, distilled set {distilled.info.num_classes}"
+    info = distilled.info
+    if info.num_classes != record.dataset.num_classes:
+        raise ArtifactError(f"teacher has {record.dataset.num_classes} classes, distilled set {info.num_classes}")
+    encoding, spec = config.encoding(), config.plan_spec(info)
+    encoding.check(info.num_classes)
+    count = len(distilled.labels)
+    metadata = {
+        "kind": "soft_labels",
+        "mode": config.mode,
+        "epochs": config.epochs,
+        "images": count,
+        "classes": info.num_classes,
+        "seed": seed,
+        "plan": plan_metadata(spec),
+        "encoding": {"precision": encoding.precision, "topk": encoding.topk, "temperature": encoding.temperature},
+        "teacher": {"path": str(Path(classifier_path).resolve()), "sha256": file_sha256(classifier_path)},
+    }
+    out_dir = Path(out_dir)
+    if config.mode == "online":
+        path = write_online_descriptor(out_dir, metadata)
+        return StageResult(
+            "relabel",
+            artifacts={"soft_labels": path},
+            metrics={"mode": "online", "label_bytes_per_image_per_epoch": 0},
         )
     teacher.to(device).eval()
-    count = len(distilled.labels)
-    boxes, flips, logits = [], [], []
-    task = progress.task("relabel", config.epochs)
-    with Stopwatch() as clock, torch.no_grad():
-        for epoch in range(config.epochs):
-            epoch_boxes, epoch_flips = crop_plan(count, epoch, distilled.info, config.crop_min_scale, seed)
-            epoch_logits = []
-            for start in range(0, count, config.batch_size):
-                part = slice(start, start + config.batch_size)
-                crops = apply_crops(
-                    distilled.images[part].to(device), epoch_boxes[part], epoch_flips[part], distilled.info.image_size
-                )
-                epoch_logits.append(teacher(crops).float().cpu())
-            boxes.append(epoch_boxes)
-            flips.append(epoch_flips)
-            logits.append(torch.cat(epoch_logits))
-            task.advance(1)
-    task.close()
-    labels = SoftLabels(torch.stack(boxes), torch.stack(flips), torch.stack(logits))
-    path = save_tensors(
-        Path(out_dir) / SOFT_LABELS_FILE,
-        {"boxes": labels.boxes, "flips": labels.flips.to(torch.uint8), "logits": labels.logits},
-        {"kind": "soft_labels", "epochs": config.epochs, "images": count},
-    )
-    agreement = (labels.logits.argmax(-1) == distilled.labels).float().mean().item() * 100
+    plan_bytes = sum(t.element_size() * t[0].numel() for t in plan_epoch(1, 0, spec, seed).tensors().values())
+    label_bytes = encoding.bytes_per_label(info.num_classes)
+    writer = ShardWriter(out_dir, metadata, config.epochs, _epochs_per_shard(config, count, plan_bytes + label_bytes))
+    agree, task = 0, progress.task("relabel", config.epochs)
+    try:
+        with Stopwatch() as clock, torch.no_grad():
+            for epoch in range(config.epochs):
+                plan = plan_epoch(count, epoch, spec, seed)
+                logits = []
+                for start in range(0, count, config.batch_size):
+                    index = torch.arange(start, min(start + config.batch_size, count))
+                    logits.append(teacher(render_crops(distilled.images, plan, index, info.image_size, device)).float().cpu())
+                epoch_logits = torch.cat(logits)
+                agree += int((epoch_logits.argmax(-1) == distilled.labels).sum())
+                writer.add({**plan.tensors(), **encoding.encode(epoch_logits)})
+                task.advance(1)
+        files = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        task.close()
+    stored_bytes = sum(f.stat().st_size for f in files)
     return StageResult(
         "relabel",
-        artifacts={"soft_labels": path},
-        metrics={"crop_label_agreement": agreement, "bytes_per_image_per_epoch": labels.logits[0, 0].numel() * 4},
+        artifacts={"soft_labels": files[0]},
+        metrics={
+            "mode": "stored",
+            "encoding": encoding.name,
+            "crop_label_agreement": 100.0 * agree / (count * config.epochs),
+            "label_bytes_per_image_per_epoch": label_bytes,
+            "crop_bytes_per_image_per_epoch": plan_bytes,
+            "stored_bytes_per_image_per_epoch": stored_bytes / (count * config.epochs),
+            "shards": len(files),
+        },
         seconds=clock.seconds,
     )
