@@ -69,9 +69,9 @@ class _Tracer(torch.fx.Tracer):
     """fx tracer that keeps any sub-module it cannot trace (shape-dependent control flow) as an
     opaque leaf; channels that flow into such a leaf are simply not prunable."""
 
-    def __init__(self) -> None:
+    def __init__(self, traceable: dict[int, bool] | None = None) -> None:
         super().__init__()
-        self._traceable: dict[int, bool] = {}
+        self._traceable = {} if traceable is None else traceable  # shared by nested tracers
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
         if super().is_leaf_module(module, qualified_name):
@@ -83,7 +83,7 @@ class _Tracer(torch.fx.Tracer):
         if key not in self._traceable:
             self._traceable[key] = True  # provisional, guards against recursion
             try:
-                _Tracer().trace(module)
+                _Tracer(self._traceable).trace(module)
             except Exception:  # noqa: BLE001 - any tracing failure means "treat as a leaf"
                 self._traceable[key] = False
         return self._traceable[key]
@@ -129,8 +129,8 @@ def _consumers(bn_node: torch.fx.Node, modules: dict[str, nn.Module], calls: dic
     pending = [(user, bn_node, False) for user in bn_node.users]
     while pending:
         node, source, flat = pending.pop()
-        if not node.args or node.args[0] is not source or source in _other_inputs(node):
-            return None
+        if not node.args or node.args[0] is not source or _other_inputs(node):
+            return None  # the channels are not the (only) tensor this node reads
         if node.op == "call_module" and calls.get(node.target) == 1:
             module = modules[node.target]
             if isinstance(module, nn.Conv2d) and not flat and module.groups == 1:
