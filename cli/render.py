@@ -245,3 +245,20 @@ def import_table(report: dict[str, Any], source: str) -> Table:
         for label, count in rows:
             table.add_row(f"[green]{verdict}[/green]" if verdict == "kept" else f"[red]{verdict}[/red]", str(count), label)
     return table
+
+
+def prune_table(rows: dict[str, dict[str, Any]], title: str) -> Table:
+    """``scdd prune``'s before/after table: held-out accuracy, parameters, FLOPs, prunable channels."""
+    table = Table(title=title)
+    for column in ("model", "top-1 %", "top-5 %", "parameters", "FLOPs", "prunable channels"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, row in rows.items():
+        table.add_row(
+            name,
+            f"{row['top1']:.2f}",
+            f"{row['top5']:.2f}",
+            f"{row['parameters']:,}",
+            f"{row['flops'] / 1e6:,.2f} M",
+            str(row["prunable_channels"]),
+        )
+    return table

@@ -23,7 +23,7 @@ def register_pretrainers(register: Register) -> None:
 
 @hookspec
 def register_aligners(register: Register) -> None:
-    """Register alignment strategies; factory(config) returns an object with ``align(backbone, data, *, device, seed, progress)``."""
+    """Register alignment strategies; factory(config) returns an object with ``align(classifier, data, *, device, seed, progress)``."""
 
 
 @hookspec

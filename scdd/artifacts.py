@@ -110,7 +110,10 @@ def save_model(path: str | Path, module: torch.nn.Module, record: ModelRecord) -
 
 
 def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, ModelRecord]:
-    """Rebuild a saved backbone or classifier through the registry and load its weights strictly."""
+    """Rebuild a saved backbone or classifier through the registry and load its weights strictly.
+
+    A pruned model's metadata lists its channel widths (``extra["channel_widths"]``); the same
+    channel surgery is applied to the freshly built model before its weights are loaded."""
     from scdd.models.build import build_backbone, build_classifier
 
     tensors, metadata = load_tensors(path, kind)
@@ -124,6 +127,13 @@ def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, ModelRecor
     )
     build = build_classifier if kind == "classifier" else build_backbone
     module = build(record.architecture, info, record.architecture_options)
+    if record.extra.get("channel_widths"):  # a pruned model: shrink the fresh one to the saved widths
+        from scdd.prune.surgery import apply_channel_widths
+
+        try:
+            apply_channel_widths(module, record.extra["channel_widths"])
+        except ArtifactError as error:
+            raise ArtifactError(f"{path}: {error}") from None
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
