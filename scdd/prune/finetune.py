@@ -12,20 +12,19 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from scdd.augment import apply_crops
 from scdd.distilled import DistilledSet
 from scdd.progress import SILENT, Progress
 from scdd.prune.config import PruneConfig
 from scdd.runtime import generator
-from scdd.stages.posttrain import soft_label_loss
-from scdd.stages.relabel import SoftLabels
+from scdd.soft_label_store import OnlineSoftLabels, StoredSoftLabels
+from scdd.soft_labels import replay_batches, soft_label_loss
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 
 
 def train_on_soft_labels(
     model: nn.Module,
     distilled: DistilledSet,
-    labels: SoftLabels,
+    labels: StoredSoftLabels | OnlineSoftLabels,
     config: PruneConfig,
     *,
     epochs: int,
@@ -47,20 +46,18 @@ def train_on_soft_labels(
     per_epoch = -(-count // config.batch_size)
     schedule = cosine_schedule(optimizer, epochs * per_epoch)
     order = generator(seed, "prune", name, "order")
-    images = distilled.images.to(device)
+    size = distilled.info.image_size
     curve: list[float] = []
     task = progress.task(f"prune: {name}", epochs)
     try:
         for epoch in range(epochs):
             replay = (first_epoch + epoch) % labels.epochs
-            boxes, flips, teacher_logits = labels.boxes[replay], labels.flips[replay], labels.logits[replay].to(device)
             permutation = torch.randperm(count, generator=order)
             running = torch.zeros((), device=device)
             model.train()
-            for start in range(0, count, config.batch_size):
-                index = permutation[start : start + config.batch_size]
-                crops = apply_crops(images[index.to(device)], boxes[index], flips[index], distilled.info.image_size)
-                loss = soft_label_loss(model(crops), teacher_logits[index.to(device)], config.temperature)
+            batches = replay_batches(labels, distilled.images, replay, permutation, config.batch_size, image_size=size, device=device)
+            for _, crops, targets in batches:
+                loss = soft_label_loss(model(crops), targets, config.temperature)
                 if penalty is not None:
                     loss = loss + penalty()
                 optimizer.zero_grad(set_to_none=True)

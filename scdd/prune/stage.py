@@ -28,7 +28,7 @@ from scdd.prune.slimming import select_channels, sparsity_penalty
 from scdd.prune.surgery import channel_widths, prune_group
 from scdd.runtime import derive_seed, seed_everything
 from scdd.stages.common import StageResult, Stopwatch, accuracy
-from scdd.stages.relabel import SoftLabels, load_soft_labels
+from scdd.soft_label_store import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
 
 REPORT_FILE = "prune.json"
 
@@ -47,7 +47,7 @@ def measure(model: nn.Module, data: DatasetSplits, groups, *, device: torch.devi
     }
 
 
-def check_inputs(record: ModelRecord, distilled: DistilledSet, labels: SoftLabels, data: DatasetSplits, paths) -> None:
+def check_inputs(record: ModelRecord, distilled: DistilledSet, labels: StoredSoftLabels | OnlineSoftLabels, data: DatasetSplits, paths) -> None:
     """The model, the distilled set, its soft labels and the evaluation data must describe one task."""
     model_path, distilled_path, labels_path = paths
     model_info, set_info = record.dataset, distilled.info
@@ -60,10 +60,9 @@ def check_inputs(record: ModelRecord, distilled: DistilledSet, labels: SoftLabel
         )
     if data.info.num_classes != model_info.num_classes:
         raise DataError(f"{model_path}: model has {model_info.num_classes} classes, dataset {data.info.name!r} has {data.info.num_classes}")
-    if tuple(labels.logits.shape[1:]) != (len(distilled.labels), model_info.num_classes):
+    if labels.images != len(distilled.labels):
         raise ArtifactError(
-            f"{labels_path}: soft labels are for {labels.logits.shape[1]} images of {labels.logits.shape[2]} classes, "
-            f"the distilled set has {len(distilled.labels)} images of {model_info.num_classes} classes"
+            f"{labels_path}: soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}"
         )
 
 
@@ -85,7 +84,7 @@ def prune(
     held-out accuracy, parameters and FLOPs; ``channel_widths`` gives each pruned layer's width.
     """
     model, record = load_model(model_path, "classifier")
-    distilled, labels = load_distilled(distilled_path), load_soft_labels(soft_labels_path)
+    distilled, labels = load_distilled(distilled_path), open_soft_labels(soft_labels_path, device=device)
     check_inputs(record, distilled, labels, data, (model_path, distilled_path, soft_labels_path))
     groups = find_channel_groups(model)
     if not groups:
