@@ -1,6 +1,7 @@
 """Seconds per recovery iteration against the floor: a bare forward + backward of the same model.
 
-The model is a ResNet-18 (CIFAR-style stem) at 32x32 with 100 classes, batch 100, on the CPU.
+The model is a ResNet-18 (CIFAR-style stem) at 32x32 with 100 classes, batch 100, on the CPU by
+default (``--device cuda`` with ``--autocast`` / ``--channels-last`` checks the GPU path).
 The floor is what any input-gradient method must pay per step: eval-mode forward of the frozen
 model on the batch, cross-entropy, backward to the input pixels. A recovery iteration is the real
 engine (``BatchRecovery.run``): random view (crop + flip + jitter), forward with the matcher's BN
@@ -11,6 +12,7 @@ machine is shared, so timings drift); the medians and their ratio are printed. T
 
     python benchmarks/recover_speed.py                      # 5 repetitions of 2 iterations each
     python benchmarks/recover_speed.py --repeats 9 --threads 2 --matcher bn
+    python benchmarks/recover_speed.py --device cuda --autocast --channels-last --iterations 50
 """
 
 from __future__ import annotations
@@ -42,14 +44,14 @@ INFO = DatasetInfo(
 )
 
 
-def teacher(architecture: str, channels_last: bool) -> torch.nn.Module:
+def teacher(architecture: str, channels_last: bool, device: torch.device) -> torch.nn.Module:
     """A ResNet classifier with BN running statistics from a few batches of noise, frozen, eval mode."""
     torch.manual_seed(0)
-    model = build_classifier(architecture, INFO)
+    model = build_classifier(architecture, INFO).to(device)
     model.train()
     with torch.no_grad():
         for _ in range(3):
-            model(torch.rand(100, 3, 32, 32))
+            model(torch.rand(100, 3, 32, 32, device=device))
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -59,27 +61,34 @@ def teacher(architecture: str, channels_last: bool) -> torch.nn.Module:
 
 
 class Clock:
-    """Wall-clock and process-CPU seconds of a block, per iteration."""
+    """Wall-clock and process-CPU seconds of a block, per iteration (CUDA work finished at both ends)."""
 
-    def __init__(self, iterations: int) -> None:
-        self.iterations = iterations
+    def __init__(self, iterations: int, device: torch.device) -> None:
+        self.iterations, self.device = iterations, device
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def __enter__(self) -> "Clock":
+        self._sync()
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._sync()
         self.wall = (time.perf_counter() - self.wall) / self.iterations
         self.cpu = (time.process_time() - self.cpu) / self.iterations
 
 
-def floor_seconds(model, batch: torch.Tensor, targets: torch.Tensor, iterations: int, memory_format) -> Clock:
-    """Seconds per bare forward + backward (to the input) of ``model`` on ``batch``."""
+def floor_seconds(model, batch: torch.Tensor, targets: torch.Tensor, iterations: int, memory_format, autocast: bool) -> Clock:
+    """Seconds per bare forward + backward (to the input) of ``model`` on ``batch``, under the same autocast."""
     pixels = batch.clone().requires_grad_(True)
-    with Clock(iterations) as clock:
+    with Clock(iterations, batch.device) as clock:
         for _ in range(iterations):
-            logits = model.head(model.backbone(pixels.contiguous(memory_format=memory_format)))
-            loss = F.cross_entropy(logits, targets)
+            with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = model.head(model.backbone(pixels.contiguous(memory_format=memory_format)))
+            loss = F.cross_entropy(logits.float(), targets)
             loss.backward()
             pixels.grad = None
     return clock
@@ -88,7 +97,7 @@ def floor_seconds(model, batch: torch.Tensor, targets: torch.Tensor, iterations:
 def recovery_seconds(engine: BatchRecovery, members, iterations: int) -> Clock:
     """Seconds per iteration of the real recovery loop on one batch of ``len(members)`` images."""
     monitor = LossMonitor(SILENT.task("recover", iterations), ("ce", "bn"), engine.device, every=25, stage="recover")
-    with Clock(iterations) as clock:
+    with Clock(iterations, engine.device) as clock:
         engine.run(members, monitor)
     return clock
 
@@ -102,27 +111,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids thread thrashing on a shared machine)")
     parser.add_argument("--matcher", default="imbalanced-bn")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--autocast", action="store_true", help="bfloat16 autocast of the forward passes (both sides)")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    device = torch.device("cpu")
-    config = RecoverConfig(matcher=args.matcher, iterations=args.iterations, batch_size=args.batch, channels_last=args.channels_last)
-    model = teacher(args.architecture, args.channels_last)
+    device = torch.device(args.device)
+    config = RecoverConfig(
+        matcher=args.matcher, iterations=args.iterations, batch_size=args.batch,
+        channels_last=args.channels_last, autocast=args.autocast,
+    )
+    model = teacher(args.architecture, args.channels_last, device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     members = recovery_batches(INFO.num_classes, -(-args.batch // INFO.num_classes), args.batch)[0]
-    targets = torch.tensor([label for label, _ in members])
-    batch = torch.randn(len(members), 3, 32, 32)
+    targets = torch.tensor([label for label, _ in members], device=device)
+    batch = torch.randn(len(members), 3, 32, 32, device=device)
     matcher = get_component("matcher", config.matcher).build(config.matcher_options)
     engine = BatchRecovery(model, matcher, INFO, config, device, seed=0)
 
     matcher.attach(model)
     recovery_seconds(engine, members, 1)  # warm-up
     matcher.detach()
-    floor_seconds(model, batch, targets, 1, memory_format)
+    floor_seconds(model, batch, targets, 1, memory_format, args.autocast)
 
     floors, recoveries = [], []
     for repeat in range(args.repeats):
-        floors.append(floor_seconds(model, batch, targets, args.iterations, memory_format))
+        floors.append(floor_seconds(model, batch, targets, args.iterations, memory_format, args.autocast))
         matcher.attach(model)
         recoveries.append(recovery_seconds(engine, members, args.iterations))
         matcher.detach()
@@ -132,8 +146,8 @@ def main() -> None:
             flush=True,
         )
 
-    print(f"model {args.architecture}, batch {len(members)} at 32x32, CPU threads {args.threads}, matcher {config.matcher}"
-          f"{', channels-last' if args.channels_last else ''}, {args.repeats} interleaved repeats of {args.iterations} iterations")
+    print(f"model {args.architecture}, batch {len(members)} at 32x32, device {device}, CPU threads {args.threads}, "
+          f"matcher {config.matcher}{', channels-last' if args.channels_last else ''}{', bf16 autocast' if args.autocast else ''}, {args.repeats} interleaved repeats of {args.iterations} iterations")
     for label, key in (("wall-clock", "wall"), ("process CPU", "cpu")):
         floor = statistics.median(getattr(clock, key) for clock in floors)
         recovery = statistics.median(getattr(clock, key) for clock in recoveries)

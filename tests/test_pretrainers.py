@@ -45,6 +45,15 @@ def test_backbone_input_is_normalised(name, mnist):
     assert pixels.min() < -0.3  # the black background maps to -mean/std = -0.42
 
 
+def test_pixel_encoder_keeps_the_normalisation_on_the_backbone_device(mnist):
+    """The squeeze runs ``pixel_encoder(backbone)`` on the backbone's device (a CUDA run once mixed devices)."""
+    from scdd.ssl.base import pixel_encoder
+
+    backbone = build_backbone("resnet10-slim", mnist.info).to("meta")
+    encoder = pixel_encoder(backbone, mnist.info)
+    assert {tensor.device.type for tensor in [*encoder.parameters(), *encoder.buffers()]} == {"meta"}
+
+
 def test_every_registered_pretrainer_is_covered():
     from scdd.registry import get_registry
 

@@ -47,8 +47,10 @@ class PretrainResult:
 
 def pixel_encoder(backbone: nn.Module, info: DatasetInfo) -> nn.Sequential:
     """``backbone(normalize(pixels))``: the input the aligned classifier gives the backbone later,
-    so the BatchNorm running statistics a squeeze leaves are those that recovery matches."""
-    return nn.Sequential(Normalize(info.mean, info.std), backbone)
+    so the BatchNorm running statistics a squeeze leaves are those that recovery matches.
+    The normalisation constants live on the backbone's device."""
+    device = next(backbone.parameters()).device
+    return nn.Sequential(Normalize(info.mean, info.std).to(device), backbone)
 
 
 def train_epochs(
