@@ -27,6 +27,7 @@ TINY_SUITE = {
         {"label": "SRe2L (supervised, first BN x1)", "pretrainer": "supervised", **{**SC_DD, "role": "sre2l"},
          "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 1.0}}}},
         {"label": "random real", "method": "coreset", "selection": "random", "pretrainer": "supervised", "role": "random-real"},
+        {"label": "herding real", "method": "coreset", "selection": "herding", "pretrainer": "supervised", "role": "herding-real"},
     ],
 }
 
@@ -106,10 +107,12 @@ def test_tiny_suite_runs_shares_teachers_and_writes_results(register_plugin, tmp
         assert row["seconds_per_seed"] > 0
     # one squeeze + align per pretrainer, shared by the SRe2L row and the real-image row, and by both seeds
     assert sorted(p.name.split("-")[0] for p in (out / "teachers").iterdir()) == ["moco", "supervised"]
-    assert table[1]["setup_seconds"] == table[2]["setup_seconds"]
+    assert table[1]["setup_seconds"] == table[2]["setup_seconds"] == table[3]["setup_seconds"]
     stages = [cell["students"]["resnet10-slim"]["stage_seconds"][0] for cell in document["cells"]]
     assert set(stages[0]) == {"recover", "relabel", "posttrain", "evaluate"}
-    assert set(stages[2]) == {"coreset", "relabel", "posttrain", "evaluate"}
+    assert set(stages[2]) == set(stages[3]) == {"coreset", "relabel", "posttrain", "evaluate"}
+    herded = [cell for cell in (out / "cells").rglob("coreset/distilled.safetensors") if "herding" in str(cell)]
+    assert len(herded) == 2  # one herding selection per seed, on the supervised teacher's features
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [float(r["top1_mean"]) for r in rows] == [pytest.approx(r["top1_mean"], abs=1e-4) for r in table]

@@ -16,9 +16,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +26,6 @@ from scdd.config import RunConfig
 from scdd.errors import ConfigError, ScddError
 from scdd.pipeline import check_components, make_run_config
 from scdd.registry import get_component
-
-# Coreset selections: "module:function" with coreset_random's signature
-# ``(data, ipc, out_dir, *, seed) -> StageResult`` writing a distilled-set artifact.
-CORESET_SELECTIONS = {
-    "random": "scdd.stages.coreset:coreset_random",
-    "herding": "scdd.stages.coreset:coreset_herding",
-}
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -50,8 +41,8 @@ class Cell:
 
     @property
     def needs_teacher(self) -> bool:
-        """Distilled rows recover from the teacher; any row with soft labels is relabelled by it."""
-        return self.row.method == "distill" or self.config.posttrain.labels == "soft"
+        """Distilled rows recover from the teacher, herding reads its features, soft labels come from it."""
+        return self.row.method == "distill" or self.row.selection == "herding" or self.config.posttrain.labels == "soft"
 
 
 @dataclass
@@ -119,16 +110,12 @@ def row_overrides(row: SuiteRow) -> dict[str, Any]:
     return nested
 
 
-def coreset_function(selection: str) -> Callable[..., Any]:
-    """The selection function for a coreset row; an unknown or unavailable one is a one-line error."""
-    target = CORESET_SELECTIONS.get(selection)
-    if target is None:
-        raise ConfigError(f"unknown coreset selection {selection!r}; selections: {', '.join(CORESET_SELECTIONS)}")
-    module_name, _, attribute = target.partition(":")
-    function = getattr(importlib.import_module(module_name), attribute, None)
-    if function is None:
-        raise ConfigError(f"coreset selection {selection!r} is not available: {module_name} has no {attribute}")
-    return function
+def check_selection(selection: str) -> None:
+    """A coreset row must name one of ``scdd coreset``'s methods; otherwise a one-line error."""
+    from scdd.stages.coreset import CORESET_METHODS
+
+    if selection not in CORESET_METHODS:
+        raise ConfigError(f"unknown coreset selection {selection!r}; selections: {', '.join(CORESET_METHODS)}")
 
 
 def check_options(config: RunConfig) -> None:
@@ -147,7 +134,7 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
     for row in suite.rows:
         try:
             if row.method == "coreset":
-                coreset_function(row.selection or "")
+                check_selection(row.selection or "")
             for ipc in suite.ipc:
                 nested = merge(merge(merge(budget, row_overrides(row)), row.overrides), overrides)
                 config = make_run_config(merge(nested, {"recover": {"ipc": ipc}}), preset)

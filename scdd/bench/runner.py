@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
-from scdd.bench.plan import Cell, Plan, coreset_function
+from scdd.bench.plan import Cell, Plan
 from scdd.bench.results import CellResult, write_results
 from scdd.data.base import DatasetSplits
 from scdd.pipeline import load_dataset
 from scdd.progress import SILENT, Progress
 from scdd.stages.align import align
-from scdd.stages.common import Stopwatch
+from scdd.stages.coreset import coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
@@ -87,7 +87,8 @@ class BenchRun:
         if cell.row.method == "distill":
             key = ("recover", cell.teacher_key, repr(config.recover), seed)
         else:
-            key = ("coreset", cell.row.selection, cell.ipc, seed)
+            teacher_key = cell.teacher_key if cell.row.selection == "herding" else None  # herding reads its features
+            key = ("coreset", cell.row.selection, teacher_key, cell.ipc, seed)
         if key not in self.image_sets:
             if cell.row.method == "distill":
                 result = recover(
@@ -96,10 +97,12 @@ class BenchRun:
                 )
                 self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds)
             else:
-                select = coreset_function(cell.row.selection or "")
-                with Stopwatch() as clock:
-                    result = select(self.data, cell.ipc, folder / "coreset", seed=seed)
-                self.image_sets[key] = Produced(result.artifacts["distilled"], clock.seconds)
+                selection = cell.row.selection or ""
+                result = coreset(
+                    selection, self.data, cell.ipc, folder / "coreset", seed=seed, device=self.device, progress=self.progress,
+                    classifier_path=self.teacher(cell).classifier if selection == "herding" else None,
+                )
+                self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds)
         return self.image_sets[key]
 
     def soft_labels(self, cell: Cell, seed: int, images: Produced, folder: Path) -> Produced | None:
