@@ -10,9 +10,8 @@ Stored labels are kept in one of three encodings:
 
 * ``fp32`` / ``fp16``: the teacher's full logits;
 * top-K (``topk > 0``): only the K largest probabilities, softmax at the post-training temperature,
-  in fp16, with their class indices. The student's target is the renormalised top-K distribution
-  (zero outside the K classes). It equals the teacher's softmax over those K logits, so a student
-  trained at another temperature re-tempers it exactly: ``p_k ∝ p_k^(T_stored / T)``.
+  in fp16, with their class indices. The student's target keeps those K probabilities and spreads
+  the remaining mass evenly over the other classes (``SoftTargets.distribution``).
 """
 
 from __future__ import annotations
@@ -121,7 +120,7 @@ def render_crops(
 @dataclass
 class SoftTargets:
     """Teacher targets for a batch: full ``logits`` [B, C], or top-K ``probs``/``indices`` [B, K]
-    (probabilities at ``temperature``, renormalised over the K kept classes when used)."""
+    (probabilities at ``temperature``; the mass outside the K classes is spread evenly over the others)."""
 
     logits: torch.Tensor | None = None
     probs: torch.Tensor | None = None
@@ -137,20 +136,29 @@ class SoftTargets:
         return replace(self, logits=move(self.logits), probs=move(self.probs), indices=move(self.indices))
 
     def distribution(self, num_classes: int, temperature: float) -> torch.Tensor:
-        """The dense target distribution ``[B, C]`` the student is trained towards at ``temperature``."""
+        """The dense target distribution ``[B, C]`` the student is trained towards at ``temperature``.
+
+        Top-K targets keep the teacher's K probabilities as stored and give each other class an equal
+        share of the remaining mass (FKD's label compression), so the teacher's confidence is kept.
+        At a temperature other than the stored one the dense distribution is re-tempered
+        (``p ∝ p^(T_stored/T)``), which is exact for the K kept classes relative to each other.
+        """
         if self.logits is not None:
             return F.softmax(self.logits.float() / temperature, dim=1)
-        probs = self.probs.float().clamp(min=0) ** (self.temperature / temperature)
-        probs = probs / probs.sum(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
-        dense = torch.zeros(probs.shape[0], num_classes, device=probs.device)
-        return dense.scatter_(1, self.indices.long(), probs)
+        probs = self.probs.float().clamp(min=0)
+        kept = probs.sum(dim=1, keepdim=True).clamp(max=1.0)
+        others = max(num_classes - probs.shape[1], 1)
+        dense = ((1.0 - kept) / others).expand(-1, num_classes).clone()
+        dense.scatter_(1, self.indices.long(), probs)
+        if temperature != self.temperature:
+            dense = dense ** (self.temperature / temperature)
+        return dense / dense.sum(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
 
 
 def soft_label_loss(student_logits: torch.Tensor, targets: SoftTargets | torch.Tensor, temperature: float) -> torch.Tensor:
     """``T² · KL(p_teacher(T) ‖ softmax(s/T))``, batch mean (Eq. 10 with SRe²L's temperature).
 
-    ``targets`` may be plain teacher logits. With top-K targets the KL runs over the K kept classes
-    of the renormalised distribution (the other classes have zero target mass).
+    ``targets`` may be plain teacher logits; top-K targets are made dense by ``SoftTargets.distribution``.
     """
     if isinstance(targets, torch.Tensor):
         targets = SoftTargets(logits=targets)

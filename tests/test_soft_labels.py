@@ -82,16 +82,21 @@ def test_failed_relabel_leaves_no_shards(fake_set, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_topk_target_is_the_renormalised_teacher_distribution():
+def test_topk_target_keeps_the_teacher_mass_and_spreads_the_rest():
     logits = torch.randn(6, 10) * 3
     encoding = LabelEncoding(topk=3, temperature=4.0)
     targets = encoding.decode(encoding.encode(logits))
-    top = logits.topk(3, dim=1)
-    reference = torch.zeros(6, 10).scatter_(1, top.indices, F.softmax(top.values / 4.0, dim=1))
-    assert torch.allclose(targets.distribution(10, 4.0), reference, atol=2e-3)
-    # re-tempering to another post-training temperature is exact for the renormalised scheme
-    reference_t2 = torch.zeros(6, 10).scatter_(1, top.indices, F.softmax(top.values / 2.0, dim=1))
-    assert torch.allclose(targets.distribution(10, 2.0), reference_t2, atol=2e-3)
+    teacher = F.softmax(logits / 4.0, dim=1)
+    top = teacher.topk(3, dim=1)
+    rest = (1 - top.values.sum(dim=1, keepdim=True)) / 7
+    reference = rest.expand(-1, 10).clone().scatter_(1, top.indices, top.values)
+    dense = targets.distribution(10, 4.0)
+    assert torch.allclose(dense, reference, atol=2e-3)
+    assert torch.allclose(dense.sum(dim=1), torch.ones(6))
+    # at another post-training temperature the kept classes keep the teacher's ratios at that temperature
+    kept = targets.distribution(10, 2.0).gather(1, top.indices)
+    expected = F.softmax(logits / 2.0, dim=1).gather(1, top.indices)
+    assert torch.allclose(kept / kept.sum(1, keepdim=True), expected / expected.sum(1, keepdim=True), atol=2e-3)
 
 
 def test_soft_label_loss_matches_reference_kl():
