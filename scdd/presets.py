@@ -53,7 +53,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "align": {"aligner_options": {"epochs": 40, "augment": False, "lr": 0.1, "batch_size": 256}},
         "recover": {"ipc": 10, "iterations": 300, "batch_size": 100, "lr": 0.25, "alpha_bn": 0.3, "crop_min_scale": 0.5},
         "relabel": {"crop_min_scale": 0.25},
-        "posttrain": {"students": ["resnet10-slim"], "epochs": 200, "batch_size": 50, "lr": 0.005, "temperature": 4.0},
+        # T = 2: full fp32 labels train students as well as T = 4 (82.9% vs 83.0%, IPC 10), and top-3 labels
+        # stay within a point of them (82.4%; 78.9% at T = 4, where the 7 dropped classes hold more mass)
+        "posttrain": {"students": ["resnet10-slim"], "epochs": 200, "batch_size": 50, "lr": 0.005, "temperature": 2.0},
     },
 }
 
