@@ -38,6 +38,7 @@ __all__ = [
     "init",
     "is_distributed",
     "is_main",
+    "launched",
     "map_units",
     "mean_across_ranks",
     "on_main",

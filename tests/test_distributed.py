@@ -56,6 +56,27 @@ def test_single_process_helpers_are_the_identity(tmp_path):
     assert distributed.rank_parts() == ()
 
 
+def test_sync_batchnorm_round_trip_keeps_layers_and_statistics():
+    """The CUDA-only SyncBatchNorm conversion of the squeeze, exercised directly: converting and
+    reverting gives the registered layer types back with the same parameters and running statistics."""
+    from scdd.data.base import DatasetInfo
+    from scdd.models.build import build_backbone
+
+    info = DatasetInfo("toy", 10, 1, 16, (0.5,), (0.5,), tuple(str(i) for i in range(10)))
+    backbone = build_backbone("resnet10-slim", info, {})
+    for layer in backbone.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.uniform_(-1, 1)
+    before = {key: value.clone() for key, value in backbone.state_dict().items()}
+    plain_types = [type(m) for m in backbone.modules()]
+    synced = distributed._swap_batchnorm(backbone, distributed._to_sync)
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    reverted = distributed.revert_sync_batchnorm(synced)
+    assert [type(m) for m in reverted.modules()] == plain_types
+    after = reverted.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
 def _recompute_on_one_process(config, run: Path, out: Path) -> None:
     from scdd.stages.recover import recover
     from scdd.stages.relabel import relabel
