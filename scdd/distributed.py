@@ -241,7 +241,7 @@ def sharded_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``scdd.data.base.iterate_batches`` with this rank's part of each global batch (batches of
     ``batch_size / N``); in a single process it is ``iterate_batches`` itself."""
-    from scdd.data.base import ImageTensorDataset, iterate_batches
+    from scdd.data.base import ImageTensorDataset, iterate_batches, to_float_pixels
 
     if world_size() == 1:
         yield from iterate_batches(dataset, batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
@@ -252,14 +252,15 @@ def sharded_batches(
     if drop_last and n >= batch_size:
         order = order[: n - n % batch_size]
     mine = shard_order(order)
-    for start in range(0, len(mine), per_rank):
-        index = mine[start : start + per_rank]
-        if isinstance(dataset, ImageTensorDataset):
+    batches = [mine[start : start + per_rank] for start in range(0, len(mine), per_rank)]
+    if isinstance(dataset, ImageTensorDataset):
+        for index in batches:
             yield dataset.batch(index)
-        else:
-            from torch.utils.data import default_collate
+        return
+    from torch.utils.data import DataLoader
 
-            yield default_collate([dataset[i] for i in index.tolist()])
+    for images, labels in DataLoader(dataset, batch_sampler=[index.tolist() for index in batches]):
+        yield to_float_pixels(images), labels.long()
 
 
 def wrap_ddp(module: torch.nn.Module, device: torch.device, **options: Any) -> torch.nn.Module:
