@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -109,7 +110,7 @@ def _progress(quiet: bool):
 
     from scdd.cli.render import RichProgress
 
-    if quiet:
+    if quiet or _secondary_rank():  # under torchrun only rank 0 shows progress
         return _NullContext(SilentProgress())
     return RichProgress()
 
@@ -615,6 +616,26 @@ def _ready() -> click.Group:
     return cli
 
 
+def _launched() -> bool:
+    """Started by torchrun with more than one process (read from the environment, without importing torch)."""
+    return os.environ.get("WORLD_SIZE", "1") not in ("", "1")
+
+
+def _secondary_rank() -> bool:
+    """A torchrun process other than rank 0: it shows no progress and prints nothing to stdout."""
+    return _launched() and os.environ.get("RANK", "0") != "0"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    _ready().main(args=argv if argv is not None else sys.argv[1:], prog_name="scdd")
+    """Console-script entry point. Under torchrun (``WORLD_SIZE`` > 1) the process joins the group
+    first (``scdd.distributed``) and leaves it at exit."""
+    args = argv if argv is not None else sys.argv[1:]
+    if not _launched():
+        _ready().main(args=args, prog_name="scdd")
+        return
+    from scdd.distributed import session
+
+    if _secondary_rank():
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (open for the life of the process)
+    with session():
+        _ready().main(args=args, prog_name="scdd")

@@ -25,6 +25,7 @@ import torch
 from scdd.artifacts import write_json
 from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.data.base import DatasetSplits
+from scdd.distributed import on_main, world_size
 from scdd.errors import ConfigError, DataError, UnknownComponentError
 from scdd.presets import get_preset, preset_for_dataset, pretrainer_values
 from scdd.progress import SILENT, Progress
@@ -131,6 +132,7 @@ class RunRecord:
             "created": self.created,
             "command": self.command,
             "device": self.device,
+            "processes": world_size(),
             "seed": self.config.seed,
             "versions": package_versions(),
             "config": to_dict(self.config),
@@ -140,7 +142,16 @@ class RunRecord:
 
 
 def prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
-    """Refuse to write into a folder that already holds a run or other files, unless told to overwrite."""
+    """Refuse to write into a folder that already holds a run or other files, unless told to overwrite
+    (checked and created by rank 0 only under torchrun; every rank gets its answer)."""
+    return on_main(_prepare_out_dir, out_dir, overwrite)
+
+
+def _write_manifest(out_dir: Path, record: RunRecord) -> None:
+    on_main(write_json, out_dir / MANIFEST_FILE, record.to_json())  # rank 0 writes, the others wait
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder")
@@ -191,12 +202,12 @@ def run_pipeline(
 
     def run_stage(name: str, action) -> StageResult:
         record.stages[name] = {"status": "running"}
-        write_json(out_dir / MANIFEST_FILE, record.to_json())
+        _write_manifest(out_dir, record)
         try:
             result: StageResult = action(out_dir / name)
         except BaseException:
             record.stages[name] = {"status": "failed"}
-            write_json(out_dir / MANIFEST_FILE, record.to_json())
+            _write_manifest(out_dir, record)
             raise
         record.stages[name] = {
             "status": "done",
@@ -204,7 +215,7 @@ def run_pipeline(
             "artifacts": {key: str(path.relative_to(out_dir)) for key, path in result.artifacts.items()},
             "metrics": result.metrics,
         }
-        write_json(out_dir / MANIFEST_FILE, record.to_json())
+        _write_manifest(out_dir, record)
         return result
 
     common = {"device": device, "seed": seed, "progress": progress}
@@ -230,11 +241,11 @@ def run_pipeline(
             config.posttrain, recovered.artifacts["distilled"], labelled.artifacts["soft_labels"], d, **common
         ),
     )
-    evaluated = run_stage("evaluate", lambda d: evaluate(trained.artifacts, data, device=device))
+    evaluated = run_stage("evaluate", lambda d: on_main(evaluate, trained.artifacts, data, device=device))
     record.metrics = {
         "teacher": {"top1": aligned.metrics["teacher_heldout_top1"], "top5": aligned.metrics["teacher_heldout_top5"]},
         "students": evaluated.metrics,
     }
-    write_json(out_dir / MANIFEST_FILE, record.to_json())
-    write_report(out_dir, config=config.report)
+    _write_manifest(out_dir, record)
+    on_main(write_report, out_dir, config=config.report)
     return record

@@ -12,18 +12,21 @@ from scdd.errors import ConfigError
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; anything else must be a valid, present device."""
+    """``auto`` picks CUDA when present, else the CPU; anything else must be a valid, present device.
+    Under torchrun, ``cuda`` without an index is each process's ``cuda:LOCAL_RANK``."""
+    from scdd.distributed import rank_device
+
     if isinstance(spec, torch.device):
         return spec
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         device = torch.device(spec)
     except RuntimeError:
         raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {spec!r} asked for, but CUDA is not available here")
-    return device
+    return rank_device(device)
 
 
 def derive_seed(seed: int, *parts: object) -> int:

@@ -5,7 +5,9 @@ disturbs the self-supervised BN statistics that recovery matches; it is here to 
 
 Defaults are Table 16's linear-probing column, the only alignment recipe the paper gives: SGD,
 lr 0.03, weight decay 1e-4, momentum 0.9, batch 256, cosine schedule, 200 epochs; random-resized
-crop (+ flip where the dataset allows) each step.
+crop (+ flip where the dataset allows) each step. Under torchrun the classifier is wrapped in
+DistributedDataParallel, each process takes its part (``batch_size / processes`` images) of every
+global batch, and BatchNorm statistics are per process (rank 0's are kept, as DDP broadcasts them).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from scdd import distributed
 from scdd.augment import CropSpec, random_resized_crop
-from scdd.data.base import DatasetSplits, iterate_batches, steps_per_epoch
+from scdd.data.base import DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
@@ -67,18 +70,20 @@ class Finetune:
         total = config.epochs * per_epoch
         schedule = cosine_schedule(optimizer, total)
         order = generator(seed, "finetune", "order")
-        crops = generator(seed, "finetune", "crops", device=device)
+        crops = generator(seed, "finetune", "crops", *distributed.rank_parts(), device=device)
         crop = CropSpec(scale=(config.crop_min_scale, 1.0))
         flip_p = 0.5 if data.info.hflip else 0.0
+        model = distributed.wrap_ddp(classifier, device)  # under torchrun: gradients averaged over processes
         task = progress.task("align finetune", total)
         step = 0
         try:
             for _ in range(config.epochs):
-                for images, labels in iterate_batches(data.train, config.batch_size, shuffle=True, generator=order, drop_last=True):
+                batches = distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order, drop_last=True)
+                for images, labels in batches:
                     images, labels = images.to(device), labels.to(device)
                     if config.augment:
                         images = random_resized_crop(images, crop, flip_p=flip_p, generator=crops)
-                    loss = F.cross_entropy(classifier(images), labels)
+                    loss = F.cross_entropy(model(images), labels)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

@@ -3,7 +3,9 @@ stays frozen with BatchNorm in eval mode, so its running statistics are never to
 
 Defaults are Table 16's linear-probing column: SGD, lr 0.03, weight decay 1e-4, momentum 0.9,
 batch 256, cosine schedule, 200 epochs. Without augmentation the frozen features are computed
-once and the head trains on them directly (same result, far less compute).
+once and the head trains on them directly (same result, far less compute). Under torchrun the head
+is wrapped in DistributedDataParallel and each process takes its part (``batch_size / processes``
+images) of every global batch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scdd import distributed
 from scdd.augment import CropSpec, random_resized_crop
 from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches, steps_per_epoch
 from scdd.errors import ConfigError
@@ -83,10 +86,11 @@ class LinearProbe:
             per_epoch = steps_per_epoch(cached, config.batch_size, drop_last=False)
         total = config.epochs * per_epoch
         schedule = cosine_schedule(optimizer, total)
+        trained = distributed.wrap_ddp(head, device)  # under torchrun: gradients averaged over processes
         task = progress.task("align linear-probe", total)
         try:
             for step, (features, labels) in enumerate(batches, start=1):
-                loss = F.cross_entropy(head(features), labels)
+                loss = F.cross_entropy(trained(features), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -100,16 +104,16 @@ class LinearProbe:
 
 def _cached_batches(cached: ImageTensorDataset, config: LinearProbeConfig, order: torch.Generator, device):
     for _ in range(config.epochs):
-        for features, labels in iterate_batches(cached, config.batch_size, shuffle=True, generator=order):
+        for features, labels in distributed.sharded_batches(cached, config.batch_size, shuffle=True, generator=order):
             yield features.flatten(1).to(device), labels.to(device)
 
 
 def _augmented_batches(classifier: Classifier, data: DatasetSplits, config: LinearProbeConfig, seed: int, device, order):
     crop = CropSpec(scale=(config.crop_min_scale, 1.0))
     flip_p = 0.5 if data.info.hflip else 0.0
-    augment_generator = generator(seed, "linear-probe", "crops", device=device)
+    augment_generator = generator(seed, "linear-probe", "crops", *distributed.rank_parts(), device=device)
     for _ in range(config.epochs):
-        for images, labels in iterate_batches(data.train, config.batch_size, shuffle=True, generator=order):
+        for images, labels in distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order):
             images = random_resized_crop(images.to(device), crop, flip_p=flip_p, generator=augment_generator)
             with torch.no_grad():
                 features = classifier.features(images)

@@ -11,8 +11,9 @@ Batches hold many classes at once: the (class, ipc-index) pairs are taken ipc-in
 into batches of ``batch_size``. Every image starts from noise seeded by its own (class,
 ipc-index) and every batch's views from a seed of its first member and size, so the same config
 recomputes any image bit for bit: ``synthesize(..., members=[...])`` reruns only the batches
-holding the requested images. The hot loop never waits on the device: losses go into on-device
-trajectories, and progress reads them asynchronously.
+holding the requested images, and under torchrun each process runs a share of the batches
+(``scdd.distributed.map_units``) with the same result as one process. The hot loop never waits
+on the device: losses go into on-device trajectories, and progress reads them asynchronously.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from scdd import distributed
 from scdd.augment import CropSpec
 from scdd.data.base import DatasetInfo
 from scdd.errors import ConfigError
@@ -167,13 +169,20 @@ def synthesize(
     if wanted is not None:
         batches = [batch for batch in batches if set(batch) & set(wanted)]
     engine = BatchRecovery(classifier, matcher, info, config, device, seed)
-    task = progress.task("recover", len(batches) * config.iterations)
+    task = progress.task("recover", len(distributed.shard_units(batches)) * config.iterations)
     monitor = LossMonitor(task, ("ce", "bn"), device, every=SYNC_EVERY, stage="recover")
     images, ce_curves, bn_curves, done = [], [], [], []
+
+    def run_batch(batch: list[Member]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        output = engine.run(batch, monitor)
+        if distributed.is_distributed():
+            monitor.flush()  # a rank's non-finite loss stops the run before its images are gathered
+        return output
+
     matcher.attach(classifier)
     try:
-        for batch in batches:
-            pixels, ce_curve, bn_curve = engine.run(batch, monitor)
+        # each rank runs its share of the batches (same seeds as one process), every rank gets all of them
+        for batch, (pixels, ce_curve, bn_curve) in zip(batches, distributed.map_units(batches, run_batch)):
             images.append(pixels)
             ce_curves.append(ce_curve)
             bn_curves.append(bn_curve)

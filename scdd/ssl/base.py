@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from scdd.data.base import DatasetInfo, DatasetSplits, iterate_batches, steps_per_epoch
+from scdd import distributed
+from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
@@ -68,10 +69,15 @@ def train_epochs(
     """Run ``config.epochs`` epochs of ``loss = step(images, labels, global_step, total_steps)``.
 
     ``after_step(global_step, total_steps)`` runs after each optimiser step (momentum updates).
+    Under torchrun each process steps on its part of every global batch (``batch_size / processes``
+    images) and DistributedDataParallel averages the gradients of ``parameters``; queues, centres and
+    BatchNorm layers outside the backbone are per process.
     Returns the mean loss of each epoch.
     """
     per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
     total = config.epochs * per_epoch
+    parameters = list(parameters)
+    run_step = distributed.step_module(parameters, step, device)  # under torchrun: DDP over the trained parameters
     optimizer = make_optimizer(
         config.optimizer, parameters, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
     )
@@ -83,11 +89,11 @@ def train_epochs(
     try:
         for epoch in range(config.epochs):
             running = torch.zeros((), device=device)
-            for images, labels in iterate_batches(
+            for images, labels in distributed.sharded_batches(
                 data.train, config.batch_size, shuffle=True, generator=order, drop_last=True
             ):
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                loss = step(images, labels, global_step, total)
+                loss = run_step(images, labels, global_step, total)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -100,7 +106,7 @@ def train_epochs(
                 if global_step % SYNC_EVERY == 0:
                     metrics["loss"] = check_finite(loss.item(), f"squeeze {name}", global_step)
                 task.advance(1, **metrics)
-            epoch_loss = check_finite((running / per_epoch).item(), f"squeeze {name}", global_step)
+            epoch_loss = check_finite((distributed.mean_across_ranks(running) / per_epoch).item(), f"squeeze {name}", global_step)
             curve.append(epoch_loss)
             task.advance(0, loss=epoch_loss, epoch=epoch + 1)
     finally:

@@ -23,6 +23,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
+from scdd import distributed
 from scdd.augment import CropSpec, MultiCropSpec, ViewSpec, local_crop_size, multi_crop
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
@@ -132,7 +133,7 @@ class DINOPretrainer:
         deactivate_requires_grad(teacher)
         criterion = build_criterion(config).to(device)
         crops = multi_crop_spec(config, data)
-        augment_generator = generator(seed, "dino", "views", device=device)
+        augment_generator = generator(seed, "dino", "views", *distributed.rank_parts(), device=device)
         last_layer = student[1].last_layer.weight_v
 
         def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from lightly.models.modules.heads import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from torch import nn
 
+from scdd import distributed
 from scdd.augment import CropSpec, ViewSpec, random_view
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
@@ -72,6 +73,8 @@ def build_criterion(config: MoCoV2Config) -> NTXentLoss:
 
 
 class MoCoV2Pretrainer:
+    sync_batchnorm = False  # shuffled per-group BatchNorm is MoCo v2's point; synchronised BN would undo it
+
     def __init__(self, config: MoCoV2Config) -> None:
         self.config = config
 
@@ -92,8 +95,8 @@ class MoCoV2Pretrainer:
         deactivate_requires_grad(key_encoder)
         criterion = build_criterion(config).to(device)
         view = view_spec(config, data)
-        augment_generator = generator(seed, "moco-v2", "views", device=device)
-        shuffle_generator = generator(seed, "moco-v2", "shuffle-bn", device=device)
+        augment_generator = generator(seed, "moco-v2", "views", *distributed.rank_parts(), device=device)
+        shuffle_generator = generator(seed, "moco-v2", "shuffle-bn", *distributed.rank_parts(), device=device)
 
         def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
             query_view = random_view(images, view, generator=augment_generator)

@@ -16,6 +16,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
+from scdd import distributed
 from scdd.augment import CropSpec, ViewSpec, random_view
 from scdd.data.base import DatasetSplits
 from scdd.progress import SILENT, Progress
@@ -76,7 +77,7 @@ class MoCoV3Pretrainer:
         momentum_encoder = copy.deepcopy(base)
         deactivate_requires_grad(momentum_encoder)
         views = _view_specs(config, data)
-        augment_generator = generator(seed, "moco-v3", "views", device=device)
+        augment_generator = generator(seed, "moco-v3", "views", *distributed.rank_parts(), device=device)
 
         def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
             view_1 = random_view(images, views[0], generator=augment_generator)

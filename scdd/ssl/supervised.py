@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scdd import distributed
 from scdd.augment import CropSpec, random_resized_crop
 from scdd.data.base import DatasetSplits
 from scdd.progress import SILENT, Progress
@@ -46,7 +47,7 @@ class SupervisedPretrainer:
         head = nn.Linear(backbone.num_features, data.info.num_classes).to(device)
         crop = CropSpec(scale=(config.crop_min_scale, 1.0))
         flip_p = 0.5 if data.info.hflip else 0.0
-        augment_generator = generator(seed, "supervised", "views", device=device)
+        augment_generator = generator(seed, "supervised", "views", *distributed.rank_parts(), device=device)
 
         def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
             view = random_resized_crop(images, crop, flip_p=flip_p, generator=augment_generator)

@@ -21,6 +21,7 @@ from lightly.loss import SwaVLoss
 from lightly.models.modules.heads import SwaVProjectionHead
 from torch import nn
 
+from scdd import distributed
 from scdd.augment import CropSpec, MultiCropSpec, ViewSpec, local_crop_size, multi_crop
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
@@ -128,7 +129,7 @@ class SwAVPretrainer:
         prototypes = nn.Linear(config.output_dim, config.prototypes, bias=False).to(device)
         criterion = build_criterion(config)
         crops = multi_crop_spec(config, data)
-        augment_generator = generator(seed, "swav", "views", device=device)
+        augment_generator = generator(seed, "swav", "views", *distributed.rank_parts(), device=device)
         queue = ProjectionQueue(2, config.queue_length, config.output_dim, device) if config.queue_length > 0 else None
 
         def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from scdd import distributed
 from scdd.artifacts import ModelRecord, load_model, save_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import DataError
@@ -57,7 +58,7 @@ def align(
         dataset=data.info,
         extra={"pretrainer": record.extra.get("pretrainer"), "aligner": component.name},
     )
-    path = save_model(Path(out_dir) / CLASSIFIER_FILE, classifier, out)
+    path = distributed.on_main(save_model, Path(out_dir) / CLASSIFIER_FILE, classifier, out)  # rank 0 writes
     return StageResult(
         "align",
         artifacts={"classifier": path},

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset, Subset
 
 from scdd.artifacts import load_model, save_tensors
 from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches, labels_of, to_float_pixels
+from scdd.distributed import on_main
 from scdd.errors import ConfigError, DataError
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
@@ -121,7 +122,7 @@ def coreset(
                 raise DataError(f"{classifier_path}: classifier has {record.dataset.num_classes} classes, dataset {data.info.num_classes}")
             images, labels = herding_real(data, ipc, classifier.to(device), device=device, progress=progress)
     metadata = {"kind": "distilled", "dataset": info_dict(data.info), "ipc": ipc, "source": f"coreset-{method}"}
-    path = save_tensors(Path(out_dir) / DISTILLED_FILE, {"images": images, "labels": labels}, metadata)
+    path = on_main(save_tensors, Path(out_dir) / DISTILLED_FILE, {"images": images, "labels": labels}, metadata)  # rank 0 writes
     return StageResult("coreset", artifacts={"distilled": path}, metrics={"images": len(labels), "method": method}, seconds=clock.seconds)
 
 

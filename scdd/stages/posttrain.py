@@ -6,6 +6,10 @@ protocol); the labels are read from stored shards or, in online mode, computed b
 the same crops. With hard labels (the real-image baseline), the same kind of crops are trained with
 cross-entropy on the class label. Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01,
 batch 64, cosine, 300 epochs); ``runs`` repeats each student with its own seed (Table 1: 3 runs).
+
+Under torchrun the student is wrapped in DistributedDataParallel and each process trains on its
+``DistributedSampler``-style part of every global batch (``batch_size / processes`` images), so
+the global recipe is unchanged. BatchNorm statistics are per process (rank 0's are saved).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from scdd import distributed
 from scdd.artifacts import ModelRecord, save_model
 from scdd.distilled import DistilledSet, load_distilled
 from scdd.errors import ConfigError
@@ -104,25 +109,27 @@ def train_student(
     per_epoch = -(-count // config.batch_size)
     schedule = cosine_schedule(optimizer, config.epochs * per_epoch)
     order = generator(seed, "posttrain", student_name, "order")
+    model = distributed.wrap_ddp(student, device)  # under torchrun: gradients averaged over processes
+    batch_size = distributed.rank_batch_size(config.batch_size)  # global batch / processes
     hard_spec = PlanSpec(config.crop_min_scale, distilled.info.hflip)
     targets = distilled.labels.to(device)
     curve: list[float] = []
     task = progress.task(f"posttrain {student_name}", config.epochs)
     try:
         for epoch in range(config.epochs):
-            permutation = torch.randperm(count, generator=order)
+            permutation = distributed.shard_order(torch.randperm(count, generator=order))  # this process's part
             running = torch.zeros((), device=device)
             student.train()
             if labels is not None:
-                batches = replay_batches(labels, distilled.images, epoch, permutation, config.batch_size, image_size=size, device=device)
+                batches = replay_batches(labels, distilled.images, epoch, permutation, batch_size, image_size=size, device=device)
             else:
                 plan = plan_epoch(count, epoch, hard_spec, seed)
                 batches = (
                     (index, render_crops(distilled.images, plan, index, size, device), None)
-                    for index in permutation.split(config.batch_size)
+                    for index in permutation.split(batch_size)
                 )
             for index, crops, soft in batches:
-                logits = student(crops)
+                logits = model(crops)
                 if soft is not None:
                     loss = soft_label_loss(logits, soft, config.temperature)
                 else:
@@ -132,7 +139,9 @@ def train_student(
                 optimizer.step()
                 schedule.step()
                 running += loss.detach()
-            epoch_loss = check_finite((running / per_epoch).item(), f"posttrain {student_name}", epoch + 1)
+            epoch_loss = check_finite(
+                (distributed.mean_across_ranks(running) / per_epoch).item(), f"posttrain {student_name}", epoch + 1
+            )
             curve.append(epoch_loss)
             task.advance(1, loss=epoch_loss)
     finally:
@@ -173,6 +182,8 @@ def posttrain(
                     extra={"trained_on": distilled.source, "labels": label_kind, "ipc": distilled.ipc, "seed": student_seed},
                 )
                 key = run_key(canonical, run, config.runs)
-                artifacts[key] = save_model(Path(out_dir) / student_file(canonical, run, config.runs), student, record)
+                artifacts[key] = distributed.on_main(  # rank 0 writes, the others wait
+                    save_model, Path(out_dir) / student_file(canonical, run, config.runs), student, record
+                )
                 metrics[key] = {"final_loss": curve[-1]}
     return StageResult("posttrain", artifacts=artifacts, metrics=metrics, seconds=clock.seconds)

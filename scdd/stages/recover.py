@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from scdd.artifacts import export_image_folder, load_model, save_tensors
+from scdd.distributed import on_main
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
 from scdd.recovery.config import RecoverConfig
@@ -76,15 +77,16 @@ def recover(
         "aligner": record.extra.get("aligner"),
         "pretrainer": record.extra.get("pretrainer"),
     }
-    distilled = save_tensors(
+    distilled = on_main(  # rank 0 writes, the others wait
+        save_tensors,
         out_dir / DISTILLED_FILE,
         {"images": result.images, "labels": result.labels, "ipc_index": result.ipc_index},
         metadata,
     )
-    trajectory = save_tensors(
-        out_dir / TRAJECTORY_FILE, {"loss_ce": result.loss_ce, "loss_bn": result.loss_bn}, {"kind": "trajectory"}
+    trajectory = on_main(
+        save_tensors, out_dir / TRAJECTORY_FILE, {"loss_ce": result.loss_ce, "loss_bn": result.loss_bn}, {"kind": "trajectory"}
     )
-    folder = export_image_folder(result.images, result.labels, info.class_names, out_dir / IMAGE_FOLDER)
+    folder = on_main(export_image_folder, result.images, result.labels, info.class_names, out_dir / IMAGE_FOLDER)
     bn_first, bn_last = result.loss_bn[:, 0].mean().item(), result.loss_bn[:, -1].mean().item()
     return StageResult(
         "recover",

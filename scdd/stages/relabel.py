@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from scdd import distributed
 from scdd.artifacts import load_model
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
@@ -87,6 +88,11 @@ def _epochs_per_shard(config: RelabelConfig, images: int, bytes_per_image_epoch:
     return max(1, (config.shard_mib << 20) // max(1, images * bytes_per_image_epoch))
 
 
+def _commit(writer: ShardWriter) -> tuple[list[Path], int]:
+    files = writer.commit()
+    return files, sum(f.stat().st_size for f in files)
+
+
 def relabel(
     config: RelabelConfig,
     classifier_path: Path,
@@ -120,7 +126,7 @@ def relabel(
     }
     out_dir = Path(out_dir)
     if config.mode == "online":
-        path = write_online_descriptor(out_dir, metadata)
+        path = distributed.on_main(write_online_descriptor, out_dir, metadata)
         return StageResult(
             "relabel",
             artifacts={"soft_labels": path},
@@ -129,27 +135,36 @@ def relabel(
     teacher.to(device).eval()
     plan_bytes = sum(t.element_size() * t[0].numel() for t in plan_epoch(1, 0, spec, seed).tensors().values())
     label_bytes = encoding.bytes_per_label(info.num_classes)
-    writer = ShardWriter(out_dir, metadata, config.epochs, _epochs_per_shard(config, count, plan_bytes + label_bytes))
+    per_shard = _epochs_per_shard(config, count, plan_bytes + label_bytes)
+    writer = ShardWriter(out_dir, metadata, config.epochs, per_shard) if distributed.is_main() else None
     agree, task = 0, progress.task("relabel", config.epochs)
+    starts = range(0, count, config.batch_size)
+
+    def label_batch(unit: tuple[int, int]) -> torch.Tensor:
+        epoch, start = unit
+        index = torch.arange(start, min(start + config.batch_size, count))
+        return teacher(render_crops(distilled.images, plans[epoch], index, info.image_size, device)).float().cpu()
+
     try:
         with Stopwatch() as clock, torch.no_grad():
-            for epoch in range(config.epochs):
-                plan = plan_epoch(count, epoch, spec, seed)
-                logits = []
-                for start in range(0, count, config.batch_size):
-                    index = torch.arange(start, min(start + config.batch_size, count))
-                    logits.append(teacher(render_crops(distilled.images, plan, index, info.image_size, device)).float().cpu())
-                epoch_logits = torch.cat(logits)
-                agree += int((epoch_logits.argmax(-1) == distilled.labels).sum())
-                writer.add({**plan.tensors(), **encoding.encode(epoch_logits)})
-                task.advance(1)
-        files = writer.commit()
+            # (epoch, batch) units, one epoch per process at a time, shared out across processes under torchrun
+            for first in range(0, config.epochs, distributed.world_size()):
+                epochs = range(first, min(first + distributed.world_size(), config.epochs))
+                plans = {epoch: plan_epoch(count, epoch, spec, seed) for epoch in epochs}
+                logits = iter(distributed.map_units([(e, s) for e in epochs for s in starts], label_batch))
+                for epoch in epochs:
+                    epoch_logits = torch.cat([next(logits) for _ in starts])
+                    agree += int((epoch_logits.argmax(-1) == distilled.labels).sum())
+                    if writer is not None:
+                        writer.add({**plans[epoch].tensors(), **encoding.encode(epoch_logits)})
+                    task.advance(1)
+        files, stored_bytes = distributed.on_main(_commit, writer)
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     finally:
         task.close()
-    stored_bytes = sum(f.stat().st_size for f in files)
     return StageResult(
         "relabel",
         artifacts={"soft_labels": files[0]},

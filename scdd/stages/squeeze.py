@@ -1,4 +1,10 @@
-"""Stage 1, squeeze: pretrain a backbone with a registered objective and save it (BN statistics included)."""
+"""Stage 1, squeeze: pretrain a backbone with a registered objective and save it (BN statistics included).
+
+Under torchrun every process trains on its part of each global batch with DistributedDataParallel
+(``scdd.ssl.base.train_epochs``); on CUDA the backbone's BatchNorm layers are synchronised across
+processes (SyncBatchNorm, as MoCo v3, SwAV and DINO pretrain), except for MoCo v2, whose shuffled
+BatchNorm is per group by design. On CPU (no SyncBatchNorm kernel) each process normalises its own part.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 
 import torch
 
+from scdd import distributed
 from scdd.artifacts import ModelRecord, save_model
 from scdd.data.base import DatasetSplits
 from scdd.models.build import build_backbone
@@ -41,8 +48,11 @@ def squeeze(
     pretrainer = component.build(config.pretrainer_options)
     seed_everything(derive_seed(seed, "squeeze", "init"))
     backbone = build_backbone(config.architecture, data.info, config.architecture_options)
+    if getattr(pretrainer, "sync_batchnorm", True):
+        backbone = distributed.convert_sync_batchnorm(backbone, device)  # CUDA under torchrun only
     with Stopwatch() as clock:
         result = pretrainer.pretrain(backbone, data, device=device, seed=derive_seed(seed, "squeeze"), progress=progress)
+    backbone = distributed.revert_sync_batchnorm(result.backbone)
     record = ModelRecord(
         kind="backbone",
         architecture=get_component("architecture", config.architecture).name,
@@ -50,7 +60,7 @@ def squeeze(
         dataset=data.info,
         extra={"pretrainer": component.name, "loss_per_epoch": result.loss_per_epoch},
     )
-    path = save_model(Path(out_dir) / BACKBONE_FILE, result.backbone, record)
+    path = distributed.on_main(save_model, Path(out_dir) / BACKBONE_FILE, backbone, record)  # rank 0 writes
     return StageResult(
         "squeeze",
         artifacts={"backbone": path},
