@@ -31,6 +31,7 @@ from scdd.progress import SILENT, Progress
 from scdd.registry import get_component, normalize_name
 from scdd.report import write_report
 from scdd.report.clustering import choose_classes
+from scdd.resume.runs import open_run_folder, run_recorded_stage
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
@@ -185,27 +186,16 @@ def run_pipeline(
     device = resolve_device(config.device)
     data = load_dataset(config)
     choose_classes(config.report.cluster_classes, data.info.class_names)  # a bad class fails before any work
-    out_dir = prepare_out_dir(out_dir, overwrite)
+    out_dir = Path(out_dir)
+    # an existing run folder continues when its resolved config matches (scdd.resume), else is refused
+    previous = open_run_folder(out_dir, {"config": to_dict(config)}, overwrite=overwrite)
     record = RunRecord(config=config, device=str(device))
+    if previous is not None:
+        record.created, record.stages = previous.get("created", record.created), dict(previous.get("stages", {}))
     seed = config.seed
 
     def run_stage(name: str, action) -> StageResult:
-        record.stages[name] = {"status": "running"}
-        write_json(out_dir / MANIFEST_FILE, record.to_json())
-        try:
-            result: StageResult = action(out_dir / name)
-        except BaseException:
-            record.stages[name] = {"status": "failed"}
-            write_json(out_dir / MANIFEST_FILE, record.to_json())
-            raise
-        record.stages[name] = {
-            "status": "done",
-            "seconds": round(result.seconds, 3),
-            "artifacts": {key: str(path.relative_to(out_dir)) for key, path in result.artifacts.items()},
-            "metrics": result.metrics,
-        }
-        write_json(out_dir / MANIFEST_FILE, record.to_json())
-        return result
+        return run_recorded_stage(name, out_dir, record.stages, lambda: write_json(out_dir / MANIFEST_FILE, record.to_json()), action)
 
     common = {"device": device, "seed": seed, "progress": progress}
     squeezed = run_stage("squeeze", lambda d: squeeze(config.squeeze, data, d, **common))

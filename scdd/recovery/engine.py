@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from scdd.recovery.config import RecoverConfig
 from scdd.recovery.monitor import LossMonitor
 from scdd.recovery.priors import l2_prior, total_variation
 from scdd.registry import get_component
+from scdd.resume.units import unit_store
 from scdd.runtime import generator
 from scdd.training import cosine_schedule, make_optimizer
 
@@ -170,10 +171,18 @@ def synthesize(
     task = progress.task("recover", len(batches) * config.iterations)
     monitor = LossMonitor(task, ("ce", "bn"), device, every=SYNC_EVERY, stage="recover")
     images, ce_curves, bn_curves, done = [], [], [], []
+    store = unit_store("recover-batches", {"config": asdict(config), "seed": seed, "classes": info.num_classes})
     matcher.attach(classifier)
     try:
         for batch in batches:
-            pixels, ce_curve, bn_curve = engine.run(batch, monitor)
+            unit = "batch-c{}-i{}-n{}".format(*batch[0], len(batch))  # a finished batch of an interrupted run is reused
+            saved = store.load(unit)
+            if saved is not None:
+                pixels, ce_curve, bn_curve = (saved[0][key] for key in ("pixels", "loss_ce", "loss_bn"))
+                task.advance(config.iterations)
+            else:
+                pixels, ce_curve, bn_curve = engine.run(batch, monitor)
+                store.save(unit, {"pixels": pixels, "loss_ce": ce_curve, "loss_bn": bn_curve})
             images.append(pixels)
             ce_curves.append(ce_curve)
             bn_curves.append(bn_curve)

@@ -3,8 +3,9 @@ the result type, and the epoch loop around a method's own ``step(images) -> loss
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from scdd.data.base import DatasetInfo, DatasetSplits, iterate_batches, steps_pe
 from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
+from scdd.resume.checkpoint import NoCheckpoint, epoch_checkpoint
 from scdd.runtime import generator
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 
@@ -62,10 +64,14 @@ def train_epochs(
     seed: int,
     progress: Progress = SILENT,
     after_step: Callable[[int, int], None] | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> list[float]:
     """Run ``config.epochs`` epochs of ``loss = step(images, labels, global_step, total_steps)``.
 
     ``after_step(global_step, total_steps)`` runs after each optimiser step (momentum updates).
+    ``state`` names everything else the method carries across steps (``modules``: every network,
+    momentum encoders and losses with memory banks included; ``generators``; ``tensors``); with it,
+    an interrupted squeeze continues after its last finished epoch (``scdd.resume``).
     Returns the mean loss of each epoch.
     """
     per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
@@ -75,11 +81,19 @@ def train_epochs(
     )
     schedule = cosine_schedule(optimizer, total, warmup_steps=config.warmup_epochs * per_epoch)
     order = generator(seed, name, "order")
-    curve: list[float] = []
+    checkpoint = NoCheckpoint()
+    if state is not None:
+        checkpoint = epoch_checkpoint(
+            ("squeeze", name), identity={"epochs": config.epochs, "per_epoch": per_epoch}, optimizer=optimizer,
+            scheduler=schedule, modules=state.get("modules"), tensors=state.get("tensors"),
+            generators={"order": order, **state.get("generators", {})},
+        )
+    start, curve, _ = checkpoint.restore()
     task = progress.task(f"squeeze {name}", total)
-    global_step = 0
+    task.advance(start * per_epoch)
+    global_step = start * per_epoch
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(start, config.epochs):
             running = torch.zeros((), device=device)
             for images, labels in iterate_batches(
                 data.train, config.batch_size, shuffle=True, generator=order, drop_last=True
@@ -100,6 +114,7 @@ def train_epochs(
                 task.advance(1, **metrics)
             epoch_loss = check_finite((running / per_epoch).item(), f"squeeze {name}", global_step)
             curve.append(epoch_loss)
+            checkpoint.epoch_done(epoch + 1, curve)
             task.advance(0, loss=epoch_loss, epoch=epoch + 1)
     finally:
         task.close()

@@ -22,6 +22,7 @@ from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError
 from scdd.progress import SILENT, Progress
+from scdd.resume.units import unit_store
 from scdd.soft_label_store import (
     SOFT_LABELS_FILE,
     ShardWriter,
@@ -131,17 +132,27 @@ def relabel(
     label_bytes = encoding.bytes_per_label(info.num_classes)
     writer = ShardWriter(out_dir, metadata, config.epochs, _epochs_per_shard(config, count, plan_bytes + label_bytes))
     agree, task = 0, progress.task("relabel", config.epochs)
+    store = unit_store("relabel-epochs", {"metadata": metadata, "distilled": file_sha256(distilled_path)})
     try:
         with Stopwatch() as clock, torch.no_grad():
             for epoch in range(config.epochs):
+                saved = store.load(f"epoch-{epoch:05d}")  # an epoch finished by an interrupted run
+                if saved is not None:
+                    agree += int(saved[1]["agree"])
+                    writer.add(saved[0])
+                    task.advance(1)
+                    continue
                 plan = plan_epoch(count, epoch, spec, seed)
                 logits = []
                 for start in range(0, count, config.batch_size):
                     index = torch.arange(start, min(start + config.batch_size, count))
                     logits.append(teacher(render_crops(distilled.images, plan, index, info.image_size, device)).float().cpu())
                 epoch_logits = torch.cat(logits)
-                agree += int((epoch_logits.argmax(-1) == distilled.labels).sum())
-                writer.add({**plan.tensors(), **encoding.encode(epoch_logits)})
+                epoch_agree = int((epoch_logits.argmax(-1) == distilled.labels).sum())
+                agree += epoch_agree
+                epoch_tensors = {**plan.tensors(), **encoding.encode(epoch_logits)}
+                store.save(f"epoch-{epoch:05d}", epoch_tensors, {"agree": epoch_agree})
+                writer.add(epoch_tensors)
                 task.advance(1)
         files = writer.commit()
     except BaseException:
