@@ -67,7 +67,24 @@ def _remember_download(ctx: click.Context, _param, value: bool) -> bool:
     return value
 
 
+def _remember_strict(ctx: click.Context, _param, value: bool) -> bool:
+    if value:
+        ctx.meta["scdd.strict"] = True
+    return value
+
+
+def _warn_skipped(skipped, count: int | None = None) -> None:
+    """One line on stderr when undecodable image files were left out."""
+    if skipped:
+        click.echo(f"warning: skipped {count or len(skipped)} image file(s) that could not be decoded (first: {skipped[0]}); "
+                   "--strict makes this an error", err=True)
+
+
 def _data_options(function):
+    function = click.option(
+        "--strict", is_flag=True, expose_value=False, callback=_remember_strict,
+        help="Stop at an image file that cannot be decoded (default: skip it and count it in the manifest).",
+    )(function)
     function = click.option(
         "--download", is_flag=True, expose_value=False, callback=_remember_download,
         help="Let the dataset reader download missing files (datasets that can, e.g. cifar10).",
@@ -101,6 +118,8 @@ def _overrides(settings: tuple[str, ...], **direct: Any) -> dict[str, Any]:
     context = click.get_current_context(silent=True)
     if context is not None and context.meta.get("scdd.download"):
         pairs["dataset_options.download"] = True
+    if context is not None and context.meta.get("scdd.strict"):
+        pairs["strict"] = True
     return dotted_to_nested(pairs)
 
 
@@ -235,6 +254,7 @@ def run(
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     with _progress(quiet) as progress:
         record = run_pipeline(config, out, progress=progress, overwrite=overwrite)
+    _warn_skipped(record.data.get("skipped"), record.data.get("skipped_files"))
     results = {"teacher (aligned)": record.metrics["teacher"], **record.metrics["students"]}
     _echo_results(results, quiet)
     _echo_label_storage(record.stages.get("relabel", {}).get("metrics", {}))
@@ -298,6 +318,7 @@ def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset,
     )
     check_components(config)
     data = load_dataset(config)
+    _warn_skipped(data.skipped)
     result = _run_resumable(
         "squeeze", out, overwrite, config, {}, quiet,
         lambda target, p: squeeze_stage(config.squeeze, data, target, device=resolve_device(config.device), seed=config.seed, progress=p),
@@ -322,6 +343,7 @@ def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset,
     )
     check_components(config)
     data = load_dataset(config)
+    _warn_skipped(data.skipped)
     result = _run_resumable(
         "align", out, overwrite, config, {"backbone": backbone_file}, quiet,
         lambda target, p: align_stage(
@@ -446,9 +468,9 @@ def evaluate(model_files, dataset, data_root, device, quiet):
 
     dataset = dataset or load_tensors(model_files[0], "classifier")[1]["dataset"]["name"]
     config = make_run_config(_overrides((), dataset=dataset, data_root=_data_root(data_root)))
-    result = evaluate_stage(
-        {str(path): path for path in model_files}, load_dataset(config), device=resolve_device(device or "auto")
-    )
+    data = load_dataset(config)
+    _warn_skipped(data.skipped)
+    result = evaluate_stage({str(path): path for path in model_files}, data, device=resolve_device(device or "auto"))
     _echo_results(result.metrics, quiet)
 
 
@@ -521,6 +543,7 @@ def coreset(method, ipc, classifier_file, dataset, data_root, out, seed, device,
 
         raise ConfigError("--method herding needs --classifier FILE (the aligned model whose features it uses)")
     data = load_dataset(config)
+    _warn_skipped(data.skipped)
     result = _run_resumable(
         f"coreset-{method}", out, overwrite, config, {"classifier": classifier_file}, quiet,
         lambda target, p: coreset_stage(
@@ -560,6 +583,9 @@ def plugins(kind):
         for info in state.plugins.values()
     ]
     out.print(plugins_table(rows))
+    for info in state.plugins.values():  # also as plain lines, whatever the terminal's width
+        if info.error:
+            click.echo(f"warning: plugin {info.name!r} is broken: {info.error}", err=True)
     plugin_packages = {info.name: info.package or info.name for info in state.plugins.values()}
     components = [
         (c.kind, c.name, ", ".join(c.aliases), f"{c.plugin} ({plugin_packages.get(c.plugin, c.plugin)})", c.description)

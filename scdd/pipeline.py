@@ -125,6 +125,7 @@ class RunRecord:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # what loading the dataset noted: skipped files
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,6 +138,7 @@ class RunRecord:
             "config": to_dict(self.config),
             "stages": self.stages,
             "metrics": self.metrics,
+            "data": self.data,
         }
 
 
@@ -171,7 +173,16 @@ def load_dataset(config: RunConfig) -> DatasetSplits:
     component = get_component("dataset", config.dataset)
     if config.data_root is not None and not Path(config.data_root).is_dir():
         raise DataError(f"--data-root {config.data_root} does not exist or is not a folder")
-    return component.build(config.dataset_options, data_root=config.data_root)
+    options = dict(config.dataset_options)
+    config_class = component.config_class()
+    if config.strict and config_class is not None and "strict" in {f.name for f in dataclasses.fields(config_class)}:
+        options["strict"] = True  # datasets of image files; array datasets have nothing to decode
+    return component.build(options, data_root=config.data_root)
+
+
+def skipped_summary(data: DatasetSplits) -> dict[str, Any]:
+    """The manifest's note of image files left out because they could not be decoded."""
+    return {"skipped_files": len(data.skipped), "skipped": list(data.skipped[:20])} if data.skipped else {}
 
 
 def run_pipeline(
@@ -189,7 +200,7 @@ def run_pipeline(
     out_dir = Path(out_dir)
     # an existing run folder continues when its resolved config matches (scdd.resume), else is refused
     previous = open_run_folder(out_dir, {"config": to_dict(config)}, overwrite=overwrite)
-    record = RunRecord(config=config, device=str(device))
+    record = RunRecord(config=config, device=str(device), data=skipped_summary(data))
     if previous is not None:
         record.created, record.stages = previous.get("created", record.created), dict(previous.get("stages", {}))
     seed = config.seed

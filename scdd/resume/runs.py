@@ -79,6 +79,8 @@ def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwri
         previous = json.loads(path.read_text())
     except (OSError, ValueError):
         raise ConfigError(f"--out {out_dir}: {record} is unreadable; choose another folder or pass --overwrite") from None
+    if not isinstance(previous, dict) or not all(key in previous for key in identity):  # no settings recorded
+        raise ConfigError(f"--out {out_dir} already holds a run; choose another folder or pass --overwrite")
     stored = {key: previous.get(key) for key in identity}
     differences = [line.removeprefix("config.") for line in config_differences(stored, identity)]
     if differences:
