@@ -74,6 +74,7 @@ def runs(tmp_path_factory):
     """An uninterrupted run, and the same command killed mid-recovery and run again."""
     root = tmp_path_factory.mktemp("resume")
     data = make_image_folder(root / "data")
+    (data / "train" / "c3" / "broken.png").write_bytes(b"not a png")  # skipped and counted
     whole = subprocess.run(_command(root / "whole", data), env=_env(), capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
 
@@ -118,6 +119,26 @@ def test_finished_work_is_not_recomputed(runs):
     assert after["recover"]["progress"] == {"units_computed": RECOVERY_BATCHES - done, "units_reused": done}
     assert _stages(runs["whole"])["recover"]["progress"] == {"units_computed": RECOVERY_BATCHES}
     assert not (runs["interrupted"] / "recover" / ".progress").exists()  # progress goes once the stage is done
+
+
+def test_undecodable_image_is_skipped_and_counted(runs):
+    manifest = json.loads((runs["interrupted"] / "manifest.json").read_text())
+    assert manifest["data"]["skipped_files"] == 1 and "broken.png: cannot decode image" in manifest["data"]["skipped"][0]
+
+
+def test_stage_command_continues_or_refuses(runs, tmp_path):
+    """A single-stage command on its own --out: done once, returned at once the second time, refused with other settings."""
+    base = ["coreset", "--dataset", "imagefolder", "--data-root", str(runs["data"]), "--out", str(tmp_path / "c"), "--quiet"]
+    first = CliRunner().invoke(cli, [*base, "--ipc", "2"])
+    assert first.exit_code == 0, first.output
+    written = (tmp_path / "c" / "distilled.safetensors").stat().st_mtime_ns
+    again = CliRunner().invoke(cli, [*base, "--ipc", "2"])
+    assert again.exit_code == 0 and (tmp_path / "c" / "distilled.safetensors").stat().st_mtime_ns == written
+    other = CliRunner().invoke(cli, [*base, "--ipc", "3"])
+    assert other.exit_code != 0 and "recover.ipc: 2 -> 3" in other.output
+    fresh = CliRunner().invoke(cli, [*base, "--ipc", "3", "--overwrite"])
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads((tmp_path / "c" / ".scdd-stage.json").read_text())["config"]["recover"]["ipc"] == 3
 
 
 def test_other_settings_are_refused_in_one_line(runs):
@@ -255,3 +276,39 @@ def test_unreadable_or_foreign_checkpoint_is_not_used(tmp_path):
     assert EpochCheckpoint(path, identity={"epochs": 3}, modules={"m": model}).restore()[:2] == (2, [1.0, 0.5])
     path.write_bytes(path.read_bytes()[:40])  # truncated: ignored, never half-loaded
     assert EpochCheckpoint(path, identity={"epochs": 3}, modules={"m": model}).restore() == (0, [], {})
+
+
+def test_relabel_resumes_from_its_last_epoch(monkeypatch, tmp_path):
+    """Relabelling interrupted after two of three epochs continues to the same soft-label file, reusing those two."""
+    from test_hard_inputs import _classifier, _distilled
+
+    from scdd.resume.scope import progress_scope
+    from scdd.resume.units import UnitStore
+    from scdd.stages.relabel import RelabelConfig, relabel
+
+    teacher, distilled = _classifier(tmp_path / "teacher.safetensors"), _distilled(tmp_path / "distilled.safetensors")
+    config = RelabelConfig(epochs=3, epochs_per_shard=2)
+
+    def run(folder):
+        with progress_scope(folder) as scope:
+            relabel(config, teacher, distilled, folder, device=torch.device("cpu"), seed=5)
+        return scope
+
+    run(tmp_path / "whole")
+    original = UnitStore.save
+
+    def save_then_stop(self, unit, tensors, extra=None):
+        original(self, unit, tensors, extra)
+        if unit == "epoch-00001":
+            raise Interrupted
+
+    monkeypatch.setattr(UnitStore, "save", save_then_stop)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "cut")
+    monkeypatch.setattr(UnitStore, "save", original)
+    assert not (tmp_path / "cut" / "soft_labels.safetensors").exists()  # no shard appears before all do
+    scope = run(tmp_path / "cut")
+    assert scope.counts == {"units_reused": 2, "units_computed": 1}
+    for name in ("soft_labels.safetensors", "soft_labels-00001.safetensors"):
+        whole, resumed = _content(tmp_path / "whole" / name), _content(tmp_path / "cut" / name)
+        assert whole[1] == resumed[1] and all(torch.equal(whole[0][k], resumed[0][k]) for k in whole[0])
