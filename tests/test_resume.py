@@ -69,10 +69,8 @@ def _content(path: Path) -> tuple[dict, dict]:
     return load_file(str(path)), metadata
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def _kill_and_rerun(root: Path) -> dict:
     """An uninterrupted run, and the same command killed mid-recovery and run again."""
-    root = tmp_path_factory.mktemp("resume")
     data = make_image_folder(root / "data")
     (data / "train" / "c3" / "broken.png").write_bytes(b"not a png")  # skipped and counted
     whole = subprocess.run(_command(root / "whole", data), env=_env(), capture_output=True, text=True, timeout=300)
@@ -98,7 +96,17 @@ def runs(tmp_path_factory):
             "stages_at_kill": stages_at_kill, "squeezed_mtime": squeezed_mtime}
 
 
-def test_killed_run_resumes_to_bit_identical_artifacts(runs):
+def test_run_killed_mid_recovery_resumes(tmp_path):
+    """One test (one pair of runs, on one worker) checking everything the killed and rerun run shows."""
+    runs = _kill_and_rerun(tmp_path)
+    _check_bit_identical_artifacts(runs)
+    _check_finished_work_is_not_recomputed(runs)
+    _check_undecodable_image_is_skipped_and_counted(runs)
+    _check_other_settings_are_refused_in_one_line(runs)
+    _check_resume_option_continues_with_recorded_settings(runs)
+
+
+def _check_bit_identical_artifacts(runs):
     assert 1 <= len(runs["finished"]) < RECOVERY_BATCHES
     for name in ARTIFACTS:
         whole, resumed = _content(runs["whole"] / name), _content(runs["interrupted"] / name)
@@ -108,7 +116,7 @@ def test_killed_run_resumes_to_bit_identical_artifacts(runs):
             assert torch.equal(whole[0][key], resumed[0][key]), f"{name}:{key}"
 
 
-def test_finished_work_is_not_recomputed(runs):
+def _check_finished_work_is_not_recomputed(runs):
     before, after = runs["stages_at_kill"], _stages(runs["interrupted"])
     assert before["squeeze"]["status"] == before["align"]["status"] == "done"
     assert before["recover"]["status"] == "running"
@@ -121,14 +129,15 @@ def test_finished_work_is_not_recomputed(runs):
     assert not (runs["interrupted"] / "recover" / ".progress").exists()  # progress goes once the stage is done
 
 
-def test_undecodable_image_is_skipped_and_counted(runs):
+def _check_undecodable_image_is_skipped_and_counted(runs):
     manifest = json.loads((runs["interrupted"] / "manifest.json").read_text())
     assert manifest["data"]["skipped_files"] == 1 and "broken.png: cannot decode image" in manifest["data"]["skipped"][0]
 
 
-def test_stage_command_continues_or_refuses(runs, tmp_path):
+def test_stage_command_continues_or_refuses(tmp_path):
     """A single-stage command on its own --out: done once, returned at once the second time, refused with other settings."""
-    base = ["coreset", "--dataset", "imagefolder", "--data-root", str(runs["data"]), "--out", str(tmp_path / "c"), "--quiet"]
+    data = make_image_folder(tmp_path / "data", train=3, val=1)
+    base = ["coreset", "--dataset", "imagefolder", "--data-root", str(data), "--out", str(tmp_path / "c"), "--quiet"]
     first = CliRunner().invoke(cli, [*base, "--ipc", "2"])
     assert first.exit_code == 0, first.output
     written = (tmp_path / "c" / "distilled.safetensors").stat().st_mtime_ns
@@ -141,7 +150,7 @@ def test_stage_command_continues_or_refuses(runs, tmp_path):
     assert json.loads((tmp_path / "c" / ".scdd-stage.json").read_text())["config"]["recover"]["ipc"] == 3
 
 
-def test_other_settings_are_refused_in_one_line(runs):
+def _check_other_settings_are_refused_in_one_line(runs):
     out = runs["whole"]
     manifest = (out / "manifest.json").read_bytes()
     args = ["run", "--out", str(out), "--data-root", str(runs["data"]), *RUN_ARGS]
@@ -154,7 +163,7 @@ def test_other_settings_are_refused_in_one_line(runs):
     assert (out / "manifest.json").read_bytes() == manifest
 
 
-def test_resume_option_continues_with_recorded_settings(runs):
+def _check_resume_option_continues_with_recorded_settings(runs):
     out = runs["whole"]
     result = CliRunner().invoke(cli, ["run", "--resume", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
@@ -278,8 +287,12 @@ def test_unreadable_or_foreign_checkpoint_is_not_used(tmp_path):
     assert EpochCheckpoint(path, identity={"epochs": 3}, modules={"m": model}).restore() == (0, [], {})
 
 
-def test_relabel_resumes_from_its_last_epoch(monkeypatch, tmp_path):
-    """Relabelling interrupted after two of three epochs continues to the same soft-label file, reusing those two."""
+@pytest.mark.parametrize("stop_after, counts", [
+    ("epoch-00001", {"units_reused": 2, "units_computed": 1}),  # two epochs kept as units, the first shard unwritten
+    ("epoch-00002", {"units_reused": 3}),  # the first shard (two epochs) adopted, the third epoch kept as a unit
+])
+def test_relabel_resumes_from_its_last_epoch(stop_after, counts, monkeypatch, tmp_path):
+    """Relabelling interrupted part-way continues to the same soft-label shards, reusing the finished epochs."""
     from test_hard_inputs import _classifier, _distilled
 
     from scdd.resume.scope import progress_scope
@@ -297,9 +310,9 @@ def test_relabel_resumes_from_its_last_epoch(monkeypatch, tmp_path):
     run(tmp_path / "whole")
     original = UnitStore.save
 
-    def save_then_stop(self, unit, tensors, extra=None):
-        original(self, unit, tensors, extra)
-        if unit == "epoch-00001":
+    def save_then_stop(self, unit, tensors, extra=None, count=True):
+        original(self, unit, tensors, extra, count)
+        if unit == stop_after:
             raise Interrupted
 
     monkeypatch.setattr(UnitStore, "save", save_then_stop)
@@ -308,7 +321,7 @@ def test_relabel_resumes_from_its_last_epoch(monkeypatch, tmp_path):
     monkeypatch.setattr(UnitStore, "save", original)
     assert not (tmp_path / "cut" / "soft_labels.safetensors").exists()  # no shard appears before all do
     scope = run(tmp_path / "cut")
-    assert scope.counts == {"units_reused": 2, "units_computed": 1}
+    assert scope.counts == counts
     for name in ("soft_labels.safetensors", "soft_labels-00001.safetensors"):
         whole, resumed = _content(tmp_path / "whole" / name), _content(tmp_path / "cut" / name)
         assert whole[1] == resumed[1] and all(torch.equal(whole[0][k], resumed[0][k]) for k in whole[0])

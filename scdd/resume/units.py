@@ -34,7 +34,7 @@ class UnitStore:
     def _path(self, unit: str) -> Path:
         return self.folder / f"{safe_key(unit)}.safetensors"
 
-    def load(self, unit: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    def load(self, unit: str, count: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """A finished unit's tensors and extra values, or None when it is not (validly) on disk."""
         path = self._path(unit)
         if not path.is_file():
@@ -47,11 +47,11 @@ class UnitStore:
             return None
         if meta.get("identity") != self.identity:
             return None
-        if self.scope is not None:
+        if self.scope is not None and count:
             self.scope.count("units_reused")
         return tensors, meta.get("extra", {})
 
-    def save(self, unit: str, tensors: Mapping[str, torch.Tensor], extra: Mapping[str, Any] | None = None) -> None:
+    def save(self, unit: str, tensors: Mapping[str, torch.Tensor], extra: Mapping[str, Any] | None = None, count: bool = True) -> None:
         """Record a finished unit (atomically)."""
         attempt = self.scope.counts.get("attempt", 1) if self.scope is not None else 1
         meta = {
@@ -63,7 +63,7 @@ class UnitStore:
         flat = {key: value.detach().to("cpu", copy=True).contiguous() for key, value in tensors.items()}
         with atomic_path(self._path(unit)) as tmp:
             save_file(flat, str(tmp), metadata={_META_KEY: json.dumps(meta)})
-        if self.scope is not None:
+        if self.scope is not None and count:
             self.scope.count("units_computed")
 
     def finished(self) -> list[str]:
@@ -77,10 +77,10 @@ class UnitStore:
 class NoUnits:
     """Stands in for ``UnitStore`` when no progress is kept."""
 
-    def load(self, unit: str) -> None:
+    def load(self, unit: str, count: bool = True) -> None:
         return None
 
-    def save(self, unit: str, tensors: Mapping[str, torch.Tensor], extra: Mapping[str, Any] | None = None) -> None:
+    def save(self, unit: str, tensors: Mapping[str, torch.Tensor], extra: Mapping[str, Any] | None = None, count: bool = True) -> None:
         pass
 
     def remove(self, unit: str) -> None:

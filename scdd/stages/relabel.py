@@ -22,10 +22,10 @@ from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError
 from scdd.progress import SILENT, Progress
+from scdd.resume.shards import ResumableShardWriter, epoch_unit
 from scdd.resume.units import unit_store
 from scdd.soft_label_store import (
     SOFT_LABELS_FILE,
-    ShardWriter,
     StoredSoftLabels,
     file_sha256,
     plan_metadata,
@@ -130,16 +130,18 @@ def relabel(
     teacher.to(device).eval()
     plan_bytes = sum(t.element_size() * t[0].numel() for t in plan_epoch(1, 0, spec, seed).tensors().values())
     label_bytes = encoding.bytes_per_label(info.num_classes)
-    writer = ShardWriter(out_dir, metadata, config.epochs, _epochs_per_shard(config, count, plan_bytes + label_bytes))
-    agree, task = 0, progress.task("relabel", config.epochs)
     store = unit_store("relabel-epochs", {"metadata": metadata, "distilled": file_sha256(distilled_path)})
+    per_shard = _epochs_per_shard(config, count, plan_bytes + label_bytes)
+    writer = ResumableShardWriter(out_dir, metadata, config.epochs, per_shard, store)  # adopts finished shards
+    agree, task = writer.agree_done, progress.task("relabel", config.epochs)
+    task.advance(writer.epochs_done)
     try:
         with Stopwatch() as clock, torch.no_grad():
-            for epoch in range(config.epochs):
-                saved = store.load(f"epoch-{epoch:05d}")  # an epoch finished by an interrupted run
+            for epoch in range(writer.epochs_done, config.epochs):
+                saved = store.load(epoch_unit(epoch))  # an epoch finished by an interrupted run
                 if saved is not None:
                     agree += int(saved[1]["agree"])
-                    writer.add(saved[0])
+                    writer.add_epoch(epoch, saved[0], int(saved[1]["agree"]))
                     task.advance(1)
                     continue
                 plan = plan_epoch(count, epoch, spec, seed)
@@ -151,8 +153,8 @@ def relabel(
                 epoch_agree = int((epoch_logits.argmax(-1) == distilled.labels).sum())
                 agree += epoch_agree
                 epoch_tensors = {**plan.tensors(), **encoding.encode(epoch_logits)}
-                store.save(f"epoch-{epoch:05d}", epoch_tensors, {"agree": epoch_agree})
-                writer.add(epoch_tensors)
+                store.save(epoch_unit(epoch), epoch_tensors, {"agree": epoch_agree})
+                writer.add_epoch(epoch, epoch_tensors, epoch_agree)
                 task.advance(1)
         files = writer.commit()
     except BaseException:
