@@ -182,8 +182,10 @@ class Interrupted(Exception):
 
 def _interrupt_after(monkeypatch, epochs: int):
     """Make every epoch checkpoint raise right after saving the state of ``epochs`` finished epochs."""
+    import scdd.resume.checkpoint
     from scdd.resume.checkpoint import EpochCheckpoint
 
+    monkeypatch.setattr(scdd.resume.checkpoint, "SAVE_SHARE", 0)  # save after every epoch
     original = EpochCheckpoint.epoch_done
 
     def epoch_done(self, done, curve=None, extra=None):
@@ -285,6 +287,20 @@ def test_unreadable_or_foreign_checkpoint_is_not_used(tmp_path):
     assert EpochCheckpoint(path, identity={"epochs": 3}, modules={"m": model}).restore()[:2] == (2, [1.0, 0.5])
     path.write_bytes(path.read_bytes()[:40])  # truncated: ignored, never half-loaded
     assert EpochCheckpoint(path, identity={"epochs": 3}, modules={"m": model}).restore() == (0, [], {})
+
+
+def test_saving_takes_a_bounded_share_of_training(monkeypatch, tmp_path):
+    """Epochs much shorter than a save are saved only every ten save-durations."""
+    from scdd.resume.checkpoint import EpochCheckpoint
+
+    saved = []
+    checkpoint = EpochCheckpoint(tmp_path / "t.safetensors", identity={}, modules={"m": torch.nn.Linear(3, 2)})
+    monkeypatch.setattr(checkpoint, "save", lambda done, curve=None, extra=None: (saved.append(done), time.sleep(0.02)))
+    for epoch in range(1, 6):
+        checkpoint.epoch_done(epoch)  # epochs take no time at all: only the first is saved
+    time.sleep(0.25)
+    checkpoint.epoch_done(6)  # ten save-durations later: saved
+    assert saved == [1, 6]
 
 
 @pytest.mark.parametrize("stop_after, counts", [

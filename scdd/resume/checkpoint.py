@@ -6,12 +6,17 @@ the loop's random generators and of torch's global generators) and, as JSON meta
 epochs done, the loss curve so far, the optimiser's param groups and scalar state, the scheduler's
 state, and an identity (epochs, steps per epoch, ...) that must match for the file to be used. No
 pickle is read or written. The file is replaced atomically after every epoch, so a killed run
-continues from its last finished epoch with the same numbers as an uninterrupted one.
+continues from its last saved epoch with the same numbers as an uninterrupted one.
+
+Saving never takes more than ``SAVE_SHARE`` of a loop's time: when epochs are shorter than ten times
+a save (a large student on a few distilled images), an epoch is saved only once ten save-durations
+have passed since the last save, so at most that much work is redone after a kill.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ from scdd.artifacts import atomic_path
 from scdd.resume.scope import current_scope, safe_key
 
 _META_KEY = "scdd.progress"
+SAVE_SHARE = 0.1  # most of a loop's time spent saving checkpoints; 0 saves after every epoch
 
 
 def _module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -77,6 +83,8 @@ class EpochCheckpoint:
         self.generators = dict(generators or {})
         self.tensors = dict(tensors or {})
         self.scope = current_scope()
+        self._last_save_end: float | None = None
+        self._last_save_seconds = 0.0
 
     # ------------------------------------------------------------------ saving
 
@@ -151,10 +159,15 @@ class EpochCheckpoint:
         return epochs, list(meta.get("curve", [])), dict(meta.get("extra", {}))
 
     def epoch_done(self, epochs_done: int, curve: list[float] | None = None, extra: Mapping[str, Any] | None = None) -> None:
-        """Count the finished epoch and save the state after it."""
+        """Count the finished epoch and save the state after it (unless that would exceed ``SAVE_SHARE``)."""
         if self.scope is not None:
             self.scope.count("epochs_trained")
+        started = time.monotonic()
+        if SAVE_SHARE and self._last_save_end is not None and (started - self._last_save_end) * SAVE_SHARE < self._last_save_seconds:
+            return
         self.save(epochs_done, curve, extra)
+        self._last_save_end = time.monotonic()
+        self._last_save_seconds = self._last_save_end - started
 
 
 class NoCheckpoint:
