@@ -35,7 +35,7 @@ from scdd.resume.runs import open_run_folder, run_recorded_stage
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
-from scdd.stages.coreset import CORESET_METHODS, coreset
+from scdd.stages.coreset import CORESET_METHODS, class_members, coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
@@ -197,6 +197,8 @@ def run_pipeline(
     device = resolve_device(config.device)
     data = load_dataset(config)
     choose_classes(config.report.cluster_classes, data.info.class_names)  # a bad class fails before any work
+    if config.method != "sc-dd":
+        class_members(data, config.recover.ipc)  # a class with fewer real images than the IPC fails before any work
     out_dir = Path(out_dir)
     # an existing run folder continues when its resolved config matches (scdd.resume), else is refused
     previous = open_run_folder(out_dir, {"config": to_dict(config)}, overwrite=overwrite)
