@@ -68,7 +68,24 @@ def _remember_download(ctx: click.Context, _param, value: bool) -> bool:
     return value
 
 
+def _remember_strict(ctx: click.Context, _param, value: bool) -> bool:
+    if value:
+        ctx.meta["scdd.strict"] = True
+    return value
+
+
+def _warn_skipped(skipped, count: int | None = None) -> None:
+    """One line on stderr when undecodable image files were left out."""
+    if skipped:
+        click.echo(f"warning: skipped {count or len(skipped)} image file(s) that could not be decoded (first: {skipped[0]}); "
+                   "--strict makes this an error", err=True)
+
+
 def _data_options(function):
+    function = click.option(
+        "--strict", is_flag=True, expose_value=False, callback=_remember_strict,
+        help="Stop at an image file that cannot be decoded (default: skip it and count it in the manifest).",
+    )(function)
     function = click.option(
         "--download", is_flag=True, expose_value=False, callback=_remember_download,
         help="Let the dataset reader download missing files (datasets that can, e.g. cifar10).",
@@ -102,6 +119,8 @@ def _overrides(settings: tuple[str, ...], **direct: Any) -> dict[str, Any]:
     context = click.get_current_context(silent=True)
     if context is not None and context.meta.get("scdd.download"):
         pairs["dataset_options.download"] = True
+    if context is not None and context.meta.get("scdd.strict"):
+        pairs["strict"] = True
     return dotted_to_nested(pairs)
 
 
@@ -197,40 +216,46 @@ def _label_settings(label_mode, label_topk, label_precision, mix) -> dict[str, A
 @click.option("--runs", type=click.IntRange(min=1), help="Post-train each student this many times; reports mean ± std.")
 @_data_options
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (default: runs/<timestamp>).")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
+              help="Continue the interrupted run in this folder with the settings its manifest records.")
 @_run_options
 def run(
     pretrainer, backbone, aligner, matcher, ipc, students, method, label_mode, label_topk, label_precision, mix, runs,
-    dataset, data_root, out, seed, device, preset, quiet, overwrite, settings,
+    dataset, data_root, out, resume_dir, seed, device, preset, quiet, overwrite, settings,
 ):
     """Run every stage, squeeze to evaluate, into one run folder.
 
     With no options it distils the embedded MNIST subset with MoCo v3 and imbalanced BN matching.
+    The same command on the same --out continues an interrupted run (so does --resume DIR).
     """
     from scdd.cli.render import artifacts_table, out as stdout
     from scdd.pipeline import MANIFEST_FILE, run_pipeline
 
-    config = _config(
-        settings,
-        preset,
-        dataset=dataset,
-        data_root=_data_root(data_root),
-        seed=seed,
-        device=device,
-        **{
-            "squeeze.pretrainer": pretrainer,
-            "squeeze.architecture": backbone,
-            "align.aligner": aligner,
-            "recover.matcher": matcher,
-            "recover.ipc": ipc,
-            "posttrain.students": students.split(",") if students else None,
-            "posttrain.runs": runs,
-            "method": method,
-            **_label_settings(label_mode, label_topk, label_precision, mix),
-        },
-    )
+    direct = {
+        "dataset": dataset,
+        "data_root": _data_root(data_root),
+        "seed": seed,
+        "device": device,
+        "squeeze.pretrainer": pretrainer,
+        "squeeze.architecture": backbone,
+        "align.aligner": aligner,
+        "recover.matcher": matcher,
+        "recover.ipc": ipc,
+        "posttrain.students": students.split(",") if students else None,
+        "posttrain.runs": runs,
+        "method": method,
+        **_label_settings(label_mode, label_topk, label_precision, mix),
+    }
+    if resume_dir is not None:  # the manifest's settings; options given too must agree with them
+        from scdd.resume.runs import recorded_config
+
+        config, out = recorded_config(resume_dir, out, preset, _overrides(settings, **direct)), resume_dir
+    else:
+        config = _config(settings, preset, **direct)
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     with _progress(quiet) as progress:
         record = run_pipeline(config, out, progress=progress, overwrite=overwrite)
+    _warn_skipped(record.data.get("skipped"), record.data.get("skipped_files"))
     results = {"teacher (aligned)": record.metrics["teacher"], **record.metrics["students"]}
     _echo_results(results, quiet)
     _echo_label_storage(record.stages.get("relabel", {}).get("metrics", {}))
@@ -265,6 +290,18 @@ def _run_stage(quiet: bool, action):
         return action(progress)
 
 
+def _run_resumable(stage: str, out: Path, overwrite: bool, config, inputs: dict, quiet: bool, action):
+    """Run ``action(target, progress)`` as a resumable stage command: the same command on the same --out
+    continues an interrupted run (or returns its finished result); other settings are refused."""
+    from scdd.config import to_dict
+    from scdd.resume.runs import run_stage_command
+
+    with _progress(quiet) as progress:
+        return run_stage_command(
+            stage, out, to_dict(config), inputs, overwrite=overwrite, action=lambda target: action(target, progress)
+        )
+
+
 @cli.command()
 @click.option("--pretrainer", help="Squeeze objective (see `scdd plugins`).")
 @click.option("--backbone", help="Architecture to pretrain.")
@@ -272,7 +309,7 @@ def _run_stage(quiet: bool, action):
 @_stage_command
 def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
     """Pretrain a backbone (self-supervised, or supervised for SRe²L) and save it with its BN statistics."""
-    from scdd.pipeline import check_components, load_dataset, prepare_out_dir
+    from scdd.pipeline import check_components, load_dataset
     from scdd.runtime import resolve_device
     from scdd.stages.squeeze import squeeze as squeeze_stage
 
@@ -281,10 +318,11 @@ def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset,
         **{"squeeze.pretrainer": pretrainer, "squeeze.architecture": backbone},
     )
     check_components(config)
-    data, target = load_dataset(config), prepare_out_dir(out, overwrite)
-    result = _run_stage(
-        quiet,
-        lambda p: squeeze_stage(config.squeeze, data, target, device=resolve_device(config.device), seed=config.seed, progress=p),
+    data = load_dataset(config)
+    _warn_skipped(data.skipped)
+    result = _run_resumable(
+        "squeeze", out, overwrite, config, {}, quiet,
+        lambda target, p: squeeze_stage(config.squeeze, data, target, device=resolve_device(config.device), seed=config.seed, progress=p),
     )
     _finish_stage(result, out, quiet)
 
@@ -296,7 +334,7 @@ def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset,
 @_stage_command
 def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
     """Align a squeezed backbone to the labels (linear probe by default) and save the classifier."""
-    from scdd.pipeline import check_components, load_dataset, prepare_out_dir
+    from scdd.pipeline import check_components, load_dataset
     from scdd.runtime import resolve_device
     from scdd.stages.align import align as align_stage
 
@@ -305,10 +343,11 @@ def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset,
         **{"align.aligner": aligner},
     )
     check_components(config)
-    data, target = load_dataset(config), prepare_out_dir(out, overwrite)
-    result = _run_stage(
-        quiet,
-        lambda p: align_stage(
+    data = load_dataset(config)
+    _warn_skipped(data.skipped)
+    result = _run_resumable(
+        "align", out, overwrite, config, {"backbone": backbone_file}, quiet,
+        lambda target, p: align_stage(
             config.align, backbone_file, data, target, device=resolve_device(config.device), seed=config.seed, progress=p
         ),
     )
@@ -326,7 +365,7 @@ def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset,
 def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, quiet, overwrite, settings):
     """Synthesise a distilled set from an aligned classifier (data-free)."""
     from scdd.artifacts import load_tensors
-    from scdd.pipeline import check_components, prepare_out_dir
+    from scdd.pipeline import check_components
     from scdd.runtime import resolve_device
     from scdd.stages.recover import recover as recover_stage
 
@@ -335,10 +374,9 @@ def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, q
         settings, preset, dataset=dataset, seed=seed, device=device, **{"recover.matcher": matcher, "recover.ipc": ipc}
     )
     check_components(config, dataset=False)  # data-free: an imported classifier's dataset need not be registered
-    target = prepare_out_dir(out, overwrite)
-    result = _run_stage(
-        quiet,
-        lambda p: recover_stage(
+    result = _run_resumable(
+        "recover", out, overwrite, config, {"classifier": classifier_file}, quiet,
+        lambda target, p: recover_stage(
             config.recover, classifier_file, target, device=resolve_device(config.device), seed=config.seed, progress=p
         ),
     )
@@ -354,7 +392,6 @@ def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, q
 def relabel(classifier_file, distilled_file, epochs, label_mode, label_topk, label_precision, mix, out, seed, device, preset, quiet, overwrite, settings):
     """Label crops of a distilled set with the aligned classifier (crop-level soft labels)."""
     from scdd.artifacts import load_tensors
-    from scdd.pipeline import prepare_out_dir
     from scdd.runtime import resolve_device
     from scdd.stages.relabel import relabel as relabel_stage
 
@@ -363,10 +400,9 @@ def relabel(classifier_file, distilled_file, epochs, label_mode, label_topk, lab
         settings, preset, dataset=dataset, seed=seed, device=device,
         **{"posttrain.epochs": epochs, **_label_settings(label_mode, label_topk, label_precision, mix)},
     )
-    target = prepare_out_dir(out, overwrite)
-    result = _run_stage(
-        quiet,
-        lambda p: relabel_stage(
+    result = _run_resumable(
+        "relabel", out, overwrite, config, {"classifier": classifier_file, "distilled": distilled_file}, quiet,
+        lambda target, p: relabel_stage(
             config.relabel, classifier_file, distilled_file, target,
             device=resolve_device(config.device), seed=config.seed, progress=p,
         ),
@@ -388,7 +424,7 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, r
     """Train fresh students on a distilled set."""
     from scdd.distilled import load_distilled
     from scdd.errors import ConfigError
-    from scdd.pipeline import check_components, prepare_out_dir
+    from scdd.pipeline import check_components
     from scdd.runtime import resolve_device
     from scdd.stages.posttrain import posttrain as posttrain_stage
 
@@ -409,10 +445,9 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, r
         },
     )
     check_components(config, dataset=False)
-    target = prepare_out_dir(out, overwrite)
-    result = _run_stage(
-        quiet,
-        lambda p: posttrain_stage(
+    result = _run_resumable(
+        "posttrain", out, overwrite, config, {"distilled": distilled_file, "soft_labels": soft_labels_file}, quiet,
+        lambda target, p: posttrain_stage(
             config.posttrain, distilled_file, soft_labels_file, target,
             device=resolve_device(config.device), seed=config.seed, progress=p,
         ),
@@ -434,9 +469,9 @@ def evaluate(model_files, dataset, data_root, device, quiet):
 
     dataset = dataset or load_tensors(model_files[0], "classifier")[1]["dataset"]["name"]
     config = make_run_config(_overrides((), dataset=dataset, data_root=_data_root(data_root)))
-    result = evaluate_stage(
-        {str(path): path for path in model_files}, load_dataset(config), device=resolve_device(device or "auto")
-    )
+    data = load_dataset(config)
+    _warn_skipped(data.skipped)
+    result = evaluate_stage({str(path): path for path in model_files}, data, device=resolve_device(device or "auto"))
     _echo_results(result.metrics, quiet)
 
 
@@ -496,7 +531,7 @@ def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, d
 @_stage_command
 def coreset(method, ipc, classifier_file, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
     """Pick IPC real training images per class and write them as a distilled set (coreset baseline)."""
-    from scdd.pipeline import check_components, load_dataset, prepare_out_dir
+    from scdd.pipeline import check_components, load_dataset
     from scdd.runtime import resolve_device
     from scdd.stages.coreset import coreset as coreset_stage
 
@@ -508,10 +543,11 @@ def coreset(method, ipc, classifier_file, dataset, data_root, out, seed, device,
         from scdd.errors import ConfigError
 
         raise ConfigError("--method herding needs --classifier FILE (the aligned model whose features it uses)")
-    data, target = load_dataset(config), prepare_out_dir(out, overwrite)
-    result = _run_stage(
-        quiet,
-        lambda p: coreset_stage(
+    data = load_dataset(config)
+    _warn_skipped(data.skipped)
+    result = _run_resumable(
+        f"coreset-{method}", out, overwrite, config, {"classifier": classifier_file}, quiet,
+        lambda target, p: coreset_stage(
             method, data, config.recover.ipc, target, seed=config.seed, classifier_path=classifier_file,
             device=resolve_device(config.device), progress=p,
         ),
@@ -548,6 +584,9 @@ def plugins(kind):
         for info in state.plugins.values()
     ]
     out.print(plugins_table(rows))
+    for info in state.plugins.values():  # also as plain lines, whatever the terminal's width
+        if info.error:
+            click.echo(f"warning: plugin {info.name!r} is broken: {info.error}", err=True)
     plugin_packages = {info.name: info.package or info.name for info in state.plugins.values()}
     components = [
         (c.kind, c.name, ", ".join(c.aliases), f"{c.plugin} ({plugin_packages.get(c.plugin, c.plugin)})", c.description)

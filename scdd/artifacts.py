@@ -7,6 +7,7 @@ its kind, architecture name and options, and the dataset description it was buil
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from scdd.data.base import DatasetInfo
-from scdd.errors import ArtifactError
+from scdd.errors import ArtifactError, DiskFullError
 
 FORMAT_VERSION = "1"
 
@@ -37,9 +38,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as error:
+        raise_if_disk_full(error, path)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def raise_if_disk_full(error: OSError, path: str | Path) -> None:
+    """A full disk (or quota) while writing ``path`` becomes a one-line ``DiskFullError``."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise DiskFullError(f"{path}: no space left on device while writing it; the partial file was removed") from None
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -164,6 +174,9 @@ def export_image_folder(
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)
+    except OSError as error:
+        raise_if_disk_full(error, folder)
+        raise
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -28,6 +28,7 @@ class RunConfig:
     data_root: str | None = None
     seed: int = 0
     device: str = "auto"
+    strict: bool = False  # an image file that cannot be decoded is an error (else it is skipped and counted)
     method: str = "sc-dd"  # "sc-dd" (recover synthetic images) or a real-image coreset: "coreset-random", "coreset-herding"
     squeeze: SqueezeConfig = field(default_factory=SqueezeConfig)
     align: AlignConfig = field(default_factory=AlignConfig)

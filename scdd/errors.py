@@ -13,6 +13,7 @@ __all__ = [
     "ArtifactError",
     "UnknownComponentError",
     "DuplicateComponentError",
+    "DiskFullError",
 ]
 
 
@@ -44,3 +45,7 @@ class UnknownComponentError(ScddError):
 
 class DuplicateComponentError(ScddError):
     """Two plugins registered the same component name for one kind."""
+
+
+class DiskFullError(ScddError):
+    """The disk filled up while an artifact was being written; the partial file was removed."""

@@ -20,7 +20,6 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from scdd.artifacts import write_json
 from scdd.config import RunConfig, apply_overrides, to_dict
@@ -32,10 +31,11 @@ from scdd.progress import SILENT, Progress
 from scdd.registry import get_component, normalize_name
 from scdd.report import write_report
 from scdd.report.clustering import choose_classes
+from scdd.resume.runs import open_run_folder, run_recorded_stage
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
-from scdd.stages.coreset import CORESET_METHODS, coreset
+from scdd.stages.coreset import CORESET_METHODS, class_members, coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
@@ -125,6 +125,7 @@ class RunRecord:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # what loading the dataset noted: skipped files
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +139,7 @@ class RunRecord:
             "config": to_dict(self.config),
             "stages": self.stages,
             "metrics": self.metrics,
+            "data": self.data,
         }
 
 
@@ -181,7 +183,16 @@ def load_dataset(config: RunConfig) -> DatasetSplits:
     component = get_component("dataset", config.dataset)
     if config.data_root is not None and not Path(config.data_root).is_dir():
         raise DataError(f"--data-root {config.data_root} does not exist or is not a folder")
-    return component.build(config.dataset_options, data_root=config.data_root)
+    options = dict(config.dataset_options)
+    config_class = component.config_class()
+    if config.strict and config_class is not None and "strict" in {f.name for f in dataclasses.fields(config_class)}:
+        options["strict"] = True  # datasets of image files; array datasets have nothing to decode
+    return component.build(options, data_root=config.data_root)
+
+
+def skipped_summary(data: DatasetSplits) -> dict[str, Any]:
+    """The manifest's note of image files left out because they could not be decoded."""
+    return {"skipped_files": len(data.skipped), "skipped": list(data.skipped[:20])} if data.skipped else {}
 
 
 def run_pipeline(
@@ -196,27 +207,18 @@ def run_pipeline(
     device = resolve_device(config.device)
     data = load_dataset(config)
     choose_classes(config.report.cluster_classes, data.info.class_names)  # a bad class fails before any work
-    out_dir = prepare_out_dir(out_dir, overwrite)
-    record = RunRecord(config=config, device=str(device))
+    if config.method != "sc-dd":
+        class_members(data, config.recover.ipc)  # a class with fewer real images than the IPC fails before any work
+    out_dir = Path(out_dir)
+    # an existing run folder continues when its resolved config matches (scdd.resume), else is refused
+    previous = on_main(open_run_folder, out_dir, {"config": to_dict(config)}, overwrite=overwrite)  # rank 0 decides
+    record = RunRecord(config=config, device=str(device), data=skipped_summary(data))
+    if previous is not None:
+        record.created, record.stages = previous.get("created", record.created), dict(previous.get("stages", {}))
     seed = config.seed
 
     def run_stage(name: str, action) -> StageResult:
-        record.stages[name] = {"status": "running"}
-        _write_manifest(out_dir, record)
-        try:
-            result: StageResult = action(out_dir / name)
-        except BaseException:
-            record.stages[name] = {"status": "failed"}
-            _write_manifest(out_dir, record)
-            raise
-        record.stages[name] = {
-            "status": "done",
-            "seconds": round(result.seconds, 3),
-            "artifacts": {key: str(path.relative_to(out_dir)) for key, path in result.artifacts.items()},
-            "metrics": result.metrics,
-        }
-        _write_manifest(out_dir, record)
-        return result
+        return run_recorded_stage(name, out_dir, record.stages, lambda: _write_manifest(out_dir, record), action)
 
     common = {"device": device, "seed": seed, "progress": progress}
     squeezed = run_stage("squeeze", lambda d: squeeze(config.squeeze, data, d, **common))

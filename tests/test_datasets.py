@@ -134,4 +134,6 @@ def test_imagefolder_errors_are_one_line_and_named(tmp_path):
     (tmp_path / "val" / "class9").rmdir()
     (tmp_path / "train" / "class0" / "00.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"00.png: cannot decode image"):
-        _load("imagefolder", tmp_path, image_size=12, channels=1)
+        _load("imagefolder", tmp_path, image_size=12, channels=1, strict=True)
+    whole = _load("imagefolder", tmp_path)  # without strict the file is skipped and counted
+    assert len(whole.skipped) == 1 and "00.png: cannot decode image" in whole.skipped[0]

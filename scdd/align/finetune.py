@@ -23,6 +23,7 @@ from scdd.data.base import DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
+from scdd.resume.checkpoint import epoch_checkpoint
 from scdd.runtime import generator
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 
@@ -74,10 +75,16 @@ class Finetune:
         crop = CropSpec(scale=(config.crop_min_scale, 1.0))
         flip_p = 0.5 if data.info.hflip else 0.0
         model = distributed.wrap_ddp(classifier, device)  # under torchrun: gradients averaged over processes
+        checkpoint = epoch_checkpoint(
+            "align-finetune", identity={"epochs": config.epochs, "per_epoch": per_epoch},
+            modules={"classifier": classifier}, optimizer=optimizer, scheduler=schedule, generators={"order": order, "crops": crops},
+        )
+        start, _, _ = checkpoint.restore()  # an interrupted run continues after its last finished epoch
         task = progress.task("align finetune", total)
-        step = 0
+        task.advance(start * per_epoch)
+        step = start * per_epoch
         try:
-            for _ in range(config.epochs):
+            for epoch in range(start, config.epochs):
                 batches = distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order, drop_last=True)
                 for images, labels in batches:
                     images, labels = images.to(device), labels.to(device)
@@ -91,6 +98,7 @@ class Finetune:
                     step += 1
                     metrics = {"loss": check_finite(loss.item(), "align", step)} if step % SYNC_EVERY == 0 else {}
                     task.advance(1, **metrics)
+                checkpoint.epoch_done(epoch + 1)
         finally:
             task.close()
         return classifier.eval()

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from scdd import distributed
 from scdd.augment import CropSpec, random_resized_crop
@@ -22,6 +21,7 @@ from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches, s
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
+from scdd.resume.checkpoint import epoch_checkpoint
 from scdd.runtime import generator
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 
@@ -76,20 +76,26 @@ class LinearProbe:
             config.optimizer, head.parameters(), lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
         )
         order = generator(seed, "linear-probe", "order")
+        crops = generator(seed, "linear-probe", "crops", *distributed.rank_parts(), device=device)
+        per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=False)
+        total = config.epochs * per_epoch
+        schedule = cosine_schedule(optimizer, total)
+        checkpoint = epoch_checkpoint(
+            "align-linear-probe", identity={"epochs": config.epochs, "per_epoch": per_epoch, "augment": config.augment},
+            modules={"head": head}, optimizer=optimizer, scheduler=schedule, generators={"order": order, "crops": crops},
+        )
+        start, _, _ = checkpoint.restore()  # an interrupted run continues after its last finished epoch
         if config.augment:
-            batches = _augmented_batches(classifier, data, config, seed, device, order)
-            per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=False)
+            batches = _augmented_batches(classifier, data, config, crops, device, order, start)
         else:
             features, labels = extract_features(classifier, data.train, 1024, device)
             cached = ImageTensorDataset(features.view(len(features), -1, 1, 1), labels)
-            batches = _cached_batches(cached, config, order, device)
-            per_epoch = steps_per_epoch(cached, config.batch_size, drop_last=False)
-        total = config.epochs * per_epoch
-        schedule = cosine_schedule(optimizer, total)
+            batches = _cached_batches(cached, config, order, device, start)
         trained = distributed.wrap_ddp(head, device)  # under torchrun: gradients averaged over processes
         task = progress.task("align linear-probe", total)
+        task.advance(start * per_epoch)
         try:
-            for step, (features, labels) in enumerate(batches, start=1):
+            for step, (features, labels) in enumerate(batches, start=start * per_epoch + 1):
                 loss = F.cross_entropy(trained(features), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -97,22 +103,23 @@ class LinearProbe:
                 schedule.step()
                 metrics = {"loss": check_finite(loss.item(), "align", step)} if step % per_epoch == 0 else {}
                 task.advance(1, **metrics)
+                if step % per_epoch == 0:
+                    checkpoint.epoch_done(step // per_epoch)
         finally:
             task.close()
         return classifier.eval()
 
 
-def _cached_batches(cached: ImageTensorDataset, config: LinearProbeConfig, order: torch.Generator, device):
-    for _ in range(config.epochs):
+def _cached_batches(cached: ImageTensorDataset, config: LinearProbeConfig, order: torch.Generator, device, start: int = 0):
+    for _ in range(start, config.epochs):
         for features, labels in distributed.sharded_batches(cached, config.batch_size, shuffle=True, generator=order):
             yield features.flatten(1).to(device), labels.to(device)
 
 
-def _augmented_batches(classifier: Classifier, data: DatasetSplits, config: LinearProbeConfig, seed: int, device, order):
+def _augmented_batches(classifier: Classifier, data: DatasetSplits, config: LinearProbeConfig, augment_generator, device, order, start: int = 0):
     crop = CropSpec(scale=(config.crop_min_scale, 1.0))
     flip_p = 0.5 if data.info.hflip else 0.0
-    augment_generator = generator(seed, "linear-probe", "crops", *distributed.rank_parts(), device=device)
-    for _ in range(config.epochs):
+    for _ in range(start, config.epochs):
         for images, labels in distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order):
             images = random_resized_crop(images.to(device), crop, flip_p=flip_p, generator=augment_generator)
             with torch.no_grad():

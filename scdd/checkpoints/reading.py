@@ -20,8 +20,9 @@ _UNSAFE_MARK = "Weights only load failed"
 
 
 def _first_line(error: BaseException) -> str:
+    """The error's first sentence (torch appends paragraphs of advice to some)."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
 
 
 def _unsafe_globals(message: str) -> str:

@@ -58,6 +58,7 @@ class DatasetSplits:
     info: DatasetInfo
     train: Dataset
     val: Dataset
+    skipped: tuple[str, ...] = ()  # one line per image file left out because it could not be decoded
 
     def __post_init__(self) -> None:
         for split_name, split in (("train", self.train), ("held-out", self.val)):

@@ -55,12 +55,22 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return decode_image(self.paths[index], self.image_size, self.channels, self.resize_size), self.targets[index]
 
-    def cached(self) -> ImageTensorDataset:
-        """Every image decoded once into memory."""
-        if not self.paths:
+    def cached(self, strict: bool = True, skipped: list[str] | None = None) -> ImageTensorDataset:
+        """Every image decoded once into memory. Without ``strict`` an undecodable file is left out and
+        its one-line reason appended to ``skipped``; with it, the first one is a ``DataError``."""
+        images, targets = [], []
+        for index in range(len(self)):
+            try:
+                images.append(self[index][0])
+            except DataError as error:
+                if strict or skipped is None:
+                    raise
+                skipped.append(str(error))
+                continue
+            targets.append(self.targets[index])
+        if not images:
             return ImageTensorDataset(torch.zeros(0, self.channels, self.image_size, self.image_size, dtype=torch.uint8), torch.zeros(0))
-        images = torch.stack([self[i][0] for i in range(len(self))])
-        return ImageTensorDataset(images, torch.tensor(self.targets, dtype=torch.long))
+        return ImageTensorDataset(torch.stack(images), torch.tensor(targets, dtype=torch.long))
 
 
 def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[str], list[str], list[int]]:
@@ -86,9 +96,11 @@ def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[str], li
     return classes, [path for path, _ in samples], [label for _, label in samples]
 
 
-def _split_dataset(paths, targets, image_size, channels, cache, resize_size=None):
+def _split_dataset(paths, targets, image_size, channels, cache, resize_size=None, *, strict=True, skipped=None):
+    """The split in memory (``cache``; undecodable files skipped into ``skipped`` unless ``strict``), or
+    decoded on use (an undecodable file is then an error when it is read)."""
     files = ImageFileDataset(paths, targets, image_size, channels, resize_size)
-    return files.cached() if cache else files
+    return files.cached(strict, skipped) if cache else files
 
 
 def _pixel_statistics(dataset: ImageTensorDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -113,6 +125,7 @@ class ImageFolderConfig:
     std: tuple[float, ...] = ()
     hflip: bool = True
     cache: bool = True
+    strict: bool = False  # an undecodable image is an error (else it is skipped and counted); `--strict`
 
 
 def load_imagefolder(config: ImageFolderConfig, *, data_root=None) -> DatasetSplits:
@@ -123,22 +136,28 @@ def load_imagefolder(config: ImageFolderConfig, *, data_root=None) -> DatasetSpl
     classes, train_paths, train_targets = _scan(root / "train")
     _, val_paths, val_targets = _scan(root / "val", classes)
     image_size, channels = config.image_size, config.channels
+    skipped: list[str] = []
     if not image_size or not channels:
-        try:
-            with Image.open(train_paths[0]) as first:
-                image_size = image_size or min(first.size)
-                channels = channels or (1 if first.mode in _ONE_CHANNEL_MODES else 3)
-        except OSError as error:
-            raise DataError(f"{train_paths[0]}: cannot decode image ({error})") from None
-    train = _split_dataset(train_paths, train_targets, image_size, channels, config.cache)
-    val = _split_dataset(val_paths, val_targets, image_size, channels, config.cache)
+        for candidate in train_paths:  # the first decodable image sets size and channels
+            try:
+                with Image.open(candidate) as first:
+                    image_size = image_size or min(first.size)
+                    channels = channels or (1 if first.mode in _ONE_CHANNEL_MODES else 3)
+                break
+            except OSError as error:
+                if config.strict:
+                    raise DataError(f"{candidate}: cannot decode image ({type(error).__name__}: {error})") from None
+        else:
+            raise DataError(f"{root / 'train'}: no decodable image files")
+    train = _split_dataset(train_paths, train_targets, image_size, channels, config.cache, strict=config.strict, skipped=skipped)
+    val = _split_dataset(val_paths, val_targets, image_size, channels, config.cache, strict=config.strict, skipped=skipped)
     mean, std = config.mean, config.std
     if not mean or not std:
         if not isinstance(train, ImageTensorDataset):
             raise DataError("imagefolder: give mean and std (--set dataset_options.mean=[...]) when cache is off")
         mean, std = _pixel_statistics(train)
     info = DatasetInfo("imagefolder", len(classes), channels, image_size, tuple(mean), tuple(std), tuple(classes), config.hflip)
-    return DatasetSplits(info, train, val)
+    return DatasetSplits(info, train, val, skipped=tuple(skipped))
 
 
 # ----------------------------------------------------------------------------- ImageNet-1K
@@ -149,6 +168,7 @@ class ImageNetConfig:
     image_size: int = 224
     resize_size: int = 256  # validation protocol: shorter side to 256, centre crop 224
     cache: bool = False
+    strict: bool = False  # with cache: an undecodable image is an error (else skipped); lazily decoded, always an error
 
 
 def load_imagenet(config: ImageNetConfig, *, data_root=None) -> DatasetSplits:
@@ -158,10 +178,12 @@ def load_imagenet(config: ImageNetConfig, *, data_root=None) -> DatasetSplits:
     _, val_paths, val_targets = _scan(root / "val", classes)
     size, resize = config.image_size, config.resize_size
     info = DatasetInfo("imagenet", len(classes), 3, size, IMAGENET_MEAN, IMAGENET_STD, tuple(classes), hflip=True)
+    skipped: list[str] = []
     return DatasetSplits(
         info,
-        _split_dataset(train_paths, train_targets, size, 3, config.cache, resize),
-        _split_dataset(val_paths, val_targets, size, 3, config.cache, resize),
+        _split_dataset(train_paths, train_targets, size, 3, config.cache, resize, strict=config.strict, skipped=skipped),
+        _split_dataset(val_paths, val_targets, size, 3, config.cache, resize, strict=config.strict, skipped=skipped),
+        skipped=tuple(skipped),
     )
 
 
@@ -171,6 +193,7 @@ def load_imagenet(config: ImageNetConfig, *, data_root=None) -> DatasetSplits:
 @dataclass
 class TinyImageNetConfig:
     cache: bool = True  # 110,000 images of 64x64x3: about 1.3 GB as uint8
+    strict: bool = False  # an undecodable image is an error (else it is skipped and counted); `--strict`
 
 
 def _tiny_root(data_root) -> Path:
@@ -216,8 +239,10 @@ def load_tiny_imagenet(config: TinyImageNetConfig, *, data_root=None) -> Dataset
         val_paths.append(str(root / "val" / "images" / parts[0]))
         val_targets.append(index[parts[1]])
     info = DatasetInfo("tiny-imagenet", len(wnids), 3, 64, IMAGENET_MEAN, IMAGENET_STD, _tiny_names(root, wnids), hflip=True)
+    skipped: list[str] = []
     return DatasetSplits(
         info,
-        _split_dataset(train_paths, train_targets, 64, 3, config.cache),
-        _split_dataset(val_paths, val_targets, 64, 3, config.cache),
+        _split_dataset(train_paths, train_targets, 64, 3, config.cache, strict=config.strict, skipped=skipped),
+        _split_dataset(val_paths, val_targets, 64, 3, config.cache, strict=config.strict, skipped=skipped),
+        skipped=tuple(skipped),
     )

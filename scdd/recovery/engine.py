@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,7 @@ from scdd.recovery.config import RecoverConfig
 from scdd.recovery.monitor import LossMonitor
 from scdd.recovery.priors import l2_prior, total_variation
 from scdd.registry import get_component
+from scdd.resume.units import unit_store
 from scdd.runtime import generator
 from scdd.training import cosine_schedule, make_optimizer
 
@@ -172,11 +173,18 @@ def synthesize(
     task = progress.task("recover", len(distributed.shard_units(batches)) * config.iterations)
     monitor = LossMonitor(task, ("ce", "bn"), device, every=SYNC_EVERY, stage="recover")
     images, ce_curves, bn_curves, done = [], [], [], []
+    store = unit_store("recover-batches", {"config": asdict(config), "seed": seed, "classes": info.num_classes})
 
     def run_batch(batch: list[Member]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        unit = "batch-c{}-i{}-n{}".format(*batch[0], len(batch))  # a finished batch of an interrupted run is reused
+        saved = store.load(unit)
+        if saved is not None:
+            task.advance(config.iterations)
+            return tuple(saved[0][key] for key in ("pixels", "loss_ce", "loss_bn"))
         output = engine.run(batch, monitor)
         if distributed.is_distributed():
             monitor.flush()  # a rank's non-finite loss stops the run before its images are gathered
+        store.save(unit, dict(zip(("pixels", "loss_ce", "loss_bn"), output)))
         return output
 
     matcher.attach(classifier)

@@ -3,8 +3,9 @@ the result type, and the epoch loop around a method's own ``step(images) -> loss
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
+from scdd.resume.checkpoint import NoCheckpoint, epoch_checkpoint
 from scdd.runtime import generator
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 
@@ -65,6 +67,7 @@ def train_epochs(
     seed: int,
     progress: Progress = SILENT,
     after_step: Callable[[int, int], None] | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> list[float]:
     """Run ``config.epochs`` epochs of ``loss = step(images, labels, global_step, total_steps)``.
 
@@ -72,6 +75,9 @@ def train_epochs(
     Under torchrun each process steps on its part of every global batch (``batch_size / processes``
     images) and DistributedDataParallel averages the gradients of ``parameters``; queues, centres and
     BatchNorm layers outside the backbone are per process.
+    ``state`` names everything else the method carries across steps (``modules``: every network,
+    momentum encoders and losses with memory banks included; ``generators``; ``tensors``); with it,
+    an interrupted squeeze continues after its last finished epoch (``scdd.resume``).
     Returns the mean loss of each epoch.
     """
     per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
@@ -83,11 +89,19 @@ def train_epochs(
     )
     schedule = cosine_schedule(optimizer, total, warmup_steps=config.warmup_epochs * per_epoch)
     order = generator(seed, name, "order")
-    curve: list[float] = []
+    checkpoint = NoCheckpoint()
+    if state is not None:
+        checkpoint = epoch_checkpoint(
+            ("squeeze", name), identity={"epochs": config.epochs, "per_epoch": per_epoch}, optimizer=optimizer,
+            scheduler=schedule, modules=state.get("modules"), tensors=state.get("tensors"),
+            generators={"order": order, **state.get("generators", {})},
+        )
+    start, curve, _ = checkpoint.restore()
     task = progress.task(f"squeeze {name}", total)
-    global_step = 0
+    task.advance(start * per_epoch)
+    global_step = start * per_epoch
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(start, config.epochs):
             running = torch.zeros((), device=device)
             for images, labels in distributed.sharded_batches(
                 data.train, config.batch_size, shuffle=True, generator=order, drop_last=True
@@ -108,6 +122,7 @@ def train_epochs(
                 task.advance(1, **metrics)
             epoch_loss = check_finite((distributed.mean_across_ranks(running) / per_epoch).item(), f"squeeze {name}", global_step)
             curve.append(epoch_loss)
+            checkpoint.epoch_done(epoch + 1, curve)
             task.advance(0, loss=epoch_loss, epoch=epoch + 1)
     finally:
         task.close()

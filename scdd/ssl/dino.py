@@ -160,6 +160,7 @@ class DINOPretrainer:
             seed=seed,
             progress=progress,
             after_step=after_step,
+            state={"modules": {"student": student, "teacher": teacher, "criterion": criterion}, "generators": {"views": augment_generator}},
         )
         teacher_backbone = teacher[0][1].requires_grad_(True)
         return PretrainResult(backbone=teacher_backbone.eval(), loss_per_epoch=curve)

@@ -118,6 +118,10 @@ class MoCoV2Pretrainer:
             device=device,
             seed=seed,
             progress=progress,
+            state={
+                "modules": {"query": query_encoder, "key": key_encoder, "criterion": criterion},
+                "generators": {"views": augment_generator, "shuffle": shuffle_generator},
+            },
         )
         return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
 

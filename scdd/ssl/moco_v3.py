@@ -103,6 +103,7 @@ class MoCoV3Pretrainer:
             seed=seed,
             progress=progress,
             after_step=after_step,
+            state={"modules": {"base": base, "predictor": predictor, "momentum": momentum_encoder}, "generators": {"views": augment_generator}},
         )
         return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
 

@@ -62,6 +62,7 @@ class SupervisedPretrainer:
             device=device,
             seed=seed,
             progress=progress,
+            state={"modules": {"encoder": encoder, "head": head}, "generators": {"views": augment_generator}},
         )
         return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
 

@@ -159,6 +159,8 @@ class SwAVPretrainer:
             device=device,
             seed=seed,
             progress=progress,
+            # with a queue (rebuilt each step, not in place) an interrupted squeeze starts over
+            state=None if queue is not None else {"modules": {"encoder": encoder, "prototypes": prototypes}, "generators": {"views": augment_generator}},
         )
         return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
 

@@ -26,7 +26,8 @@ from scdd.stages.recover import DISTILLED_FILE
 CORESET_METHODS = ("random", "herding")
 
 
-def _class_members(data: DatasetSplits, ipc: int) -> list[torch.Tensor]:
+def class_members(data: DatasetSplits, ipc: int) -> list[torch.Tensor]:
+    """Each class's training-image indices; a class with fewer than ``ipc`` images is a ``DataError``."""
     if ipc < 1:
         raise ConfigError(f"ipc must be at least 1, got {ipc}")
     labels = labels_of(data.train)
@@ -47,7 +48,7 @@ def _gather(data: DatasetSplits, chosen: list[int]) -> tuple[torch.Tensor, torch
 def random_real(data: DatasetSplits, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``ipc`` training images per class, drawn uniformly without replacement."""
     chosen = []
-    for label, members in enumerate(_class_members(data, ipc)):
+    for label, members in enumerate(class_members(data, ipc)):
         pick = torch.randperm(len(members), generator=generator(seed, "coreset-random", label))[:ipc]
         chosen.extend(members[pick].tolist())
     return _gather(data, chosen)
@@ -87,7 +88,7 @@ def herding_real(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``ipc`` training images per class chosen by herding on ``classifier``'s backbone features."""
     chosen = []
-    members_per_class = _class_members(data, ipc)
+    members_per_class = class_members(data, ipc)
     task = progress.task("coreset herding", len(members_per_class))
     for members in members_per_class:
         features = _features(classifier, _subset(data.train, members), device)

@@ -27,6 +27,7 @@ from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
+from scdd.resume.checkpoint import epoch_checkpoint
 from scdd.runtime import derive_seed, generator, seed_everything
 from scdd.soft_label_store import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
 from scdd.soft_labels import PlanSpec, plan_epoch, render_crops, replay_batches, soft_label_loss
@@ -113,10 +114,15 @@ def train_student(
     batch_size = distributed.rank_batch_size(config.batch_size)  # global batch / processes
     hard_spec = PlanSpec(config.crop_min_scale, distilled.info.hflip)
     targets = distilled.labels.to(device)
-    curve: list[float] = []
+    checkpoint = epoch_checkpoint(
+        ("posttrain", student_name, seed), identity={"epochs": config.epochs, "per_epoch": per_epoch, "images": count},
+        modules={"student": student}, optimizer=optimizer, scheduler=schedule, generators={"order": order},
+    )
+    start, curve, _ = checkpoint.restore()  # an interrupted run continues after its last finished epoch
     task = progress.task(f"posttrain {student_name}", config.epochs)
+    task.advance(start)
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(start, config.epochs):
             permutation = distributed.shard_order(torch.randperm(count, generator=order))  # this process's part
             running = torch.zeros((), device=device)
             student.train()
@@ -143,6 +149,7 @@ def train_student(
                 (distributed.mean_across_ranks(running) / per_epoch).item(), f"posttrain {student_name}", epoch + 1
             )
             curve.append(epoch_loss)
+            checkpoint.epoch_done(epoch + 1, curve)
             task.advance(1, loss=epoch_loss)
     finally:
         task.close()

@@ -23,9 +23,10 @@ from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError
 from scdd.progress import SILENT, Progress
+from scdd.resume.shards import ResumableShardWriter, epoch_unit
+from scdd.resume.units import unit_store
 from scdd.soft_label_store import (
     SOFT_LABELS_FILE,
-    ShardWriter,
     StoredSoftLabels,
     file_sha256,
     plan_metadata,
@@ -88,7 +89,7 @@ def _epochs_per_shard(config: RelabelConfig, images: int, bytes_per_image_epoch:
     return max(1, (config.shard_mib << 20) // max(1, images * bytes_per_image_epoch))
 
 
-def _commit(writer: ShardWriter) -> tuple[list[Path], int]:
+def _commit(writer: ResumableShardWriter) -> tuple[list[Path], int]:
     files = writer.commit()
     return files, sum(f.stat().st_size for f in files)
 
@@ -135,9 +136,13 @@ def relabel(
     teacher.to(device).eval()
     plan_bytes = sum(t.element_size() * t[0].numel() for t in plan_epoch(1, 0, spec, seed).tensors().values())
     label_bytes = encoding.bytes_per_label(info.num_classes)
+    store = unit_store("relabel-epochs", {"metadata": metadata, "distilled": file_sha256(distilled_path)})
     per_shard = _epochs_per_shard(config, count, plan_bytes + label_bytes)
-    writer = ShardWriter(out_dir, metadata, config.epochs, per_shard) if distributed.is_main() else None
-    agree, task = 0, progress.task("relabel", config.epochs)
+    # rank 0 writes the shards, adopting those an interrupted run finished (no progress is kept under torchrun)
+    writer = ResumableShardWriter(out_dir, metadata, config.epochs, per_shard, store) if distributed.is_main() else None
+    done, agree = distributed.on_main(lambda: (writer.epochs_done, writer.agree_done))
+    task = progress.task("relabel", config.epochs)
+    task.advance(done)
     starts = range(0, count, config.batch_size)
 
     def label_batch(unit: tuple[int, int]) -> torch.Tensor:
@@ -148,15 +153,22 @@ def relabel(
     try:
         with Stopwatch() as clock, torch.no_grad():
             # (epoch, batch) units, one epoch per process at a time, shared out across processes under torchrun
-            for first in range(0, config.epochs, distributed.world_size()):
+            for first in range(done, config.epochs, distributed.world_size()):
                 epochs = range(first, min(first + distributed.world_size(), config.epochs))
-                plans = {epoch: plan_epoch(count, epoch, spec, seed) for epoch in epochs}
-                logits = iter(distributed.map_units([(e, s) for e in epochs for s in starts], label_batch))
+                saved = {epoch: store.load(epoch_unit(epoch)) for epoch in epochs}  # epochs of an interrupted run
+                plans = {epoch: plan_epoch(count, epoch, spec, seed) for epoch in epochs if saved[epoch] is None}
+                logits = iter(distributed.map_units([(e, s) for e in plans for s in starts], label_batch))
                 for epoch in epochs:
-                    epoch_logits = torch.cat([next(logits) for _ in starts])
-                    agree += int((epoch_logits.argmax(-1) == distilled.labels).sum())
+                    if saved[epoch] is not None:
+                        epoch_tensors, epoch_agree = saved[epoch][0], int(saved[epoch][1]["agree"])
+                    else:
+                        epoch_logits = torch.cat([next(logits) for _ in starts])
+                        epoch_agree = int((epoch_logits.argmax(-1) == distilled.labels).sum())
+                        epoch_tensors = {**plans[epoch].tensors(), **encoding.encode(epoch_logits)}
+                        store.save(epoch_unit(epoch), epoch_tensors, {"agree": epoch_agree})
+                    agree += epoch_agree
                     if writer is not None:
-                        writer.add({**plans[epoch].tensors(), **encoding.encode(epoch_logits)})
+                        writer.add_epoch(epoch, epoch_tensors, epoch_agree)
                     task.advance(1)
         files, stored_bytes = distributed.on_main(_commit, writer)
     except BaseException:

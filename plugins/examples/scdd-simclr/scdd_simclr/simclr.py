@@ -84,6 +84,7 @@ class SimCLRPretrainer:
             device=device,
             seed=seed,
             progress=progress,
+            state={"modules": {"encoder": encoder, "head": head}, "generators": {"views": views}},  # resumable per epoch
         )
         return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
 

@@ -1,0 +1,194 @@
+"""Run folders that can be resumed: the config check, skipping finished stages, and the stage record.
+
+``scdd run`` keeps its record in ``manifest.json`` (resolved config and per-stage status); a single
+stage command (``scdd recover --out DIR`` ...) keeps one in ``DIR/.scdd-stage.json`` (its stage,
+resolved config, the SHA-256 of its input files, status). Running the same command on the same
+folder again continues it: finished stages are taken from the record, the unfinished one resumes
+from its progress (``scdd.resume.scope``). A folder made with other settings is refused with one
+line naming the differing settings, unless ``--overwrite`` (which starts over).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from scdd.artifacts import write_json
+from scdd.distributed import is_main, on_main
+from scdd.errors import ConfigError
+from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
+from scdd.stages.common import StageResult
+
+MANIFEST_FILE = "manifest.json"
+STAGE_RECORD = ".scdd-stage.json"
+_SHOWN_DIFFERENCES = 4
+
+
+def normalized(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), so records compare equal to live configs."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``setting: old -> new`` for every dotted setting that differs."""
+    before, after = _flatten(normalized(old)), _flatten(normalized(new))
+    missing = object()
+    return [
+        f"{key}: {json.dumps(before.get(key)) if key in before else '(unset)'} -> {json.dumps(after.get(key)) if key in after else '(unset)'}"
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key, missing) != after.get(key, missing)
+    ]
+
+
+def _discard_progress(out_dir: Path) -> None:
+    for folder in [out_dir / PROGRESS_FOLDER, *out_dir.glob(f"*/{PROGRESS_FOLDER}")]:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwrite: bool, record: str = MANIFEST_FILE) -> dict[str, Any] | None:
+    """Make ``out_dir`` ready; returns its earlier record when the run continues, None when it starts afresh.
+
+    The record's ``identity_key`` entries must equal ``identity``'s: a folder made with other settings
+    (or holding files that are not an scdd record) is refused unless ``overwrite``, which discards the
+    earlier progress and starts over."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} exists and is not a folder")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    if overwrite:
+        _discard_progress(out_dir)
+        return None
+    path = out_dir / record
+    if not path.is_file():
+        what = "a run" if (out_dir / MANIFEST_FILE).exists() else "other files"
+        raise ConfigError(f"--out {out_dir} already holds {what}; choose another folder or pass --overwrite")
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"--out {out_dir}: {record} is unreadable; choose another folder or pass --overwrite") from None
+    if not isinstance(previous, dict) or not all(key in previous for key in identity):  # no settings recorded
+        raise ConfigError(f"--out {out_dir} already holds a run; choose another folder or pass --overwrite")
+    stored = {key: previous.get(key) for key in identity}
+    differences = [line.removeprefix("config.") for line in config_differences(stored, identity)]
+    if differences:
+        shown = "; ".join(differences[:_SHOWN_DIFFERENCES])
+        more = f" (and {len(differences) - _SHOWN_DIFFERENCES} more)" if len(differences) > _SHOWN_DIFFERENCES else ""
+        raise ConfigError(
+            f"--out {out_dir} holds a run made with different settings: {shown}{more}; "
+            f"pass --overwrite to start over, or choose another folder"
+        )
+    return previous
+
+
+def finished_result(entry: Mapping[str, Any] | None, out_dir: Path, name: str) -> StageResult | None:
+    """The result of a stage the record marks done, when all its artifacts are still there."""
+    if not entry or entry.get("status") != "done":
+        return None
+    artifacts = {key: out_dir / rel for key, rel in entry.get("artifacts", {}).items()}
+    if not all(path.exists() for path in artifacts.values()):
+        return None
+    return StageResult(name, artifacts=artifacts, metrics=dict(entry.get("metrics", {})), seconds=float(entry.get("seconds", 0.0)))
+
+
+def run_recorded_stage(
+    name: str,
+    out_dir: Path,
+    stages: dict[str, dict[str, Any]],
+    save: Callable[[], None],
+    action: Callable[[Path], StageResult],
+    stage_dir: Path | None = None,
+) -> StageResult:
+    """Run stage ``name`` into ``stage_dir`` (default ``out_dir/name``) unless ``stages`` records it done; keeps progress while it
+    runs, records status, timings, metrics and what was computed or reused, and calls ``save`` after
+    each change of ``stages``."""
+    done = finished_result(stages.get(name), out_dir, name)
+    if done is not None:
+        return done
+    attempt = int((stages.get(name) or {}).get("attempt", 0)) + 1
+    stages[name] = {"status": "running", "attempt": attempt}
+    save()
+    stage_dir = out_dir / name if stage_dir is None else stage_dir
+    with progress_scope(stage_dir) as scope:
+        scope.counts["attempt"] = attempt
+        try:
+            result = action(stage_dir)
+        except BaseException:
+            stages[name] = {"status": "failed", "attempt": attempt, "progress": scope.summary()}
+            save()
+            raise
+    stages[name] = {
+        "status": "done",
+        "attempt": attempt,
+        "seconds": round(result.seconds, 3),
+        "artifacts": {key: str(Path(path).relative_to(out_dir)) for key, path in result.artifacts.items()},
+        "metrics": result.metrics,
+        "progress": scope.summary(),
+    }
+    save()
+    scope.discard()
+    return result
+
+
+def run_stage_command(
+    stage: str,
+    out_dir: str | Path,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str | Path | None],
+    *,
+    overwrite: bool,
+    action: Callable[[Path], StageResult],
+) -> StageResult:
+    """A single stage command into ``out_dir`` with a ``.scdd-stage.json`` record: the same command on
+    the same folder continues it (or returns at once when it finished); other settings or inputs are refused."""
+    from scdd.soft_label_store import file_sha256
+
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    identity = {
+        "stage": stage,
+        "config": normalized(dict(config)),
+        "inputs": {key: file_sha256(path) if path is not None and Path(path).is_file() else None for key, path in inputs.items()},
+    }
+    previous = on_main(open_run_folder, out_dir, identity, overwrite=overwrite, record=STAGE_RECORD)
+    record = {**identity, "stages": dict((previous or {}).get("stages", {}))}
+    path = out_dir / STAGE_RECORD
+    try:
+        return run_recorded_stage(stage, out_dir, record["stages"], lambda: on_main(write_json, path, record), action, stage_dir=out_dir)
+    except BaseException:
+        nothing_kept = not (out_dir / PROGRESS_FOLDER).exists()
+        if is_main() and created and nothing_kept and set(p.name for p in out_dir.iterdir()) <= {STAGE_RECORD}:
+            shutil.rmtree(out_dir, ignore_errors=True)  # a stage that failed before any work leaves no folder
+        raise
+
+
+def recorded_config(run_dir: str | Path, out: str | Path | None, preset: str | None, overrides: Mapping[str, Any]):
+    """The resolved config a run folder's manifest records, with ``overrides`` applied on top (``--resume DIR``)."""
+    from scdd.config import RunConfig, apply_overrides
+
+    run_dir = Path(run_dir)
+    if out is not None and Path(out).resolve() != run_dir.resolve():
+        raise ConfigError(f"--resume {run_dir} continues that folder; leave out --out {out}")
+    if preset is not None:
+        raise ConfigError("--resume takes the settings the run recorded; leave out --preset")
+    path = run_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_dir}: no {MANIFEST_FILE} there (not an scdd run folder)")
+    try:
+        recorded = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"--resume {run_dir}: {MANIFEST_FILE} is unreadable") from None
+    return apply_overrides(apply_overrides(RunConfig(), recorded), overrides).resolved()
