@@ -74,3 +74,14 @@ def test_small_inputs_keep_spatial_resolution():
 @pytest.mark.parametrize("size, patch", [(28, 4), (32, 4), (64, 8), (224, 16), (30, 2)])
 def test_vit_patch_size_fits_image(size, patch):
     assert vit_patch_size(size) == patch
+
+
+def test_squeezenet_head_starts_small_like_torchvisions_last_layer():
+    """SqueezeNet (no BatchNorm) gets torchvision's last-layer init, N(0, 0.01), for its head: with the
+    default head its soft-label training collapsed to chance. Other architectures keep the default head."""
+    torch.manual_seed(0)
+    squeezenet = build_classifier("squeezenet1.0", _info(1, 28))
+    assert squeezenet.head.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert torch.count_nonzero(squeezenet.head.bias) == 0
+    resnet = build_classifier("resnet10-slim", _info(1, 28))
+    assert resnet.head.weight.std().item() > 0.02 and torch.count_nonzero(resnet.head.bias) > 0

@@ -28,6 +28,10 @@ class Classifier(nn.Module):
         self.normalize = Normalize(mean, std)
         self.backbone = backbone
         self.head = nn.Linear(backbone.num_features, num_classes)
+        head_init_std = getattr(backbone, "head_init_std", None)  # an architecture may ask for a small head
+        if head_init_std is not None:
+            nn.init.normal_(self.head.weight, 0.0, head_init_std)
+            nn.init.zeros_(self.head.bias)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.normalize(pixels))
