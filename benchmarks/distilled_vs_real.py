@@ -15,15 +15,13 @@ import argparse
 import statistics
 from pathlib import Path
 
-from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir, train_teacher
 from scdd.runtime import resolve_device
-from scdd.stages.align import align
 from scdd.stages.coreset import coreset_random
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
-from scdd.stages.squeeze import squeeze
 
 
 def student_top1(result) -> float:
@@ -51,8 +49,7 @@ def main() -> None:
 
     teacher = args.teacher
     if teacher is None:
-        squeezed = squeeze(config.squeeze, data, out / "squeeze", device=device, seed=config.seed)
-        aligned = align(config.align, squeezed.artifacts["backbone"], data, out / "align", device=device, seed=config.seed)
+        _, aligned = train_teacher(config, data, out, device=device, seed=config.seed)
         teacher = aligned.artifacts["classifier"]
         print(f"teacher: {args.pretrainer} squeeze, held-out top-1 {aligned.metrics['teacher_heldout_top1']:.1f}%")
 

@@ -18,11 +18,9 @@ import torch
 from scdd._options import parse_option_pairs
 from scdd.artifacts import load_tensors
 from scdd.config import dotted_to_nested
-from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir, train_teacher
 from scdd.runtime import resolve_device
-from scdd.stages.align import align
 from scdd.stages.recover import TRAJECTORY_FILE, recover
-from scdd.stages.squeeze import squeeze
 
 
 def main() -> None:
@@ -50,8 +48,7 @@ def main() -> None:
     teacher = args.teacher
     if teacher is None:
         data = load_dataset(config)
-        squeezed = squeeze(config.squeeze, data, out / "squeeze", device=device, seed=config.seed)
-        aligned = align(config.align, squeezed.artifacts["backbone"], data, out / "align", device=device, seed=config.seed)
+        _, aligned = train_teacher(config, data, out, device=device, seed=config.seed)
         teacher = aligned.artifacts["classifier"]
         print(f"teacher: {args.pretrainer} + {args.aligner}, held-out top-1 {aligned.metrics['teacher_heldout_top1']:.1f}%")
 

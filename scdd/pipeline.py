@@ -195,6 +195,17 @@ def skipped_summary(data: DatasetSplits) -> dict[str, Any]:
     return {"skipped_files": len(data.skipped), "skipped": list(data.skipped[:20])} if data.skipped else {}
 
 
+def train_teacher(
+    config: RunConfig, data: DatasetSplits, out_dir: Path, *, device, seed: int, progress: Progress = SILENT
+) -> tuple[StageResult, StageResult]:
+    """Squeeze into ``out_dir/squeeze`` and align into ``out_dir/align`` (the teacher recovery and relabelling
+    use), outside a run folder; returns both stages' results."""
+    common = {"device": device, "seed": seed, "progress": progress}
+    squeezed = squeeze(config.squeeze, data, Path(out_dir) / "squeeze", **common)
+    aligned = align(config.align, squeezed.artifacts["backbone"], data, Path(out_dir) / "align", **common)
+    return squeezed, aligned
+
+
 def run_pipeline(
     config: RunConfig,
     out_dir: Path,

@@ -21,15 +21,13 @@ import torch
 from scdd.bench.plan import Cell, Plan
 from scdd.bench.results import CellResult, write_results
 from scdd.data.base import DatasetSplits
-from scdd.pipeline import load_dataset
+from scdd.pipeline import load_dataset, train_teacher
 from scdd.progress import SILENT, Progress
-from scdd.stages.align import align
 from scdd.stages.coreset import coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
-from scdd.stages.squeeze import squeeze
 
 
 @dataclass
@@ -69,9 +67,9 @@ class BenchRun:
         if key not in self.teachers:
             config = cell.config
             folder = self.out_dir / "teachers" / _slug(f"{config.squeeze.pretrainer}-{config.squeeze.architecture}-{key}")
-            common = {"device": self.device, "seed": config.seed, "progress": self.progress}
-            squeezed = squeeze(config.squeeze, self.data, folder / "squeeze", **common)
-            aligned = align(config.align, squeezed.artifacts["backbone"], self.data, folder / "align", **common)
+            squeezed, aligned = train_teacher(
+                config, self.data, folder, device=self.device, seed=config.seed, progress=self.progress
+            )
             self.teachers[key] = Teacher(
                 aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, aligned.metrics["teacher_heldout_top1"]
             )
