@@ -48,6 +48,24 @@ def mnist():
 
 
 @pytest.fixture(scope="session")
+def mnist_subset(mnist):
+    """``mnist_subset(train, val, seed)``: fixed random subsets of both embedded splits (they are ordered by class)."""
+    from scdd.data.base import DatasetSplits, ImageTensorDataset
+
+    def pick(train: int, val: int, seed: int) -> DatasetSplits:
+        gen = torch.Generator().manual_seed(seed)
+        pick_train = torch.randperm(len(mnist.train), generator=gen)[:train]
+        pick_val = torch.randperm(len(mnist.val), generator=gen)[:val]
+        return DatasetSplits(
+            mnist.info,
+            ImageTensorDataset(mnist.train.images[pick_train], mnist.train.labels[pick_train]),
+            ImageTensorDataset(mnist.val.images[pick_val], mnist.val.labels[pick_val]),
+        )
+
+    return pick
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One real end-to-end pipeline run with tiny budgets, shared by the tests that inspect its artifacts."""
     from scdd.pipeline import make_run_config, run_pipeline

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 from scdd.artifacts import ModelRecord, load_model, load_tensors, save_model
 from scdd.cli import cli
-from scdd.data.base import DatasetSplits, ImageTensorDataset
 from scdd.models.build import build_backbone
 from scdd.models.classifier import batchnorm_state
 from scdd.registry import get_component, get_registry
@@ -16,17 +15,6 @@ from scdd.stages.align import AlignConfig, align
 
 CPU = torch.device("cpu")
 TINY_ALIGN = {"epochs": 4, "batch_size": 32, "lr": 0.05}
-
-
-def _subset(mnist, train: int, val: int) -> DatasetSplits:
-    gen = torch.Generator().manual_seed(1)
-    pick_train = torch.randperm(len(mnist.train), generator=gen)[:train]
-    pick_val = torch.randperm(len(mnist.val), generator=gen)[:val]
-    return DatasetSplits(
-        mnist.info,
-        ImageTensorDataset(mnist.train.images[pick_train], mnist.train.labels[pick_train]),
-        ImageTensorDataset(mnist.val.images[pick_val], mnist.val.labels[pick_val]),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +30,9 @@ def backbone_file(mnist, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def classifier_files(mnist, backbone_file, tmp_path_factory):
+def classifier_files(mnist_subset, backbone_file, tmp_path_factory):
     """One aligned classifier per registered aligner, tiny budgets."""
-    data = _subset(mnist, 384, 100)
+    data = mnist_subset(384, 100, seed=1)
     files = {}
     for name in get_registry().names("aligner"):
         out = tmp_path_factory.mktemp(name)

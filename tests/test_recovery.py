@@ -9,7 +9,6 @@ import torch
 
 from scdd.align.linear_probe import LinearProbe, LinearProbeConfig
 from scdd.augment import CropSpec, apply_crops, sample_boxes, sample_flips
-from scdd.data.base import DatasetSplits, ImageTensorDataset
 from scdd.models.build import build_classifier
 from scdd.models.classifier import batchnorm_state
 from scdd.recovery.augment import shifted_crop_grid
@@ -22,24 +21,12 @@ CPU = torch.device("cpu")
 QUICK = RecoverConfig(ipc=1, iterations=4, batch_size=10, lr=0.25, alpha_bn=0.3, crop_min_scale=0.5)
 
 
-def subset(mnist, train: int, val: int) -> DatasetSplits:
-    """Fixed random subsets of both splits (the embedded splits are ordered by class)."""
-    gen = torch.Generator().manual_seed(0)
-    pick_train = torch.randperm(len(mnist.train), generator=gen)[:train]
-    pick_val = torch.randperm(len(mnist.val), generator=gen)[:val]
-    return DatasetSplits(
-        mnist.info,
-        ImageTensorDataset(mnist.train.images[pick_train], mnist.train.labels[pick_train]),
-        ImageTensorDataset(mnist.val.images[pick_val], mnist.val.labels[pick_val]),
-    )
-
-
 @pytest.fixture(scope="module")
-def teacher(mnist):
+def teacher(mnist_subset):
     """A quick linear-probed model for the mechanics: random ResNet-10 features whose BN statistics
     are those of real digits, and a linear head trained on them (about half the digits right)."""
     torch.manual_seed(0)
-    data = subset(mnist, 1500, 200)
+    data = mnist_subset(1500, 200, seed=0)
     classifier = build_classifier("resnet10-slim", data.info)
     for module in classifier.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -66,7 +53,7 @@ def test_crop_grid_with_shifts_is_a_roll_of_the_crop():
     assert not torch.allclose(got, crops, atol=1e-2)  # the shifts did move the pixels
 
 
-def test_recovery_reaches_targets_and_matches_statistics(mnist):
+def test_recovery_reaches_targets_and_matches_statistics(mnist_subset):
     """The direction of the done-criterion (≥ 95% of the recovered images in their class and L_BN
     down ≥ 10× on the MoCo v3 teacher, see benchmarks/recover_quality.py) at a test-sized budget:
     a teacher squeezed with labels for two short epochs (~90% held-out) and linear-probed."""
@@ -74,7 +61,7 @@ def test_recovery_reaches_targets_and_matches_statistics(mnist):
     from scdd.models.classifier import Classifier
     from scdd.ssl.supervised import SupervisedConfig, SupervisedPretrainer
 
-    data = subset(mnist, 2000, 100)
+    data = mnist_subset(2000, 100, seed=0)
     torch.manual_seed(0)
     squeeze = SupervisedPretrainer(SupervisedConfig(epochs=2, batch_size=64, lr=0.1, weight_decay=0.0, crop_min_scale=0.5))
     backbone = squeeze.pretrain(build_backbone("resnet10-slim", data.info), data, device=CPU, seed=0).backbone
