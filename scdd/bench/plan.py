@@ -26,6 +26,7 @@ from scdd.config import RunConfig
 from scdd.errors import ConfigError, ScddError
 from scdd.pipeline import check_components, make_run_config
 from scdd.registry import get_component
+from scdd.stages.coreset import check_method
 
 @dataclass(frozen=True)
 class Cell:
@@ -110,14 +111,6 @@ def row_overrides(row: SuiteRow) -> dict[str, Any]:
     return nested
 
 
-def check_selection(selection: str) -> None:
-    """A coreset row must name one of ``scdd coreset``'s methods; otherwise a one-line error."""
-    from scdd.stages.coreset import CORESET_METHODS
-
-    if selection not in CORESET_METHODS:
-        raise ConfigError(f"unknown coreset selection {selection!r}; selections: {', '.join(CORESET_METHODS)}")
-
-
 def check_options(config: RunConfig) -> None:
     """Validate every component's options now (they are otherwise checked only when the stage runs)."""
     get_component("pretrainer", config.squeeze.pretrainer).make_config(config.squeeze.pretrainer_options)
@@ -134,7 +127,7 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
     for row in suite.rows:
         try:
             if row.method == "coreset":
-                check_selection(row.selection or "")
+                check_method(row.selection or "")
             for ipc in suite.ipc:
                 nested = merge(merge(merge(budget, row_overrides(row)), row.overrides), overrides)
                 config = make_run_config(merge(nested, {"recover": {"ipc": ipc}}), preset)

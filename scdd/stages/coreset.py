@@ -98,6 +98,12 @@ def herding_real(
     return _gather(data, chosen)
 
 
+def check_method(method: str) -> None:
+    """A coreset method must be one of ``CORESET_METHODS``; otherwise a one-line error."""
+    if method not in CORESET_METHODS:
+        raise ConfigError(f"coreset method must be one of {', '.join(CORESET_METHODS)}, got {method!r}")
+
+
 def coreset(
     method: str,
     data: DatasetSplits,
@@ -110,8 +116,7 @@ def coreset(
     progress: Progress = SILENT,
 ) -> StageResult:
     """Pick ``ipc`` real training images per class (``random`` or ``herding``) and write them as a distilled set."""
-    if method not in CORESET_METHODS:
-        raise ConfigError(f"coreset method must be one of {', '.join(CORESET_METHODS)}, got {method!r}")
+    check_method(method)
     with Stopwatch() as clock:
         if method == "random":
             images, labels = random_real(data, ipc, seed)
