@@ -275,7 +275,7 @@ def _stage_command(function):
     return click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for this stage's artifacts.")(function)
 
 
-def _finish_stage(result, out: Path, quiet: bool) -> None:
+def _finish_stage(result, quiet: bool) -> None:
     from scdd.cli.render import out as stdout
 
     for key, path in result.artifacts.items():
@@ -283,11 +283,6 @@ def _finish_stage(result, out: Path, quiet: bool) -> None:
             click.echo(str(path))
         else:
             stdout.print(f"[bold]{key}[/bold]: {path}")
-
-
-def _run_stage(quiet: bool, action):
-    with _progress(quiet) as progress:
-        return action(progress)
 
 
 def _run_resumable(stage: str, out: Path, overwrite: bool, config, inputs: dict, quiet: bool, action):
@@ -324,7 +319,7 @@ def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset,
         "squeeze", out, overwrite, config, {}, quiet,
         lambda target, p: squeeze_stage(config.squeeze, data, target, device=resolve_device(config.device), seed=config.seed, progress=p),
     )
-    _finish_stage(result, out, quiet)
+    _finish_stage(result, quiet)
 
 
 @cli.command()
@@ -351,7 +346,7 @@ def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset,
             config.align, backbone_file, data, target, device=resolve_device(config.device), seed=config.seed, progress=p
         ),
     )
-    _finish_stage(result, out, quiet)
+    _finish_stage(result, quiet)
     if not quiet:
         click.echo(f"teacher held-out top-1: {result.metrics['teacher_heldout_top1']:.2f}%")
 
@@ -380,7 +375,7 @@ def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, q
             config.recover, classifier_file, target, device=resolve_device(config.device), seed=config.seed, progress=p
         ),
     )
-    _finish_stage(result, out, quiet)
+    _finish_stage(result, quiet)
 
 
 @cli.command()
@@ -407,7 +402,7 @@ def relabel(classifier_file, distilled_file, epochs, label_mode, label_topk, lab
             device=resolve_device(config.device), seed=config.seed, progress=p,
         ),
     )
-    _finish_stage(result, out, quiet)
+    _finish_stage(result, quiet)
     if not quiet:
         _echo_label_storage(result.metrics)
 
@@ -452,7 +447,7 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, r
             device=resolve_device(config.device), seed=config.seed, progress=p,
         ),
     )
-    _finish_stage(result, out, quiet)
+    _finish_stage(result, quiet)
 
 
 @cli.command()
@@ -520,7 +515,7 @@ def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, d
         from scdd.cli.render import import_table, out as stdout
 
         stdout.print(import_table(result.metrics, str(checkpoint_file)))
-    _finish_stage(result, out, quiet)
+    _finish_stage(result, quiet)
 
 
 @cli.command()
@@ -552,7 +547,7 @@ def coreset(method, ipc, classifier_file, dataset, data_root, out, seed, device,
             device=resolve_device(config.device), progress=p,
         ),
     )
-    _finish_stage(result, out, quiet)
+    _finish_stage(result, quiet)
 
 
 @cli.command()

@@ -33,7 +33,6 @@ import torch
 from scdd.errors import ConfigError
 
 __all__ = [
-    "barrier",
     "convert_sync_batchnorm",
     "init",
     "is_distributed",
@@ -137,13 +136,6 @@ def rank_parts() -> tuple[object, ...]:
     """Extra seed parts for per-rank random streams (augmentations): none in a single process, so
     its streams stay as they are; ``("rank", r)`` when distributed, so ranks draw different views."""
     return ("rank", rank()) if is_distributed() else ()
-
-
-def barrier() -> None:
-    if is_distributed():
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 # ----------------------------------------------------------------------------- independent units

@@ -153,9 +153,6 @@ class StoredSoftLabels:
         )
         return plan, self.encoding.decode(row)
 
-    def bytes_on_disk(self) -> int:
-        return sum(f.stat().st_size for f in self.files)
-
 
 class OnlineSoftLabels:
     """The teacher labels each crop during post-training; crop plans are recomputed from the seed."""

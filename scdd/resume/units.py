@@ -66,10 +66,6 @@ class UnitStore:
         if self.scope is not None and count:
             self.scope.count("units_computed")
 
-    def finished(self) -> list[str]:
-        """Names of the unit files on disk (finished units, whatever their identity)."""
-        return sorted(p.name.removesuffix(".safetensors") for p in self.folder.glob("*.safetensors"))
-
     def remove(self, unit: str) -> None:
         self._path(unit).unlink(missing_ok=True)
 

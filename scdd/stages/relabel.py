@@ -27,7 +27,6 @@ from scdd.resume.shards import ResumableShardWriter, epoch_unit
 from scdd.resume.units import unit_store
 from scdd.soft_label_store import (
     SOFT_LABELS_FILE,
-    StoredSoftLabels,
     file_sha256,
     plan_metadata,
     write_online_descriptor,
@@ -37,7 +36,7 @@ from scdd.stages.common import StageResult, Stopwatch
 
 RELABEL_MODES = ("stored", "online")
 
-__all__ = ["SOFT_LABELS_FILE", "RelabelConfig", "crop_plan", "load_soft_labels", "relabel"]
+__all__ = ["SOFT_LABELS_FILE", "RelabelConfig", "relabel"]
 
 
 @dataclass
@@ -68,19 +67,6 @@ class RelabelConfig:
 
     def plan_spec(self, info: DatasetInfo) -> PlanSpec:
         return PlanSpec(self.crop_min_scale, info.hflip, self.mix, self.mix_alpha)
-
-
-def crop_plan(
-    count: int, epoch: int, info: DatasetInfo, crop_min_scale: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The crop boxes ``[count, 4]`` and flips ``[count]`` of one epoch (no mixing), determined by ``(seed, epoch)``."""
-    plan = plan_epoch(count, epoch, PlanSpec(crop_min_scale, info.hflip), seed)
-    return plan.boxes, plan.flips
-
-
-def load_soft_labels(path: str | Path) -> StoredSoftLabels:
-    """Stored soft labels; ``epoch(e)`` gives that epoch's crop plan and teacher targets."""
-    return StoredSoftLabels(path)
 
 
 def _epochs_per_shard(config: RelabelConfig, images: int, bytes_per_image_epoch: int) -> int:
