@@ -69,7 +69,7 @@ def test_plugin_command_runs(plugin_site):
 def test_plugin_can_be_disabled_or_left_out(plugin_site):
     disabled = _scdd(plugin_site, "plugins", SCDD_DISABLE_PLUGINS="simclr")
     assert disabled.returncode == 0 and "scdd-simclr" not in disabled.stdout and "moco-v3" in disabled.stdout
-    restricted = _scdd(plugin_site, "simclr-info", SCDD_PLUGINS="resnet,mnist5k,moco_v3")
+    restricted = _scdd(plugin_site, "simclr-info", SCDD_PLUGINS="architectures,datasets,pretrainers")
     assert restricted.returncode != 0 and "No such command 'simclr-info'" in restricted.stderr
     unknown = _scdd(plugin_site, "run", "--pretrainer", "simclr", "--out", "unused", SCDD_DISABLE_PLUGINS="simclr")
     assert unknown.returncode != 0 and "unknown pretrainer 'simclr'" in unknown.stderr

@@ -34,9 +34,9 @@ def test_duplicate_names_name_both_plugins():
 
 def test_builtins_come_from_entry_points():
     state = plugin_state()
-    assert {"moco_v3", "linear_probe", "imbalanced_bn", "resnet", "mnist5k"} <= set(state.plugins)
-    assert all(info.package == "scdd" for info in state.plugins.values() if info.name in {"moco_v3", "resnet"})
-    assert get_component("pretrainer", "moco-v3").plugin == "moco_v3"
+    assert {"pretrainers", "architectures", "datasets", "aligners", "matchers", "prune"} <= set(state.plugins)
+    assert all(info.package == "scdd" for info in state.plugins.values() if info.name in {"pretrainers", "architectures"})
+    assert get_component("pretrainer", "moco-v3").plugin == "pretrainers"
 
 
 def test_in_process_plugin_registers_and_unregisters(register_plugin):
@@ -83,7 +83,7 @@ def test_broken_plugin_is_named_and_skipped(monkeypatch):
 def test_plugins_can_be_restricted_by_environment(monkeypatch):
     from scdd.registry import reset_plugins
 
-    monkeypatch.setenv("SCDD_DISABLE_PLUGINS", "moco_v3")
+    monkeypatch.setenv("SCDD_DISABLE_PLUGINS", "pretrainers")
     reset_plugins()
     assert "moco-v3" not in get_registry().names("pretrainer")
     assert get_registry().names("matcher") == ["bn", "imbalanced-bn"]
