@@ -3,8 +3,7 @@ students of Table 8 (timm / torchvision), each adapted to the dataset's size and
 
 from scdd.registry import hookimpl
 
-_CONFIG = "scdd.models.resnet:ResNetConfig"
-_STEM = "scdd.models.zoo:StemConfig"
+_STEM = "scdd.models.stem:StemConfig"
 
 
 @hookimpl
@@ -12,12 +11,12 @@ def register_architectures(register):
     register(
         "resnet10-slim",
         "scdd.models.resnet:resnet10_slim",
-        config=_CONFIG,
+        config=_STEM,
         description="ResNet-10 with 16-32-64-128 channels: the fast CPU default",
     )
-    register("resnet18", "scdd.models.resnet:resnet18", config=_CONFIG, description="ResNet-18 (timm)")
-    register("resnet50", "scdd.models.resnet:resnet50", config=_CONFIG, description="ResNet-50 (timm)")
-    register("resnet101", "scdd.models.resnet:resnet101", config=_CONFIG, description="ResNet-101 (timm)")
+    register("resnet18", "scdd.models.resnet:resnet18", config=_STEM, description="ResNet-18 (timm)")
+    register("resnet50", "scdd.models.resnet:resnet50", config=_STEM, description="ResNet-50 (timm)")
+    register("resnet101", "scdd.models.resnet:resnet101", config=_STEM, description="ResNet-101 (timm)")
     register(
         "regnet-x-8gf",
         "scdd.models.zoo:regnet_x_8gf",

@@ -8,28 +8,15 @@ residual branch learns far more slowly (a one-block-per-stage ResNet reached 52%
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import timm
 from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
-SMALL_INPUT_MAX = 64  # inputs up to this size get the CIFAR-style stem
+from scdd.models.stem import StemConfig, wants_small_stem
 
 
-@dataclass
-class ResNetConfig:
-    small_input_stem: str = "auto"  # "auto" (by image size), "yes", "no"
-
-
-def _wants_small_stem(config: ResNetConfig, image_size: int) -> bool:
-    if config.small_input_stem == "auto":
-        return image_size <= SMALL_INPUT_MAX
-    return config.small_input_stem in {"yes", "true", "1"}
-
-
-def _adapt(model: ResNet, in_chans: int, image_size: int, config: ResNetConfig) -> ResNet:
-    if _wants_small_stem(config, image_size):
+def _adapt(model: ResNet, in_chans: int, image_size: int, config: StemConfig) -> ResNet:
+    if wants_small_stem(config, image_size):
         stem_width = model.conv1.out_channels
         model.conv1 = nn.Conv2d(in_chans, stem_width, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
@@ -39,7 +26,7 @@ def _adapt(model: ResNet, in_chans: int, image_size: int, config: ResNetConfig) 
 def timm_resnet(model_name: str):
     """A factory building timm's ``model_name`` as a pooled-feature backbone (no classifier)."""
 
-    def build(config: ResNetConfig, *, in_chans: int, image_size: int) -> nn.Module:
+    def build(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module:
         model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_chans, zero_init_last=False)
         return _adapt(model, in_chans, image_size, config)
 
@@ -47,7 +34,7 @@ def timm_resnet(model_name: str):
     return build
 
 
-def resnet10_slim(config: ResNetConfig, *, in_chans: int, image_size: int) -> nn.Module:
+def resnet10_slim(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module:
     """ResNet-10 (one BasicBlock per stage) with stage widths 16-32-64-128: the fast CPU default."""
     model = ResNet(BasicBlock, (1, 1, 1, 1), num_classes=0, in_chans=in_chans, channels=(16, 32, 64, 128), zero_init_last=False)
     return _adapt(model, in_chans, image_size, config)

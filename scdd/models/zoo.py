@@ -1,7 +1,7 @@
 """Cross-architecture students (Table 8) from timm and torchvision, adapted to any input size and channel count.
 
 Every factory returns a module mapping pixels (already normalised) to pooled features, with an int
-``num_features``. Inputs of at most ``SMALL_INPUT_MAX`` pixels get a CIFAR-style stem, as the
+``num_features``. Inputs of at most ``scdd.models.stem.SMALL_INPUT_MAX`` pixels get a CIFAR-style stem, as the
 paper's CIFAR code does for ResNets: the first convolution keeps full resolution (stride 1) and the
 stem's max-pool is dropped, so 28-32 px images are not reduced to a single pixel before the last stage.
 """
@@ -16,23 +16,12 @@ import torchvision
 from torch import nn
 
 from scdd.errors import ConfigError
-from scdd.models.resnet import SMALL_INPUT_MAX
-
-
-@dataclass
-class StemConfig:
-    small_input_stem: str = "auto"  # "auto" (by image size), "yes", "no"
+from scdd.models.stem import StemConfig, wants_small_stem
 
 
 @dataclass
 class ViTConfig:
     patch_size: int = 0  # 0: 16 px from 224 px up, otherwise the largest of 16/8/4/2/1 leaving >= 7 patches a side
-
-
-def _small(config: StemConfig, image_size: int) -> bool:
-    if config.small_input_stem == "auto":
-        return image_size <= SMALL_INPUT_MAX
-    return config.small_input_stem in {"yes", "true", "1"}
 
 
 def _conv_like(conv: nn.Conv2d, *, in_channels: int | None = None, kernel_size=None, stride=None, padding=None) -> nn.Conv2d:
@@ -72,7 +61,7 @@ def regnet(model_name: str):
 
     def build(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module:
         model = _timm_features(model_name, in_chans)
-        if _small(config, image_size):
+        if wants_small_stem(config, image_size):
             model.stem.conv = _conv_like(model.stem.conv, stride=1)
         return model
 
@@ -83,7 +72,7 @@ def regnet(model_name: str):
 def mobilenet_v3_large(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module:
     """timm MobileNet-V3-Large 1.0 (its 1280-wide head convolution included); small inputs: stride-1 stem."""
     model = _timm_features("mobilenetv3_large_100", in_chans)
-    if _small(config, image_size):
+    if wants_small_stem(config, image_size):
         model.conv_stem = _conv_like(model.conv_stem, stride=1)
     return model
 
@@ -92,7 +81,7 @@ def shufflenet_v2_x0_5(config: StemConfig, *, in_chans: int, image_size: int) ->
     """torchvision ShuffleNetV2 0.5x; small inputs: stride-1 first convolution and no max-pool."""
     model = torchvision.models.shufflenet_v2_x0_5(weights=None)
     stem = model.conv1[0]
-    small = _small(config, image_size)
+    small = wants_small_stem(config, image_size)
     model.conv1[0] = _conv_like(stem, in_channels=in_chans, stride=1 if small else stem.stride)
     if small:
         model.maxpool = nn.Identity()
@@ -111,7 +100,7 @@ def squeezenet1_0(config: StemConfig, *, in_chans: int, image_size: int) -> nn.M
     """
     features = torchvision.models.squeezenet1_0(weights=None).features
     first = features[0]
-    if _small(config, image_size):
+    if wants_small_stem(config, image_size):
         features[0] = _conv_like(first, in_channels=in_chans, kernel_size=3, stride=1, padding=1)
     else:
         features[0] = _conv_like(first, in_channels=in_chans)
@@ -137,7 +126,7 @@ def vgg11_bn(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-    if _small(config, image_size):
+    if wants_small_stem(config, image_size):
         features = features[:-1]
     return TorchvisionFeatures(features, 512)
 
