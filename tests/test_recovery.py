@@ -11,7 +11,7 @@ from scdd.align.linear_probe import LinearProbe, LinearProbeConfig
 from scdd.augment import CropSpec, apply_crops, sample_boxes, sample_flips
 from scdd.models.build import build_classifier
 from scdd.models.classifier import batchnorm_state
-from scdd.recovery.augment import shifted_crop_grid
+from scdd.augment.recovery import shifted_crop_grid
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.engine import recovery_batches, synthesize
 from scdd.recovery.priors import l2_prior, total_variation

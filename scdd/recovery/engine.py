@@ -32,7 +32,7 @@ from scdd.errors import ConfigError
 from scdd.matchers.base import StatMatcher, matcher_param_groups, reset_matcher
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
-from scdd.recovery.augment import SyntheticViews, ViewSpec
+from scdd.augment.recovery import RecoveryViewSpec, SyntheticViews
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.monitor import LossMonitor
 from scdd.recovery.priors import l2_prior, total_variation
@@ -73,8 +73,8 @@ def initial_noise(info: DatasetInfo, members: Sequence[Member], seed: int) -> to
     return torch.stack([torch.randn(shape, generator=generator(seed, "recover-init", c, i)) for c, i in members])
 
 
-def view_spec(info: DatasetInfo, config: RecoverConfig) -> ViewSpec:
-    return ViewSpec(
+def view_spec(info: DatasetInfo, config: RecoverConfig) -> RecoveryViewSpec:
+    return RecoveryViewSpec(
         crop=CropSpec(scale=(config.crop_min_scale, config.crop_max_scale)),
         flip_p=0.5 if (config.flip and info.hflip) else 0.0,
         max_shift=int(config.jitter * info.image_size),

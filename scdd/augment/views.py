@@ -1,8 +1,6 @@
-"""Batched, per-sample image augmentations on tensors (any device), with explicit parameters.
-
-Crops are boxes ``(cx, cy, w, h)`` as fractions of the image, so a crop sampled once can be
-replayed exactly: relabelling stores boxes and flips, post-training re-applies them.
-Cropping uses ``grid_sample`` and is differentiable, which recovery needs.
+"""Self-supervised views of a batch on any device, every random parameter drawn per image from an
+explicit generator: random-resized crop and flip (``scdd.augment.crops``), colour jitter, grayscale,
+Gaussian blur and solarisation, and multi-crop (SwAV, DINO).
 """
 
 from __future__ import annotations
@@ -13,67 +11,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class CropSpec:
-    """Random-resized-crop parameters: area fraction range and aspect-ratio range."""
-
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+from scdd.augment.crops import CropSpec, random_resized_crop, sample_flips, uniform
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device) -> torch.Tensor:
-    return torch.rand(n, generator=generator, device=device) * (high - low) + low
-
-
-def sample_boxes(
-    n: int, spec: CropSpec = CropSpec(), *, generator: torch.Generator | None = None, device=None
-) -> torch.Tensor:
-    """``n`` random-resized-crop boxes ``[n, 4]`` = (cx, cy, w, h) in image fractions, for square images."""
-    area = _uniform(n, spec.scale[0], spec.scale[1], generator, device)
-    log_ratio = _uniform(n, math.log(spec.ratio[0]), math.log(spec.ratio[1]), generator, device)
-    ratio = torch.exp(log_ratio)
-    width = torch.sqrt(area * ratio).clamp(max=1.0)
-    height = torch.sqrt(area / ratio).clamp(max=1.0)
-    cx = width / 2 + torch.rand(n, generator=generator, device=device) * (1 - width)
-    cy = height / 2 + torch.rand(n, generator=generator, device=device) * (1 - height)
-    return torch.stack([cx, cy, width, height], dim=1)
-
-
-def sample_flips(n: int, p: float, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """``n`` booleans, each true with probability ``p``."""
-    return torch.rand(n, generator=generator, device=device) < p
-
-
-def apply_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor | None, size: int) -> torch.Tensor:
-    """Crop each image to its box, optionally flip it, and resize to ``size`` (bilinear)."""
-    n = images.shape[0]
-    boxes = boxes.to(device=images.device, dtype=images.dtype)
-    sign = torch.ones(n, device=images.device, dtype=images.dtype)
-    if flips is not None:
-        sign = torch.where(flips.to(images.device), -sign, sign)
-    theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
-    theta[:, 0, 0] = boxes[:, 2] * sign
-    theta[:, 0, 2] = boxes[:, 0] * 2 - 1
-    theta[:, 1, 1] = boxes[:, 3]
-    theta[:, 1, 2] = boxes[:, 1] * 2 - 1
-    grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def random_resized_crop(
-    images: torch.Tensor,
-    spec: CropSpec = CropSpec(),
-    *,
-    flip_p: float = 0.5,
-    size: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Per-sample random-resized crop plus horizontal flip."""
-    n = images.shape[0]
-    boxes = sample_boxes(n, spec, generator=generator, device=images.device)
-    flips = sample_flips(n, flip_p, generator=generator, device=images.device) if flip_p > 0 else None
-    return apply_crops(images, boxes, flips, size or images.shape[-1])
 
 
 @dataclass(frozen=True)
@@ -135,7 +75,7 @@ def random_view(images: torch.Tensor, spec: ViewSpec, *, generator: torch.Genera
         ones = torch.ones(n, device=device)
 
         def factor(strength: float) -> torch.Tensor:
-            return torch.where(apply, _uniform(n, 1 - strength, 1 + strength, generator, device), ones)
+            return torch.where(apply, uniform(n, 1 - strength, 1 + strength, generator, device), ones)
 
         out = _blend(out, torch.zeros_like(out), factor(spec.brightness))
         mean = _grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
@@ -147,7 +87,7 @@ def random_view(images: torch.Tensor, spec: ViewSpec, *, generator: torch.Genera
     if spec.blur_p > 0:
         apply = chosen(spec.blur_p)
         scale = out.shape[-1] / 224
-        sigma = _uniform(n, spec.blur_sigma[0] * scale, spec.blur_sigma[1] * scale, generator, device).clamp(min=1e-3)
+        sigma = uniform(n, spec.blur_sigma[0] * scale, spec.blur_sigma[1] * scale, generator, device).clamp(min=1e-3)
         out = torch.where(apply.view(-1, 1, 1, 1), _gaussian_blur(out, sigma), out)
     if spec.solarize_p > 0:
         solarized = torch.where(out >= 0.5, 1 - out, out)

@@ -3,7 +3,7 @@
 SRe²L/SC-DD recovery (their ``data_synthesis.py``) takes a random-resized crop and a horizontal
 flip of every synthetic image, then rolls the batch by a random jitter offset of up to 32 px at
 224 px (4 px at 32 px). Here all three are one sampling grid per step: crop box and flip as in
-``scdd.augment``, and the circular shift (``torch.roll``) folded into the grid's pixel positions,
+``scdd.augment.crops``, and the circular shift (``torch.roll``) folded into the grid's pixel positions,
 drawn per image rather than per batch. The grid is written into a buffer allocated once, and
 ``grid_sample`` is the only full-size operation, so the view costs one differentiable resampling.
 """
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from scdd.augment import CropSpec, sample_boxes, sample_flips
+from scdd.augment.crops import CropSpec, sample_boxes, sample_flips
 
 
 @dataclass(frozen=True)
-class ViewSpec:
+class RecoveryViewSpec:
     """Crop scale range, flip probability, and the largest jitter shift in pixels."""
 
     crop: CropSpec
@@ -64,7 +64,7 @@ def shifted_crop_grid(
 class SyntheticViews:
     """Draws and applies one random view per step for a fixed batch of ``n`` images."""
 
-    def __init__(self, n: int, size: int, spec: ViewSpec, generator: torch.Generator, device: torch.device) -> None:
+    def __init__(self, n: int, size: int, spec: RecoveryViewSpec, generator: torch.Generator, device: torch.device) -> None:
         self.n, self.size, self.spec, self.generator, self.device = n, size, spec, generator, device
         self._grid = torch.empty(n, size, size, 2, device=device)
 
