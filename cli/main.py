@@ -426,7 +426,7 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, r
     if hard_labels == (soft_labels_file is not None):
         raise ConfigError("give exactly one of --soft-labels FILE or --hard-labels")
     if soft_labels_file is not None and epochs is None:
-        from scdd.soft_label_store import read_metadata
+        from scdd.labels import read_metadata
 
         epochs = int(read_metadata(soft_labels_file)["epochs"])
     distilled = load_distilled(distilled_file)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -50,6 +51,15 @@ def raise_if_disk_full(error: OSError, path: str | Path) -> None:
     """A full disk (or quota) while writing ``path`` becomes a one-line ``DiskFullError``."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         raise DiskFullError(f"{path}: no space left on device while writing it; the partial file was removed") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -10,8 +10,15 @@ import torch.nn.functional as F
 from scdd.artifacts import ModelRecord, load_tensors, save_model, save_tensors
 from scdd.data.base import DatasetInfo
 from scdd.models.build import build_classifier
-from scdd.soft_label_store import StoredSoftLabels, open_soft_labels
-from scdd.soft_labels import LabelEncoding, region_mask, render_crops, replay_batches, soft_label_loss
+from scdd.labels import (
+    LabelEncoding,
+    StoredSoftLabels,
+    open_soft_labels,
+    region_mask,
+    render_crops,
+    replay_batches,
+    soft_label_loss,
+)
 from scdd.stages.common import info_dict
 from scdd.stages.relabel import RelabelConfig, relabel
 

@@ -16,8 +16,7 @@ from scdd.distilled import DistilledSet
 from scdd.progress import SILENT, Progress
 from scdd.prune.config import PruneConfig
 from scdd.runtime import generator
-from scdd.soft_label_store import OnlineSoftLabels, StoredSoftLabels
-from scdd.soft_labels import replay_batches, soft_label_loss
+from scdd.labels import OnlineSoftLabels, StoredSoftLabels, replay_batches, soft_label_loss
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 
 

@@ -28,7 +28,7 @@ from scdd.prune.slimming import select_channels, sparsity_penalty
 from scdd.prune.surgery import channel_widths, prune_group
 from scdd.runtime import derive_seed, seed_everything
 from scdd.stages.common import StageResult, Stopwatch, accuracy
-from scdd.soft_label_store import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
+from scdd.labels import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
 
 REPORT_FILE = "prune.json"
 

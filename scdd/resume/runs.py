@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scdd.artifacts import write_json
+from scdd.artifacts import file_sha256, write_json
 from scdd.distributed import is_main, on_main
 from scdd.errors import ConfigError
 from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
@@ -154,8 +154,6 @@ def run_stage_command(
 ) -> StageResult:
     """A single stage command into ``out_dir`` with a ``.scdd-stage.json`` record: the same command on
     the same folder continues it (or returns at once when it finished); other settings or inputs are refused."""
-    from scdd.soft_label_store import file_sha256
-
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     identity = {

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from scdd.resume.units import NoUnits, UnitStore
-from scdd.soft_label_store import ShardWriter, shard_name
+from scdd.labels.store import ShardWriter, shard_name
 
 
 def epoch_unit(epoch: int) -> str:

@@ -1,6 +1,6 @@
 """Stage 5, post-train: train fresh students on the distilled set (Eq. 10).
 
-With soft labels, each step replays the relabel stage's crops (``scdd.soft_labels.replay_batches``)
+With soft labels, each step replays the relabel stage's crops (``scdd.labels.replay_batches``)
 and minimises the KL divergence to the teacher's crop-level soft labels at temperature T (SRe²L's
 protocol); the labels are read from stored shards or, in online mode, computed by the teacher on
 the same crops. With hard labels (the real-image baseline), the same kind of crops are trained with
@@ -29,8 +29,7 @@ from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
 from scdd.resume.checkpoint import epoch_checkpoint
 from scdd.runtime import derive_seed, generator, seed_everything
-from scdd.soft_label_store import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
-from scdd.soft_labels import PlanSpec, plan_epoch, render_crops, replay_batches, soft_label_loss
+from scdd.labels import OnlineSoftLabels, PlanSpec, StoredSoftLabels, open_soft_labels, plan_epoch, render_crops, replay_batches, soft_label_loss
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 

@@ -7,7 +7,7 @@ gives identical crops and labels.
 
 ``stored`` mode writes the labels as safetensors shards (full fp32/fp16 logits, or the top-K fp16
 probabilities); ``online`` mode writes only a descriptor naming the teacher, which then labels each
-crop during post-training. See ``scdd.soft_labels`` for the encodings and the top-K target.
+crop during post-training. See ``scdd.labels`` for the encodings and the top-K target.
 """
 
 from __future__ import annotations
@@ -18,20 +18,15 @@ from pathlib import Path
 import torch
 
 from scdd import distributed
-from scdd.artifacts import load_model
+from scdd.artifacts import file_sha256, load_model
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError
 from scdd.progress import SILENT, Progress
 from scdd.resume.shards import ResumableShardWriter, epoch_unit
 from scdd.resume.units import unit_store
-from scdd.soft_label_store import (
-    SOFT_LABELS_FILE,
-    file_sha256,
-    plan_metadata,
-    write_online_descriptor,
-)
-from scdd.soft_labels import LabelEncoding, PlanSpec, plan_epoch, render_crops
+from scdd.labels import SOFT_LABELS_FILE, LabelEncoding, PlanSpec, plan_epoch, render_crops
+from scdd.labels.store import plan_metadata, write_online_descriptor
 from scdd.stages.common import StageResult, Stopwatch
 
 RELABEL_MODES = ("stored", "online")

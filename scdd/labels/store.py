@@ -9,7 +9,6 @@ file with no tensors: its metadata names the teacher (path and SHA-256) and the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict
@@ -19,9 +18,11 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from scdd.artifacts import load_model, load_tensors, save_tensors
+from scdd.artifacts import file_sha256, load_model, load_tensors, save_tensors
 from scdd.errors import ArtifactError
-from scdd.soft_labels import EpochPlan, LabelEncoding, PlanSpec, SoftTargets, plan_epoch
+from scdd.labels.encoding import LabelEncoding
+from scdd.labels.plan import EpochPlan, PlanSpec, plan_epoch
+from scdd.labels.targets import SoftTargets
 
 SOFT_LABELS_FILE = "soft_labels.safetensors"
 KIND = "soft_labels"
@@ -30,14 +31,6 @@ _PLAN_KEYS = ("boxes", "flips", "partners", "lambdas", "regions")
 
 def shard_name(index: int) -> str:
     return SOFT_LABELS_FILE if index == 0 else f"soft_labels-{index:05d}.safetensors"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
