@@ -1,5 +1,5 @@
 """The paper presets against the paper: values transcribed here by hand from its appendix
-(Tables 13-16), Table 1, Table 5, Sec. 3.2 and Appendix C, independently of scdd.paper_presets."""
+(Tables 13-16), Table 1, Table 5, Sec. 3.2 and Appendix C, independently of scdd.presets.paper."""
 
 from __future__ import annotations
 
