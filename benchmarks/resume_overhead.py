@@ -43,8 +43,7 @@ def timed(action, folder: Path | None) -> float:
 
 def checkpoint_cost(student: str) -> tuple[float, int]:
     """Median seconds of one epoch checkpoint of ``student`` with a stepped AdamW, and its size in bytes."""
-    from scdd.resume.checkpoint import EpochCheckpoint
-    from scdd.training import make_optimizer
+    from scdd.training import EpochCheckpoint, make_optimizer
 
     model = build_classifier(student, INFO)
     optimizer = make_optimizer("adamw", model.parameters(), lr=1e-3)

@@ -474,7 +474,7 @@ def evaluate(model_files, dataset, data_root, device, quiet):
 
 
 def _checkpoint_format(ctx, param, value: str) -> str:
-    from scdd.checkpoints import FORMATS
+    from scdd.published import FORMATS
 
     name = value.strip().lower().replace("-", "_")
     if name not in FORMATS:

@@ -182,10 +182,10 @@ class Interrupted(Exception):
 
 def _interrupt_after(monkeypatch, epochs: int):
     """Make every epoch checkpoint raise right after saving the state of ``epochs`` finished epochs."""
-    import scdd.resume.checkpoint
-    from scdd.resume.checkpoint import EpochCheckpoint
+    import scdd.training.checkpoint
+    from scdd.training.checkpoint import EpochCheckpoint
 
-    monkeypatch.setattr(scdd.resume.checkpoint, "SAVE_SHARE", 0)  # save after every epoch
+    monkeypatch.setattr(scdd.training.checkpoint, "SAVE_SHARE", 0)  # save after every epoch
     original = EpochCheckpoint.epoch_done
 
     def epoch_done(self, done, curve=None, extra=None):
@@ -278,7 +278,7 @@ def test_posttrain_resumes_from_its_last_epoch(small_data, monkeypatch, tmp_path
 
 
 def test_unreadable_or_foreign_checkpoint_is_not_used(tmp_path):
-    from scdd.resume.checkpoint import EpochCheckpoint
+    from scdd.training.checkpoint import EpochCheckpoint
 
     model = torch.nn.Linear(3, 2)
     path = tmp_path / "train.safetensors"
@@ -291,7 +291,7 @@ def test_unreadable_or_foreign_checkpoint_is_not_used(tmp_path):
 
 def test_saving_takes_a_bounded_share_of_training(monkeypatch, tmp_path):
     """Epochs much shorter than a save are saved only every ten save-durations."""
-    from scdd.resume.checkpoint import EpochCheckpoint
+    from scdd.training.checkpoint import EpochCheckpoint
 
     saved = []
     checkpoint = EpochCheckpoint(tmp_path / "t.safetensors", identity={}, modules={"m": torch.nn.Linear(3, 2)})

@@ -21,7 +21,7 @@ from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches, s
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
-from scdd.resume.checkpoint import epoch_checkpoint
+from scdd.training.checkpoint import epoch_checkpoint
 from scdd.runtime import generator
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 

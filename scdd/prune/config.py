@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scdd.errors import ConfigError
-from scdd.training import OPTIMIZERS
+from scdd.training.optim import OPTIMIZERS
 
 
 @dataclass

@@ -39,7 +39,7 @@ from scdd.recovery.priors import l2_prior, total_variation
 from scdd.registry import get_component
 from scdd.resume.units import unit_store
 from scdd.runtime import generator
-from scdd.training import cosine_schedule, make_optimizer
+from scdd.training.optim import cosine_schedule, make_optimizer
 
 SYNC_EVERY = 25  # steps between progress reports
 Member = tuple[int, int]  # (class, ipc-index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from scdd.progress import Task
-from scdd.training import check_finite
+from scdd.training.optim import check_finite
 
 
 class LossMonitor:

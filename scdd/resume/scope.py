@@ -3,7 +3,7 @@
 A stage run through ``scdd run`` or a stage command runs inside ``progress_scope(stage_dir)``; its
 loops ask ``current_scope()`` for it and, when there is none (a plain library call), keep no
 progress at all. Progress lives in ``<stage_dir>/.progress/``: per-epoch training checkpoints
-(``scdd.resume.checkpoint``) and finished work units (``scdd.resume.units``), each file written
+(``scdd.training.checkpoint``) and finished work units (``scdd.resume.units``), each file written
 atomically, so a run killed at any instant leaves only whole files behind. The scope counts what it
 computed and what it took over from an earlier attempt; the manifest records both.
 """

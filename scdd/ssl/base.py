@@ -15,7 +15,7 @@ from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
-from scdd.resume.checkpoint import NoCheckpoint, epoch_checkpoint
+from scdd.training.checkpoint import NoCheckpoint, epoch_checkpoint
 from scdd.runtime import generator
 from scdd.training import check_finite, cosine_schedule, make_optimizer
 

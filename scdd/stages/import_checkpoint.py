@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from scdd.artifacts import ModelRecord, save_model
-from scdd.checkpoints import FORMATS
-from scdd.checkpoints.layouts import CONVERTERS, fill_batch_counters, linear_head
-from scdd.checkpoints.reading import load_checkpoint
+from scdd.published import FORMATS
+from scdd.published.layouts import CONVERTERS, fill_batch_counters, linear_head
+from scdd.published.reading import load_checkpoint
 from scdd.data.base import DatasetInfo
 from scdd.errors import ArtifactError, ConfigError
 from scdd.models.build import build_backbone

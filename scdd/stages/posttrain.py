@@ -27,7 +27,7 @@ from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
-from scdd.resume.checkpoint import epoch_checkpoint
+from scdd.training.checkpoint import epoch_checkpoint
 from scdd.runtime import derive_seed, generator, seed_everything
 from scdd.labels import OnlineSoftLabels, PlanSpec, StoredSoftLabels, open_soft_labels, plan_epoch, render_crops, replay_batches, soft_label_loss
 from scdd.stages.common import StageResult, Stopwatch
