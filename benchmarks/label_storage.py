@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from scdd.artifacts import ModelRecord, load_tensors, save_model, save_tensors
+from scdd.artifacts import load_tensors, save_tensors
+from scdd.models.saved import ModelRecord, save_model
 from scdd.data.base import DatasetInfo
 from scdd.models.build import build_classifier
 from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scdd.artifacts import ModelRecord, save_model
+from scdd.models.saved import ModelRecord, save_model
 from scdd.models.build import build_backbone
 from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
 from scdd.registry import get_component, get_registry

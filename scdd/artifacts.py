@@ -1,7 +1,7 @@
 """Artifact files: safetensors tensors with JSON metadata, written atomically (temporary file + rename).
 
-No pickle-based format is ever written. A model artifact records what is needed to rebuild it:
-its kind, architecture name and options, and the dataset description it was built for.
+No pickle-based format is ever written. Model artifacts (a backbone or classifier that rebuilds
+through the registry) are ``scdd.models.saved``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,61 +104,6 @@ def dataset_info_from(metadata: Mapping[str, Any], path: Path | str) -> DatasetI
         return DatasetInfo(**raw)
     except (KeyError, TypeError) as error:
         raise ArtifactError(f"{path}: dataset description missing or malformed ({error})") from None
-
-
-@dataclass
-class ModelRecord:
-    """What a model artifact says about itself."""
-
-    kind: str  # "backbone" or "classifier"
-    architecture: str
-    architecture_options: dict[str, Any]
-    dataset: DatasetInfo
-    extra: dict[str, Any]
-
-
-def save_model(path: str | Path, module: torch.nn.Module, record: ModelRecord) -> Path:
-    metadata = {
-        "kind": record.kind,
-        "architecture": record.architecture,
-        "architecture_options": record.architecture_options,
-        "dataset": asdict(record.dataset),
-        **record.extra,
-    }
-    return save_tensors(path, module.state_dict(), metadata)
-
-
-def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, ModelRecord]:
-    """Rebuild a saved backbone or classifier through the registry and load its weights strictly.
-
-    A pruned model's metadata lists its channel widths (``extra["channel_widths"]``); the same
-    channel surgery is applied to the freshly built model before its weights are loaded."""
-    from scdd.models.build import build_backbone, build_classifier
-
-    tensors, metadata = load_tensors(path, kind)
-    info = dataset_info_from(metadata, path)
-    record = ModelRecord(
-        kind=kind,
-        architecture=metadata.get("architecture", ""),
-        architecture_options=metadata.get("architecture_options") or {},
-        dataset=info,
-        extra={k: v for k, v in metadata.items() if k not in {"kind", "architecture", "architecture_options", "dataset", "format_version"}},
-    )
-    build = build_classifier if kind == "classifier" else build_backbone
-    module = build(record.architecture, info, record.architecture_options)
-    if record.extra.get("channel_widths"):  # a pruned model: shrink the fresh one to the saved widths
-        from scdd.prune.surgery import apply_channel_widths
-
-        try:
-            apply_channel_widths(module, record.extra["channel_widths"])
-        except ArtifactError as error:
-            raise ArtifactError(f"{path}: {error}") from None
-    try:
-        module.load_state_dict(tensors, strict=True)
-    except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ArtifactError(f"{path}: weights do not fit architecture {record.architecture!r}: {first_line}") from None
-    return module, record
 
 
 def export_image_folder(

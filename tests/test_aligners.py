@@ -6,7 +6,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from scdd.artifacts import ModelRecord, load_model, load_tensors, save_model
+from scdd.artifacts import load_tensors
+from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.cli import cli
 from scdd.models.build import build_backbone
 from scdd.models.classifier import batchnorm_state

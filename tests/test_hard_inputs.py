@@ -48,7 +48,7 @@ def _info(classes: int = 10):
 
 
 def _classifier(path: Path, classes: int = 10) -> Path:
-    from scdd.artifacts import ModelRecord, save_model
+    from scdd.models.saved import ModelRecord, save_model
     from scdd.models.build import build_classifier
 
     torch.manual_seed(0)

@@ -140,7 +140,7 @@ def _assert_same_logits(folder, source):
     """The converted classifier is the source network: torchvision's logits on normalised pixels."""
     import torchvision
 
-    from scdd.artifacts import load_model
+    from scdd.models.saved import load_model
 
     classifier, record = load_model(folder / "classifier.safetensors", "classifier")
     assert record.dataset.num_classes == 1000 and record.dataset.image_size == 224

@@ -5,7 +5,8 @@ import json
 import torch
 from PIL import Image
 
-from scdd.artifacts import load_model, load_tensors
+from scdd.artifacts import load_tensors
+from scdd.models.saved import load_model
 from scdd.distilled import load_distilled
 from scdd.models.classifier import batchnorm_state
 from scdd.stages.recover import initial_noise, recovery_order

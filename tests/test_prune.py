@@ -15,14 +15,14 @@ from click.testing import CliRunner
 from torch import nn
 from torchvision.models.vgg import make_layers
 
-from scdd.artifacts import ModelRecord, load_model, save_model
+from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.cli import cli
 from scdd.errors import ArtifactError, ConfigError
 from scdd.models.build import build_classifier
-from scdd.prune.graph import find_channel_groups
+from scdd.models.channel_groups import find_channel_groups
 from scdd.prune.measure import count_flops, count_parameters
 from scdd.prune.slimming import select_channels, sparsity_penalty
-from scdd.prune.surgery import apply_channel_widths, channel_widths, prune_group
+from scdd.models.surgery import apply_channel_widths, channel_widths, prune_group
 from scdd.registry import hookimpl
 
 VGG_CFG = [8, "M", 16, "M", 32]

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scdd.artifacts import ModelRecord, load_tensors, save_model, save_tensors
+from scdd.artifacts import load_tensors, save_tensors
+from scdd.models.saved import ModelRecord, save_model
 from scdd.data.base import DatasetInfo
 from scdd.models.build import build_classifier
 from scdd.labels import (

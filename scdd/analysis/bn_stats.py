@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from scdd.artifacts import load_model, load_tensors
+from scdd.artifacts import load_tensors
+from scdd.models.saved import load_model
 from scdd.errors import ArtifactError
 from scdd.models.classifier import batchnorm_layers
 

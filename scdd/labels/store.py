@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from scdd.artifacts import file_sha256, load_model, load_tensors, save_tensors
+from scdd.artifacts import file_sha256, load_tensors, save_tensors
+from scdd.models.saved import load_model
 from scdd.errors import ArtifactError
 from scdd.labels.encoding import LabelEncoding
 from scdd.labels.plan import EpochPlan, PlanSpec, plan_epoch

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from scdd.errors import ConfigError
-from scdd.prune.graph import ChannelGroup
+from scdd.models.channel_groups import ChannelGroup
 
 
 def scale_factors(model: nn.Module, groups: list[ChannelGroup]) -> list[nn.Parameter]:

@@ -15,17 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from scdd.artifacts import ModelRecord, load_model, save_model, write_json
+from scdd.artifacts import write_json
+from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.data.base import DatasetSplits
 from scdd.distilled import DistilledSet, load_distilled
 from scdd.errors import ArtifactError, ConfigError, DataError
 from scdd.progress import SILENT, Progress
 from scdd.prune.config import PruneConfig
 from scdd.prune.finetune import train_on_soft_labels
-from scdd.prune.graph import find_channel_groups
+from scdd.models.channel_groups import find_channel_groups
 from scdd.prune.measure import count_flops, count_parameters
 from scdd.prune.slimming import select_channels, sparsity_penalty
-from scdd.prune.surgery import channel_widths, prune_group
+from scdd.models.surgery import channel_widths, prune_group
 from scdd.runtime import derive_seed, seed_everything
 from scdd.stages.common import StageResult, Stopwatch, accuracy
 from scdd.labels import OnlineSoftLabels, StoredSoftLabels, open_soft_labels

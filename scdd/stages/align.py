@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from scdd import distributed
-from scdd.artifacts import ModelRecord, load_model, save_model
+from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import DataError
 from scdd.models.classifier import Classifier

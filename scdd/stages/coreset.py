@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
-from scdd.artifacts import load_model, save_tensors
+from scdd.artifacts import save_tensors
+from scdd.models.saved import load_model
 from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches, labels_of, to_float_pixels
 from scdd.distributed import on_main
 from scdd.errors import ConfigError, DataError

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from scdd.artifacts import load_model
+from scdd.models.saved import load_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import DataError
 from scdd.stages.common import StageResult, Stopwatch, accuracy

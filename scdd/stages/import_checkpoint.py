@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from scdd.artifacts import ModelRecord, save_model
+from scdd.models.saved import ModelRecord, save_model
 from scdd.published import FORMATS
 from scdd.published.layouts import CONVERTERS, fill_batch_counters, linear_head
 from scdd.published.reading import load_checkpoint

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from scdd import distributed
-from scdd.artifacts import ModelRecord, save_model
+from scdd.models.saved import ModelRecord, save_model
 from scdd.distilled import DistilledSet, load_distilled
 from scdd.errors import ConfigError
 from scdd.models.build import build_classifier

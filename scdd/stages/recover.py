@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from scdd.artifacts import export_image_folder, load_model, save_tensors
+from scdd.artifacts import export_image_folder, save_tensors
+from scdd.models.saved import load_model
 from scdd.distributed import on_main
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from scdd import distributed
-from scdd.artifacts import file_sha256, load_model
+from scdd.artifacts import file_sha256
+from scdd.models.saved import load_model
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError

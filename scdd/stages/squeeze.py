@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from scdd import distributed
-from scdd.artifacts import ModelRecord, save_model
+from scdd.models.saved import ModelRecord, save_model
 from scdd.data.base import DatasetSplits
 from scdd.models.build import build_backbone
 from scdd.progress import SILENT, Progress

@@ -2,7 +2,7 @@
 
 A pruned model is described by its channel widths (``{bn_name: width}``); applying the same widths
 to a freshly built model of the same architecture gives one whose state dict the pruned weights load
-into, which is how a pruned artifact is rebuilt (``scdd.artifacts.load_model``).
+into, which is how a pruned artifact is rebuilt (``scdd.models.saved.load_model``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from scdd.errors import ArtifactError
-from scdd.prune.graph import ChannelGroup, find_channel_groups
+from scdd.models.channel_groups import ChannelGroup, find_channel_groups
 
 
 def _take(tensor: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
