@@ -4,7 +4,7 @@ With soft labels, each step replays the relabel stage's crops (``scdd.labels.rep
 and minimises the KL divergence to the teacher's crop-level soft labels at temperature T (SRe²L's
 protocol); the labels are read from stored shards or, in online mode, computed by the teacher on
 the same crops. With hard labels (the real-image baseline), the same kind of crops are trained with
-cross-entropy on the class label. Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01,
+cross-entropy on the class label (``scdd.training.distilled``; the loop is ``scdd.training.TrainLoop``). Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01,
 batch 64, cosine, 300 epochs); ``runs`` repeats each student with its own seed (Table 1: 3 runs).
 
 Under torchrun the student is wrapped in DistributedDataParallel and each process trains on its
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from scdd import distributed
 from scdd.models.saved import ModelRecord, save_model
@@ -27,16 +26,15 @@ from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
-from scdd.training.checkpoint import epoch_checkpoint
 from scdd.runtime import derive_seed, generator, seed_everything
-from scdd.labels import OnlineSoftLabels, PlanSpec, StoredSoftLabels, open_soft_labels, plan_epoch, render_crops, replay_batches, soft_label_loss
+from scdd.labels import OnlineSoftLabels, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
-from scdd.training import check_finite, cosine_schedule, make_optimizer
+from scdd.training import TrainLoop
+from scdd.training.distilled import SoftLabelSource, distilled_batches, distilled_loss
 
 LABEL_MODES = ("soft", "hard")
-SoftLabelSource = StoredSoftLabels | OnlineSoftLabels
 
-__all__ = ["PosttrainConfig", "posttrain", "run_key", "run_seed", "soft_label_loss", "student_file", "train_student"]
+__all__ = ["PosttrainConfig", "posttrain", "run_key", "run_seed", "student_file", "train_student"]
 
 
 @dataclass
@@ -97,61 +95,22 @@ def train_student(
         raise ConfigError(f"soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}")
     seed_everything(derive_seed(seed, "posttrain", student_name, "init"))
     student = build_classifier(student_name, distilled.info).to(device)
-    optimizer = make_optimizer(
-        config.optimizer,
-        student.parameters(),
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        momentum=config.momentum,
-        betas=config.betas,
-    )
-    count, size = len(distilled.labels), distilled.info.image_size
+    count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
-    schedule = cosine_schedule(optimizer, config.epochs * per_epoch)
-    order = generator(seed, "posttrain", student_name, "order")
-    model = distributed.wrap_ddp(student, device)  # under torchrun: gradients averaged over processes
-    batch_size = distributed.rank_batch_size(config.batch_size)  # global batch / processes
-    hard_spec = PlanSpec(config.crop_min_scale, distilled.info.hflip)
-    targets = distilled.labels.to(device)
-    checkpoint = epoch_checkpoint(
-        ("posttrain", student_name, seed), identity={"epochs": config.epochs, "per_epoch": per_epoch, "images": count},
-        modules={"student": student}, optimizer=optimizer, scheduler=schedule, generators={"order": order},
+    loop = TrainLoop(
+        f"posttrain {student_name}", config, student.parameters(), epochs=config.epochs, steps_per_epoch=per_epoch,
+        device=device, count="epochs",
     )
-    start, curve, _ = checkpoint.restore()  # an interrupted run continues after its last finished epoch
-    task = progress.task(f"posttrain {student_name}", config.epochs)
-    task.advance(start)
-    try:
-        for epoch in range(start, config.epochs):
-            permutation = distributed.shard_order(torch.randperm(count, generator=order))  # this process's part
-            running = torch.zeros((), device=device)
-            student.train()
-            if labels is not None:
-                batches = replay_batches(labels, distilled.images, epoch, permutation, batch_size, image_size=size, device=device)
-            else:
-                plan = plan_epoch(count, epoch, hard_spec, seed)
-                batches = (
-                    (index, render_crops(distilled.images, plan, index, size, device), None)
-                    for index in permutation.split(batch_size)
-                )
-            for index, crops, soft in batches:
-                logits = model(crops)
-                if soft is not None:
-                    loss = soft_label_loss(logits, soft, config.temperature)
-                else:
-                    loss = F.cross_entropy(logits, targets[index.to(device)])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                running += loss.detach()
-            epoch_loss = check_finite(
-                (distributed.mean_across_ranks(running) / per_epoch).item(), f"posttrain {student_name}", epoch + 1
-            )
-            curve.append(epoch_loss)
-            checkpoint.epoch_done(epoch + 1, curve)
-            task.advance(1, loss=epoch_loss)
-    finally:
-        task.close()
+    order = generator(seed, "posttrain", student_name, "order")
+    identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
+    loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})
+    model = loop.wrap(student)  # under torchrun: gradients averaged over processes
+    batches = distilled_batches(
+        distilled, labels, student, batch_size=config.batch_size, order=order, seed=seed,
+        crop_min_scale=config.crop_min_scale, device=device,
+    )
+    classes = distilled.labels.to(device)
+    curve = loop.run(batches, lambda batch, _: distilled_loss(model(batch[1]), batch, classes, config.temperature), progress=progress)
     return student.eval(), curve
 
 

@@ -1,0 +1,135 @@
+"""The one epoch loop every training in scdd runs through: the squeeze (every pretrainer), both
+aligners, post-training and prune fine-tuning.
+
+What differs between them is passed in: the parameters that train, the batches of an epoch, the
+loss of a batch, an optional step after each optimiser step (momentum encoders), and what the
+per-epoch checkpoint keeps. The loop owns the rest: the optimiser and its per-step cosine schedule,
+checkpoint and resume at epoch boundaries (``scdd.training.checkpoint``), the finiteness check,
+progress, and DistributedDataParallel under torchrun (``wrap`` for a module, ``wrap_step`` for a
+training closure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from scdd import distributed
+from scdd.progress import SILENT, Progress
+from scdd.training.checkpoint import NoCheckpoint, epoch_checkpoint
+from scdd.training.optim import check_finite, cosine_schedule, make_optimizer
+
+SYNC_EVERY = 10  # steps between host synchronisations for the progress display of step-counted loops
+
+
+class OptimizerSettings(Protocol):
+    """The optimiser fields every training config carries (``betas`` is optional: Adam / AdamW only)."""
+
+    optimizer: str
+    lr: float
+    weight_decay: float
+    momentum: float
+
+
+class TrainLoop:
+    """One training run of ``epochs`` × ``steps_per_epoch`` optimiser steps over ``parameters``.
+
+    ``count="steps"`` shows progress per step and checks the loss every ``SYNC_EVERY`` steps;
+    ``count="epochs"`` shows it per epoch. Either way each epoch's mean loss is checked (a NaN or
+    infinite loss stops training with ``NonFiniteLossError`` naming the loop) and returned.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: OptimizerSettings,
+        parameters: Iterable[nn.Parameter],
+        *,
+        epochs: int,
+        steps_per_epoch: int,
+        device: torch.device,
+        warmup_steps: int = 0,
+        count: str = "steps",
+    ) -> None:
+        self.name, self.epochs, self.steps_per_epoch, self.device, self.count = name, epochs, steps_per_epoch, device, count
+        self.parameters = list(parameters)
+        self.optimizer = make_optimizer(
+            settings.optimizer,
+            self.parameters,
+            lr=settings.lr,
+            weight_decay=settings.weight_decay,
+            momentum=settings.momentum,
+            betas=getattr(settings, "betas", (0.9, 0.999)),
+        )
+        self.schedule = cosine_schedule(self.optimizer, epochs * steps_per_epoch, warmup_steps=warmup_steps)
+        self.checkpoint: Any = NoCheckpoint()
+
+    def keep(
+        self,
+        key: str | tuple,
+        identity: Mapping[str, Any],
+        *,
+        modules: Mapping[str, nn.Module] | None = None,
+        generators: Mapping[str, torch.Generator] | None = None,
+        tensors: Mapping[str, torch.Tensor] | None = None,
+    ) -> TrainLoop:
+        """Keep per-epoch progress under ``key`` in the current progress scope: the optimiser, the
+        schedule, ``modules``, ``generators`` and ``tensors``, valid while ``identity`` matches."""
+        self.checkpoint = epoch_checkpoint(
+            key, identity=identity, modules=modules, optimizer=self.optimizer, scheduler=self.schedule,
+            generators=generators, tensors=tensors,
+        )
+        return self
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` under DistributedDataParallel when launched by torchrun (gradients averaged), else itself."""
+        return distributed.wrap_ddp(module, self.device)
+
+    def wrap_step(self, step: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        """A training closure whose gradients over this loop's parameters are averaged under torchrun."""
+        return distributed.step_module(self.parameters, step, self.device)
+
+    def run(
+        self,
+        batches: Callable[[int], Iterable[Any]],
+        loss: Callable[[Any, int], torch.Tensor],
+        *,
+        after_step: Callable[[int], None] | None = None,
+        progress: Progress = SILENT,
+    ) -> list[float]:
+        """Train from the last saved epoch (or the first) to the end; returns every epoch's mean loss.
+
+        ``batches(epoch)`` yields the epoch's batches; ``loss(batch, step)`` returns the loss of one
+        (``step`` counts optimiser steps from 0 over the whole run); ``after_step(step)`` runs after
+        each optimiser step."""
+        start, curve, _ = self.checkpoint.restore()  # an interrupted run continues after its last finished epoch
+        by_step = self.count == "steps"
+        task = progress.task(self.name, self.epochs * self.steps_per_epoch if by_step else self.epochs)
+        task.advance(start * self.steps_per_epoch if by_step else start)
+        step = start * self.steps_per_epoch
+        try:
+            for epoch in range(start, self.epochs):
+                running = torch.zeros((), device=self.device)
+                for batch in batches(epoch):
+                    value = loss(batch, step)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    value.backward()
+                    self.optimizer.step()
+                    self.schedule.step()
+                    if after_step is not None:
+                        after_step(step)
+                    running += value.detach()
+                    step += 1
+                    if by_step:
+                        shown = step % SYNC_EVERY == 0
+                        task.advance(1, **({"loss": check_finite(value.item(), self.name, step)} if shown else {}))
+                mean = (distributed.mean_across_ranks(running) / self.steps_per_epoch).item()
+                curve.append(check_finite(mean, self.name, step if by_step else epoch + 1))
+                self.checkpoint.epoch_done(epoch + 1, curve)
+                task.advance(0 if by_step else 1, loss=curve[-1], **({"epoch": epoch + 1} if by_step else {}))
+        finally:
+            task.close()
+        return curve
