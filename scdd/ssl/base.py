@@ -1,25 +1,30 @@
-"""What every pretrainer shares: the optimiser settings (paper Table 14, "Pretrain" column),
-the result type, and the epoch loop around a method's own ``step(images) -> loss``."""
+"""What every pretrainer shares: the optimiser settings (paper Table 14, "Pretrain" column), the
+result type, and ``Pretrainer``, the base that runs the squeeze.
+
+A method subclasses ``Pretrainer`` and supplies only its heads (``build``), its views and its loss
+step (``loss``), plus ``after_step`` when it keeps a momentum encoder. The base runs the epochs
+through ``scdd.training.TrainLoop``: Table 14's optimiser and cosine schedule, per-epoch progress
+kept for resuming (every module ``build`` returns, and the method's random generators), DDP under
+torchrun, and the backbone handed back in eval mode.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from scdd import distributed
+from scdd.augment import MultiCropSpec, ViewSpec, multi_crop, random_view
 from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
-from scdd.training.checkpoint import NoCheckpoint, epoch_checkpoint
 from scdd.runtime import generator
-from scdd.training import check_finite, cosine_schedule, make_optimizer
-
-SYNC_EVERY = 10  # steps between host synchronisations for progress display
+from scdd.training import TrainLoop
 
 
 @dataclass
@@ -48,82 +53,117 @@ class PretrainResult:
     loss_per_epoch: list[float] = field(default_factory=list)
 
 
-def pixel_encoder(backbone: nn.Module, info: DatasetInfo) -> nn.Sequential:
+class PixelEncoder(nn.Sequential):
+    """``backbone(normalize(pixels))`` with the backbone's ``num_features``."""
+
+    def __init__(self, normalize: Normalize, backbone: nn.Module) -> None:
+        super().__init__(normalize, backbone)
+        self.num_features = backbone.num_features
+
+
+def pixel_encoder(backbone: nn.Module, info: DatasetInfo) -> PixelEncoder:
     """``backbone(normalize(pixels))``: the input the aligned classifier gives the backbone later,
     so the BatchNorm running statistics a squeeze leaves are those that recovery matches.
     The normalisation constants live on the backbone's device."""
     device = next(backbone.parameters()).device
-    return nn.Sequential(Normalize(info.mean, info.std).to(device), backbone)
+    return PixelEncoder(Normalize(info.mean, info.std).to(device), backbone)
 
 
-def train_epochs(
-    *,
-    name: str,
-    config: PretrainConfig,
-    data: DatasetSplits,
-    parameters: Iterable[nn.Parameter],
-    step: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor],
-    device: torch.device,
-    seed: int,
-    progress: Progress = SILENT,
-    after_step: Callable[[int, int], None] | None = None,
-    state: Mapping[str, Any] | None = None,
-) -> list[float]:
-    """Run ``config.epochs`` epochs of ``loss = step(images, labels, global_step, total_steps)``.
+def trained_parameters(modules: Mapping[str, nn.Module]) -> list[nn.Parameter]:
+    """Every parameter of ``modules`` that requires a gradient, once each, in order."""
+    seen: set[int] = set()
+    found = []
+    for module in modules.values():
+        for parameter in module.parameters():
+            if parameter.requires_grad and id(parameter) not in seen:
+                seen.add(id(parameter))
+                found.append(parameter)
+    return found
 
-    ``after_step(global_step, total_steps)`` runs after each optimiser step (momentum updates).
-    Under torchrun each process steps on its part of every global batch (``batch_size / processes``
-    images) and DistributedDataParallel averages the gradients of ``parameters``; queues, centres and
-    BatchNorm layers outside the backbone are per process.
-    ``state`` names everything else the method carries across steps (``modules``: every network,
-    momentum encoders and losses with memory banks included; ``generators``; ``tensors``); with it,
-    an interrupted squeeze continues after its last finished epoch (``scdd.resume``).
-    Returns the mean loss of each epoch.
-    """
-    per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
-    total = config.epochs * per_epoch
-    parameters = list(parameters)
-    run_step = distributed.step_module(parameters, step, device)  # under torchrun: DDP over the trained parameters
-    optimizer = make_optimizer(
-        config.optimizer, parameters, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
-    )
-    schedule = cosine_schedule(optimizer, total, warmup_steps=config.warmup_epochs * per_epoch)
-    order = generator(seed, name, "order")
-    checkpoint = NoCheckpoint()
-    if state is not None:
-        checkpoint = epoch_checkpoint(
-            ("squeeze", name), identity={"epochs": config.epochs, "per_epoch": per_epoch}, optimizer=optimizer,
-            scheduler=schedule, modules=state.get("modules"), tensors=state.get("tensors"),
-            generators={"order": order, **state.get("generators", {})},
+
+class Pretrainer:
+    """Base of the squeeze objectives: a method sets ``name`` and implements ``build`` and ``loss``."""
+
+    name: ClassVar[str] = "pretrainer"
+    sync_batchnorm: ClassVar[bool] = True  # SyncBatchNorm in the backbone on CUDA under torchrun
+
+    def __init__(self, config: PretrainConfig) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------------ what a method supplies
+
+    def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
+        """Make the heads around ``encoder`` (normalisation + backbone); return every network of the
+        method by name. Their parameters that require a gradient are trained; their state is kept."""
+        raise NotImplementedError
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
+        """The objective on one batch of [0, 1] pixel images at optimiser step ``step`` of ``total``."""
+        raise NotImplementedError
+
+    def after_step(self, step: int, total: int) -> None:
+        """Runs after each optimiser step (momentum encoder updates)."""
+
+    def keeps_progress(self) -> bool:
+        """Whether an interrupted squeeze can continue from its last epoch (all state is in ``build``'s modules)."""
+        return True
+
+    def kept_backbone(self, backbone: nn.Module) -> nn.Module:
+        """The backbone the squeeze returns (DINO: the teacher's)."""
+        return backbone
+
+    # ------------------------------------------------------------------ helpers for methods
+
+    @property
+    def flip_p(self) -> float:
+        """Horizontal flip probability of views: 0.5 where the dataset allows flips."""
+        return 0.5 if self.data.info.hflip else 0.0
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """A random stream of this squeeze on its device (per rank under torchrun), kept with its progress."""
+        made = generator(self.seed, self.name, purpose, *distributed.rank_parts(), device=self.device)
+        self.generators[purpose] = made
+        return made
+
+    def view(self, images: torch.Tensor, spec: ViewSpec) -> torch.Tensor:
+        """One augmented view of the batch."""
+        return random_view(images, spec, generator=self.views)
+
+    def multi_crop(self, images: torch.Tensor, spec: MultiCropSpec) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The global and local views of the batch (SwAV, DINO)."""
+        return multi_crop(images, spec, generator=self.views)
+
+    # ------------------------------------------------------------------ the squeeze
+
+    def pretrain(
+        self, backbone: nn.Module, data: DatasetSplits, *, device: torch.device, seed: int, progress: Progress = SILENT
+    ) -> PretrainResult:
+        """Train ``backbone`` (in place) with this objective on ``data.train``."""
+        config = self.config
+        self.data, self.device, self.seed, self.generators = data, device, seed, {}
+        backbone.to(device).train()
+        self.views = self.generator("views")
+        modules = self.build(pixel_encoder(backbone, data.info), data)
+        for module in modules.values():
+            module.to(device)
+        per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
+        total = config.epochs * per_epoch
+        loop = TrainLoop(
+            f"squeeze {self.name}", config, trained_parameters(modules), epochs=config.epochs,
+            steps_per_epoch=per_epoch, device=device, warmup_steps=config.warmup_epochs * per_epoch,
         )
-    start, curve, _ = checkpoint.restore()
-    task = progress.task(f"squeeze {name}", total)
-    task.advance(start * per_epoch)
-    global_step = start * per_epoch
-    try:
-        for epoch in range(start, config.epochs):
-            running = torch.zeros((), device=device)
-            for images, labels in distributed.sharded_batches(
-                data.train, config.batch_size, shuffle=True, generator=order, drop_last=True
-            ):
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                loss = run_step(images, labels, global_step, total)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                if after_step is not None:
-                    after_step(global_step, total)
-                running += loss.detach()
-                global_step += 1
-                metrics = {}
-                if global_step % SYNC_EVERY == 0:
-                    metrics["loss"] = check_finite(loss.item(), f"squeeze {name}", global_step)
-                task.advance(1, **metrics)
-            epoch_loss = check_finite((distributed.mean_across_ranks(running) / per_epoch).item(), f"squeeze {name}", global_step)
-            curve.append(epoch_loss)
-            checkpoint.epoch_done(epoch + 1, curve)
-            task.advance(0, loss=epoch_loss, epoch=epoch + 1)
-    finally:
-        task.close()
-    return curve
+        order = generator(seed, self.name, "order")
+        if self.keeps_progress():
+            identity = {"epochs": config.epochs, "per_epoch": per_epoch}
+            loop.keep(("squeeze", self.name), identity, modules=modules, generators={"order": order, **self.generators})
+        step = loop.wrap_step(self.loss)  # under torchrun: gradients of the trained parameters averaged
+
+        def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            shards = distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order, drop_last=True)
+            for images, labels in shards:
+                yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+        curve = loop.run(
+            batches, lambda batch, at: step(*batch, at, total), after_step=lambda at: self.after_step(at, total), progress=progress
+        )
+        return PretrainResult(backbone=self.kept_backbone(backbone).eval(), loss_per_epoch=curve)

@@ -23,13 +23,10 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
-from scdd import distributed
-from scdd.augment import CropSpec, MultiCropSpec, ViewSpec, local_crop_size, multi_crop
+from scdd.augment import CropSpec, MultiCropSpec, ViewSpec, local_crop_size
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
-from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
-from scdd.ssl.base import PretrainConfig, PretrainResult, pixel_encoder, train_epochs
+from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer, pixel_encoder
 
 
 @dataclass
@@ -110,61 +107,37 @@ def teacher_temperature(config: DINOConfig, epoch: int) -> float:
     return config.warmup_teacher_temperature + fraction * (config.teacher_temperature - config.warmup_teacher_temperature)
 
 
-class DINOPretrainer:
-    def __init__(self, config: DINOConfig) -> None:
-        self.config = config
+class DINOPretrainer(Pretrainer):
+    name = "dino"
 
-    def pretrain(
-        self,
-        backbone: nn.Module,
-        data: DatasetSplits,
-        *,
-        device: torch.device,
-        seed: int,
-        progress: Progress = SILENT,
-    ) -> PretrainResult:
+    def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
         config = self.config
-        backbone.to(device).train()
-        student = nn.Sequential(pixel_encoder(backbone, data.info), build_head(config, backbone.num_features)).to(device)
+        self.student = nn.Sequential(encoder, build_head(config, encoder.num_features))
         # A fresh copy rather than deepcopy: the weight-normalised last layer holds a non-leaf tensor.
-        teacher = nn.Sequential(pixel_encoder(copy.deepcopy(backbone), data.info), build_head(config, backbone.num_features))
-        teacher.load_state_dict(student.state_dict())
-        teacher.to(device)
-        deactivate_requires_grad(teacher)
-        criterion = build_criterion(config).to(device)
-        crops = multi_crop_spec(config, data)
-        augment_generator = generator(seed, "dino", "views", *distributed.rank_parts(), device=device)
-        last_layer = student[1].last_layer.weight_v
+        self.teacher = nn.Sequential(pixel_encoder(copy.deepcopy(encoder[1]), data.info), build_head(config, encoder.num_features))
+        self.teacher.load_state_dict(self.student.state_dict())
+        deactivate_requires_grad(self.teacher)
+        self.criterion = build_criterion(config)
+        self.crops = multi_crop_spec(config, data)
+        self.last_layer = self.student[1].last_layer.weight_v
+        return {"student": self.student, "teacher": self.teacher, "criterion": self.criterion}  # weight_g stays fixed
 
-        def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
-            epoch = global_step // (total // config.epochs)
-            last_layer.requires_grad_(epoch >= config.freeze_last_layer_epochs)
-            global_views, local_views = multi_crop(images, crops, generator=augment_generator)
-            with torch.no_grad():
-                teacher_out = teacher(torch.cat(global_views)).chunk(len(global_views))
-            student_out = list(student(torch.cat(global_views)).chunk(len(global_views)))
-            if local_views:
-                student_out += student(torch.cat(local_views)).chunk(len(local_views))
-            return criterion(list(teacher_out), student_out, teacher_temp=teacher_temperature(config, epoch))
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
+        epoch = step // (total // self.config.epochs)
+        self.last_layer.requires_grad_(epoch >= self.config.freeze_last_layer_epochs)
+        global_views, local_views = self.multi_crop(images, self.crops)
+        with torch.no_grad():
+            teacher_out = self.teacher(torch.cat(global_views)).chunk(len(global_views))
+        student_out = list(self.student(torch.cat(global_views)).chunk(len(global_views)))
+        if local_views:
+            student_out += self.student(torch.cat(local_views)).chunk(len(local_views))
+        return self.criterion(list(teacher_out), student_out, teacher_temp=teacher_temperature(self.config, epoch))
 
-        def after_step(global_step: int, total: int) -> None:
-            update_momentum(student, teacher, m=cosine_schedule(global_step, total, config.base_momentum, 1.0))
+    def after_step(self, step: int, total: int) -> None:
+        update_momentum(self.student, self.teacher, m=cosine_schedule(step, total, self.config.base_momentum, 1.0))
 
-        curve = train_epochs(
-            name="dino",
-            config=config,
-            data=data,
-            parameters=[p for p in student.parameters() if p.requires_grad],  # weight_g stays fixed
-            step=step,
-            device=device,
-            seed=seed,
-            progress=progress,
-            after_step=after_step,
-            state={"modules": {"student": student, "teacher": teacher, "criterion": criterion}, "generators": {"views": augment_generator}},
-        )
-        teacher_backbone = teacher[0][1].requires_grad_(True)
-        return PretrainResult(backbone=teacher_backbone.eval(), loss_per_epoch=curve)
+    def kept_backbone(self, backbone: nn.Module) -> nn.Module:
+        return self.teacher[0][1].requires_grad_(True)  # as in DINO, the teacher is the model kept
 
 
-def build(config: DINOConfig) -> DINOPretrainer:
-    return DINOPretrainer(config)
+build = DINOPretrainer

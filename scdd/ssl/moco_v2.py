@@ -23,13 +23,10 @@ from lightly.models.modules.heads import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from torch import nn
 
-from scdd import distributed
-from scdd.augment import CropSpec, ViewSpec, random_view
+from scdd.augment import CropSpec, ViewSpec
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
-from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
-from scdd.ssl.base import PretrainConfig, PretrainResult, pixel_encoder, train_epochs
+from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer
 from scdd.ssl.shuffle_bn import shuffled_forward, split_batchnorm
 
 
@@ -57,14 +54,9 @@ class MoCoV2Config(PretrainConfig):
             raise ConfigError(f"moco-v2: batch_size ({self.batch_size}) must split into shuffle_bn_groups ({self.shuffle_bn_groups})")
 
 
-def view_spec(config: MoCoV2Config, data: DatasetSplits) -> ViewSpec:
+def view_spec(config: MoCoV2Config, flip_p: float) -> ViewSpec:
     """MoCo v2's "aug+": crop, colour jitter (0.4, 0.4, 0.4) with p 0.8, grayscale 0.2, blur 0.5, flip."""
-    return ViewSpec(
-        crop=CropSpec(scale=(config.crop_min_scale, 1.0)),
-        flip_p=0.5 if data.info.hflip else 0.0,
-        saturation=0.4,
-        blur_p=0.5,
-    )
+    return ViewSpec(crop=CropSpec(scale=(config.crop_min_scale, 1.0)), flip_p=flip_p, saturation=0.4, blur_p=0.5)
 
 
 def build_criterion(config: MoCoV2Config) -> NTXentLoss:
@@ -72,59 +64,30 @@ def build_criterion(config: MoCoV2Config) -> NTXentLoss:
     return NTXentLoss(temperature=config.temperature, memory_bank_size=(config.queue_size, config.output_dim))
 
 
-class MoCoV2Pretrainer:
+class MoCoV2Pretrainer(Pretrainer):
+    name = "moco-v2"
     sync_batchnorm = False  # shuffled per-group BatchNorm is MoCo v2's point; synchronised BN would undo it
 
-    def __init__(self, config: MoCoV2Config) -> None:
-        self.config = config
-
-    def pretrain(
-        self,
-        backbone: nn.Module,
-        data: DatasetSplits,
-        *,
-        device: torch.device,
-        seed: int,
-        progress: Progress = SILENT,
-    ) -> PretrainResult:
+    def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
         config = self.config
-        backbone.to(device).train()
-        head = MoCoProjectionHead(backbone.num_features, config.hidden_dim, config.output_dim)
-        query_encoder = nn.Sequential(pixel_encoder(backbone, data.info), head).to(device)
-        key_encoder = copy.deepcopy(query_encoder)
-        deactivate_requires_grad(key_encoder)
-        criterion = build_criterion(config).to(device)
-        view = view_spec(config, data)
-        augment_generator = generator(seed, "moco-v2", "views", *distributed.rank_parts(), device=device)
-        shuffle_generator = generator(seed, "moco-v2", "shuffle-bn", *distributed.rank_parts(), device=device)
+        self.query_encoder = nn.Sequential(encoder, MoCoProjectionHead(encoder.num_features, config.hidden_dim, config.output_dim))
+        self.key_encoder = copy.deepcopy(self.query_encoder)
+        deactivate_requires_grad(self.key_encoder)
+        self.criterion = build_criterion(config)
+        self.spec = view_spec(config, self.flip_p)
+        self.shuffle = self.generator("shuffle-bn")
+        return {"query": self.query_encoder, "key": self.key_encoder, "criterion": self.criterion}
 
-        def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
-            query_view = random_view(images, view, generator=augment_generator)
-            key_view = random_view(images, view, generator=augment_generator)
-            with split_batchnorm(query_encoder, config.shuffle_bn_groups):
-                query = query_encoder(query_view)
-            with torch.no_grad():
-                update_momentum(query_encoder, key_encoder, m=config.encoder_momentum)
-                order = torch.randperm(len(key_view), generator=shuffle_generator, device=device)
-                key = shuffled_forward(key_encoder, key_view, config.shuffle_bn_groups, order)
-            return criterion(query, key)
-
-        curve = train_epochs(
-            name="moco-v2",
-            config=config,
-            data=data,
-            parameters=query_encoder.parameters(),
-            step=step,
-            device=device,
-            seed=seed,
-            progress=progress,
-            state={
-                "modules": {"query": query_encoder, "key": key_encoder, "criterion": criterion},
-                "generators": {"views": augment_generator, "shuffle": shuffle_generator},
-            },
-        )
-        return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
+        groups = self.config.shuffle_bn_groups
+        query_view, key_view = self.view(images, self.spec), self.view(images, self.spec)
+        with split_batchnorm(self.query_encoder, groups):
+            query = self.query_encoder(query_view)
+        with torch.no_grad():
+            update_momentum(self.query_encoder, self.key_encoder, m=self.config.encoder_momentum)
+            order = torch.randperm(len(key_view), generator=self.shuffle, device=self.device)
+            key = shuffled_forward(self.key_encoder, key_view, groups, order)
+        return self.criterion(query, key)
 
 
-def build(config: MoCoV2Config) -> MoCoV2Pretrainer:
-    return MoCoV2Pretrainer(config)
+build = MoCoV2Pretrainer

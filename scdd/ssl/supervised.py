@@ -12,12 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scdd import distributed
 from scdd.augment import CropSpec, random_resized_crop
 from scdd.data.base import DatasetSplits
-from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
-from scdd.ssl.base import PretrainConfig, PretrainResult, pixel_encoder, train_epochs
+from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer
 
 
 @dataclass
@@ -28,44 +25,17 @@ class SupervisedConfig(PretrainConfig):
     label_smoothing: float = 0.0
 
 
-class SupervisedPretrainer:
-    def __init__(self, config: SupervisedConfig) -> None:
-        self.config = config
+class SupervisedPretrainer(Pretrainer):
+    name = "supervised"
 
-    def pretrain(
-        self,
-        backbone: nn.Module,
-        data: DatasetSplits,
-        *,
-        device: torch.device,
-        seed: int,
-        progress: Progress = SILENT,
-    ) -> PretrainResult:
-        config = self.config
-        backbone.to(device).train()
-        encoder = pixel_encoder(backbone, data.info).to(device)
-        head = nn.Linear(backbone.num_features, data.info.num_classes).to(device)
-        crop = CropSpec(scale=(config.crop_min_scale, 1.0))
-        flip_p = 0.5 if data.info.hflip else 0.0
-        augment_generator = generator(seed, "supervised", "views", *distributed.rank_parts(), device=device)
+    def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
+        self.encoder, self.head = encoder, nn.Linear(encoder.num_features, data.info.num_classes)
+        self.crop = CropSpec(scale=(self.config.crop_min_scale, 1.0))
+        return {"encoder": self.encoder, "head": self.head}
 
-        def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
-            view = random_resized_crop(images, crop, flip_p=flip_p, generator=augment_generator)
-            return F.cross_entropy(head(encoder(view)), labels, label_smoothing=config.label_smoothing)
-
-        curve = train_epochs(
-            name="supervised",
-            config=config,
-            data=data,
-            parameters=[*backbone.parameters(), *head.parameters()],
-            step=step,
-            device=device,
-            seed=seed,
-            progress=progress,
-            state={"modules": {"encoder": encoder, "head": head}, "generators": {"views": augment_generator}},
-        )
-        return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
+        view = random_resized_crop(images, self.crop, flip_p=self.flip_p, generator=self.views)
+        return F.cross_entropy(self.head(self.encoder(view)), labels, label_smoothing=self.config.label_smoothing)
 
 
-def build(config: SupervisedConfig) -> SupervisedPretrainer:
-    return SupervisedPretrainer(config)
+build = SupervisedPretrainer

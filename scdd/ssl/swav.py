@@ -21,13 +21,10 @@ from lightly.loss import SwaVLoss
 from lightly.models.modules.heads import SwaVProjectionHead
 from torch import nn
 
-from scdd import distributed
-from scdd.augment import CropSpec, MultiCropSpec, ViewSpec, local_crop_size, multi_crop
+from scdd.augment import CropSpec, MultiCropSpec, ViewSpec, local_crop_size
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
-from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
-from scdd.ssl.base import PretrainConfig, PretrainResult, pixel_encoder, train_epochs
+from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer
 
 
 @dataclass
@@ -108,62 +105,39 @@ class ProjectionQueue:
         self.filled = min(self.items.shape[1], self.filled + batch)
 
 
-class SwAVPretrainer:
-    def __init__(self, config: SwAVConfig) -> None:
-        self.config = config
+class SwAVPretrainer(Pretrainer):
+    name = "swav"
 
-    def pretrain(
-        self,
-        backbone: nn.Module,
-        data: DatasetSplits,
-        *,
-        device: torch.device,
-        seed: int,
-        progress: Progress = SILENT,
-    ) -> PretrainResult:
+    def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
         config = self.config
-        backbone.to(device).train()
-        encoder = nn.Sequential(
-            pixel_encoder(backbone, data.info), SwaVProjectionHead(backbone.num_features, config.hidden_dim, config.output_dim)
-        ).to(device)
-        prototypes = nn.Linear(config.output_dim, config.prototypes, bias=False).to(device)
-        criterion = build_criterion(config)
-        crops = multi_crop_spec(config, data)
-        augment_generator = generator(seed, "swav", "views", *distributed.rank_parts(), device=device)
-        queue = ProjectionQueue(2, config.queue_length, config.output_dim, device) if config.queue_length > 0 else None
+        self.encoder = nn.Sequential(encoder, SwaVProjectionHead(encoder.num_features, config.hidden_dim, config.output_dim))
+        self.prototypes = nn.Linear(config.output_dim, config.prototypes, bias=False)
+        self.criterion = build_criterion(config)
+        self.crops = multi_crop_spec(config, data)
+        self.queue = ProjectionQueue(2, config.queue_length, config.output_dim, self.device) if config.queue_length > 0 else None
+        return {"encoder": self.encoder, "prototypes": self.prototypes}
 
-        def step(images: torch.Tensor, labels: torch.Tensor, global_step: int, total: int) -> torch.Tensor:
-            steps_per_epoch = total // config.epochs
-            normalize_prototypes(prototypes)
-            prototypes.requires_grad_(global_step >= math.ceil(config.freeze_prototypes_epochs * steps_per_epoch))
-            large, small = multi_crop(images, crops, generator=augment_generator)
-            large_projections = encoder(torch.cat(large)).chunk(len(large))
-            small_projections = encoder(torch.cat(small)).chunk(len(small)) if small else ()
-            queue_scores = None
-            if queue is not None and global_step >= config.queue_start_epoch * steps_per_epoch:
-                with torch.no_grad():
-                    queue_scores = queue.scores(prototypes)
-                queue.push(list(large_projections))
-            return criterion(
-                [prototype_scores(p, prototypes) for p in large_projections],
-                [prototype_scores(p, prototypes) for p in small_projections],
-                queue_scores,
-            ).squeeze()
+    def keeps_progress(self) -> bool:
+        return self.queue is None  # the queue is rebuilt each step, not in place: with one, a squeeze starts over
 
-        curve = train_epochs(
-            name="swav",
-            config=config,
-            data=data,
-            parameters=[*encoder.parameters(), *prototypes.parameters()],
-            step=step,
-            device=device,
-            seed=seed,
-            progress=progress,
-            # with a queue (rebuilt each step, not in place) an interrupted squeeze starts over
-            state=None if queue is not None else {"modules": {"encoder": encoder, "prototypes": prototypes}, "generators": {"views": augment_generator}},
-        )
-        return PretrainResult(backbone=backbone.eval(), loss_per_epoch=curve)
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
+        config, prototypes = self.config, self.prototypes
+        steps_per_epoch = total // config.epochs
+        normalize_prototypes(prototypes)
+        prototypes.requires_grad_(step >= math.ceil(config.freeze_prototypes_epochs * steps_per_epoch))
+        large, small = self.multi_crop(images, self.crops)
+        large_projections = self.encoder(torch.cat(large)).chunk(len(large))
+        small_projections = self.encoder(torch.cat(small)).chunk(len(small)) if small else ()
+        queue_scores = None
+        if self.queue is not None and step >= config.queue_start_epoch * steps_per_epoch:
+            with torch.no_grad():
+                queue_scores = self.queue.scores(prototypes)
+            self.queue.push(list(large_projections))
+        return self.criterion(
+            [prototype_scores(p, prototypes) for p in large_projections],
+            [prototype_scores(p, prototypes) for p in small_projections],
+            queue_scores,
+        ).squeeze()
 
 
-def build(config: SwAVConfig) -> SwAVPretrainer:
-    return SwAVPretrainer(config)
+build = SwAVPretrainer
