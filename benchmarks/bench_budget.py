@@ -22,7 +22,7 @@ import torch
 from scdd.bench import get_suite, plan_suite
 from scdd.bench.plan import coreset_function
 from scdd.errors import ScddError
-from scdd.pipeline import load_dataset
+from scdd.data.loading import load_dataset
 from scdd.registry import get_registry
 from scdd.stages.align import align
 from scdd.stages.coreset import coreset_random

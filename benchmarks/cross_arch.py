@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 
 from scdd.artifacts import load_tensors
-from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+from scdd.data.loading import load_dataset
+from scdd.config import make_run_config
+from scdd.run_folder import prepare_out_dir
 from scdd.runtime import resolve_device
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain

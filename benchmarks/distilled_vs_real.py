@@ -15,7 +15,10 @@ import argparse
 import statistics
 from pathlib import Path
 
-from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir, train_teacher
+from scdd.data.loading import load_dataset
+from scdd.config import make_run_config
+from scdd.run_folder import prepare_out_dir
+from scdd.pipeline import train_teacher
 from scdd.runtime import resolve_device
 from scdd.stages.coreset import coreset_random
 from scdd.stages.evaluate import evaluate

@@ -26,7 +26,9 @@ from scdd.artifacts import load_tensors, save_tensors
 from scdd.models.saved import ModelRecord, save_model
 from scdd.data.base import DatasetInfo
 from scdd.models.build import build_classifier
-from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+from scdd.data.loading import load_dataset
+from scdd.config import make_run_config
+from scdd.run_folder import prepare_out_dir
 from scdd.runtime import resolve_device
 from scdd.stages.common import info_dict
 from scdd.stages.evaluate import evaluate

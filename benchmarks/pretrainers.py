@@ -18,7 +18,9 @@ from pathlib import Path
 
 from scdd.models.saved import ModelRecord, save_model
 from scdd.models.build import build_backbone
-from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+from scdd.data.loading import load_dataset
+from scdd.config import make_run_config
+from scdd.run_folder import prepare_out_dir
 from scdd.registry import get_component, get_registry
 from scdd.runtime import derive_seed, resolve_device, seed_everything
 from scdd.stages.align import align

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
-from scdd._options import parse_option_pairs
+from scdd._options import dotted_to_nested, parse_option_pairs
 from scdd.artifacts import load_tensors
-from scdd.config import dotted_to_nested
-from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir, train_teacher
+from scdd.data.loading import load_dataset
+from scdd.config import make_run_config
+from scdd.run_folder import prepare_out_dir
+from scdd.pipeline import train_teacher
 from scdd.runtime import resolve_device
 from scdd.stages.recover import TRAJECTORY_FILE, recover
 

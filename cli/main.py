@@ -112,7 +112,7 @@ def _run_options(function):
 def _overrides(settings: tuple[str, ...], **direct: Any) -> dict[str, Any]:
     """Nested overrides from ``--set`` pairs plus directly given options (``None`` means not given)."""
     from scdd._options import parse_option_pairs
-    from scdd.config import dotted_to_nested
+    from scdd._options import dotted_to_nested
 
     pairs = parse_option_pairs(settings)
     pairs.update({key: value for key, value in direct.items() if value is not None})
@@ -170,7 +170,7 @@ def _echo_label_storage(metrics: dict[str, Any]) -> None:
 
 
 def _config(settings, preset, **direct):
-    from scdd.pipeline import make_run_config
+    from scdd.config import make_run_config
 
     return make_run_config(_overrides(settings, **direct), preset)
 
@@ -229,7 +229,8 @@ def run(
     The same command on the same --out continues an interrupted run (so does --resume DIR).
     """
     from scdd.cli.render import artifacts_table, out as stdout
-    from scdd.pipeline import MANIFEST_FILE, run_pipeline
+    from scdd.run_folder import MANIFEST_FILE
+    from scdd.pipeline import run_pipeline
 
     direct = {
         "dataset": dataset,
@@ -247,7 +248,7 @@ def run(
         **_label_settings(label_mode, label_topk, label_precision, mix),
     }
     if resume_dir is not None:  # the manifest's settings; options given too must agree with them
-        from scdd.resume.runs import recorded_config
+        from scdd.run_folder import recorded_config
 
         config, out = recorded_config(resume_dir, out, preset, _overrides(settings, **direct)), resume_dir
     else:
@@ -289,7 +290,7 @@ def _run_resumable(stage: str, out: Path, overwrite: bool, config, inputs: dict,
     """Run ``action(target, progress)`` as a resumable stage command: the same command on the same --out
     continues an interrupted run (or returns its finished result); other settings are refused."""
     from scdd.config import to_dict
-    from scdd.resume.runs import run_stage_command
+    from scdd.run_folder import run_stage_command
 
     with _progress(quiet) as progress:
         return run_stage_command(
@@ -304,7 +305,8 @@ def _run_resumable(stage: str, out: Path, overwrite: bool, config, inputs: dict,
 @_stage_command
 def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
     """Pretrain a backbone (self-supervised, or supervised for SRe²L) and save it with its BN statistics."""
-    from scdd.pipeline import check_components, load_dataset
+    from scdd.config import check_components
+    from scdd.data.loading import load_dataset
     from scdd.runtime import resolve_device
     from scdd.stages.squeeze import squeeze as squeeze_stage
 
@@ -329,7 +331,8 @@ def squeeze(pretrainer, backbone, dataset, data_root, out, seed, device, preset,
 @_stage_command
 def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
     """Align a squeezed backbone to the labels (linear probe by default) and save the classifier."""
-    from scdd.pipeline import check_components, load_dataset
+    from scdd.config import check_components
+    from scdd.data.loading import load_dataset
     from scdd.runtime import resolve_device
     from scdd.stages.align import align as align_stage
 
@@ -360,7 +363,7 @@ def align(backbone_file, aligner, dataset, data_root, out, seed, device, preset,
 def recover(classifier_file, matcher, ipc, dataset, out, seed, device, preset, quiet, overwrite, settings):
     """Synthesise a distilled set from an aligned classifier (data-free)."""
     from scdd.artifacts import load_tensors
-    from scdd.pipeline import check_components
+    from scdd.config import check_components
     from scdd.runtime import resolve_device
     from scdd.stages.recover import recover as recover_stage
 
@@ -419,7 +422,7 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, r
     """Train fresh students on a distilled set."""
     from scdd.distilled import load_distilled
     from scdd.errors import ConfigError
-    from scdd.pipeline import check_components
+    from scdd.config import check_components
     from scdd.runtime import resolve_device
     from scdd.stages.posttrain import posttrain as posttrain_stage
 
@@ -458,7 +461,8 @@ def posttrain(distilled_file, soft_labels_file, hard_labels, students, epochs, r
 def evaluate(model_files, dataset, data_root, device, quiet):
     """Top-1 / top-5 of classifier artifacts on the real held-out split."""
     from scdd.artifacts import load_tensors
-    from scdd.pipeline import load_dataset, make_run_config
+    from scdd.data.loading import load_dataset
+    from scdd.config import make_run_config
     from scdd.runtime import resolve_device
     from scdd.stages.evaluate import evaluate as evaluate_stage
 
@@ -500,7 +504,9 @@ def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, d
     Projection heads, predictors, prototypes, queues and momentum encoders are dropped; what is kept
     and dropped is printed. Files are read with torch.load(weights_only=True).
     """
-    from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+    from scdd.data.loading import load_dataset
+    from scdd.config import make_run_config
+    from scdd.run_folder import prepare_out_dir
     from scdd.stages.import_checkpoint import import_checkpoint as import_stage
 
     info = None
@@ -526,7 +532,8 @@ def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, d
 @_stage_command
 def coreset(method, ipc, classifier_file, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
     """Pick IPC real training images per class and write them as a distilled set (coreset baseline)."""
-    from scdd.pipeline import check_components, load_dataset
+    from scdd.config import check_components
+    from scdd.data.loading import load_dataset
     from scdd.runtime import resolve_device
     from scdd.stages.coreset import coreset as coreset_stage
 

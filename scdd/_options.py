@@ -24,6 +24,18 @@ def parse_option_pairs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return options
 
 
+def dotted_to_nested(pairs: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"recover.iterations": 5}`` → ``{"recover": {"iterations": 5}}``."""
+    nested: dict[str, Any] = {}
+    for dotted, value in pairs.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
 def _coerce(value: Any, default: Any, field_name: str, owner: str) -> Any:
     """Coerce ``value`` to the type of ``default`` where that is unambiguous."""
     if default is None or value is None:

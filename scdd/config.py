@@ -1,7 +1,8 @@
 """The whole-pipeline configuration: one dataclass per stage, defaults from the paper.
 
-Presets (``scdd.presets``) and command-line ``--set stage.field=value`` overrides are applied
-on top with ``apply_overrides``.
+``make_run_config`` resolves it: the paper's defaults, then a preset (``scdd.presets``), then
+command-line ``--set stage.field=value`` overrides, each applied with ``apply_overrides``;
+``check_components`` names an unregistered component before any work.
 """
 
 from __future__ import annotations
@@ -12,13 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scdd._options import build_dataclass
-from scdd.errors import ConfigError
+from scdd.errors import ConfigError, UnknownComponentError
+from scdd.presets import get_preset, preset_for_dataset, pretrainer_values
+from scdd.registry import get_component, normalize_name
 from scdd.report.config import ReportConfig
 from scdd.stages.align import AlignConfig
+from scdd.stages.coreset import CORESET_METHODS
 from scdd.stages.posttrain import PosttrainConfig
 from scdd.stages.recover import RecoverConfig
 from scdd.stages.relabel import RelabelConfig
 from scdd.stages.squeeze import SqueezeConfig
+
+METHODS = ("sc-dd", *(f"coreset-{name}" for name in CORESET_METHODS))
+_OPTION_SLOTS = (
+    ("squeeze", "pretrainer", "pretrainer_options", "pretrainer"),
+    ("squeeze", "architecture", "architecture_options", "architecture"),
+    ("align", "aligner", "aligner_options", "aligner"),
+    ("recover", "matcher", "matcher_options", "matcher"),
+)
 
 
 @dataclass
@@ -78,13 +90,66 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any], *, strict: bool =
     return rebuilt
 
 
-def dotted_to_nested(pairs: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"recover.iterations": 5}`` → ``{"recover": {"iterations": 5}}``."""
-    nested: dict[str, Any] = {}
-    for dotted, value in pairs.items():
-        node = nested
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
+def make_run_config(overrides: Mapping[str, Any] | None = None, preset: str | None = None) -> RunConfig:
+    """Paper defaults, then the preset (the dataset's own when ``preset`` is None) with its values for
+    the chosen pretrainer (Table 13), then ``overrides``."""
+    overrides = dict(overrides or {})
+    dataset = overrides.get("dataset", RunConfig.dataset)
+    name = preset or preset_for_dataset(dataset)
+    config = RunConfig()
+    if name is not None:
+        values = get_preset(name)
+        chosen = apply_overrides(apply_overrides(config, _component_names(values)), _component_names(overrides))
+        config = apply_overrides(config, _filter_options(values, chosen))
+        config = apply_overrides(config, pretrainer_values(name, chosen.squeeze.pretrainer))
+    return apply_overrides(config, overrides).resolved()
+
+
+def _component_names(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the component choices (pretrainer, architecture, aligner, matcher) of nested ``values``."""
+    names: dict[str, Any] = {}
+    for stage, name_key, _, _ in _OPTION_SLOTS:
+        stage_values = values.get(stage)
+        if isinstance(stage_values, Mapping) and name_key in stage_values:
+            names.setdefault(stage, {})[name_key] = stage_values[name_key]
+    return names
+
+
+def _filter_options(preset: Mapping[str, Any], chosen: RunConfig) -> dict[str, Any]:
+    """The preset with each component-options dict cut to the options of the finally chosen component.
+
+    ``<options_key>_by_name`` (e.g. ``pretrainer_options_by_name: {"swav": {...}}``, keyed by canonical
+    component name) holds options that apply only when that component is chosen, over the shared ones.
+    """
+    filtered = {stage: dict(values) if isinstance(values, Mapping) else values for stage, values in preset.items()}
+    for stage, name_key, options_key, kind in _OPTION_SLOTS:
+        stage_values = filtered.get(stage)
+        if not isinstance(stage_values, dict):
+            continue
+        by_name = stage_values.pop(f"{options_key}_by_name", {})
+        try:
+            component = get_component(kind, getattr(getattr(chosen, stage), name_key))
+        except UnknownComponentError:
+            continue  # left as given; check_components names the unknown component before any work
+        specific = dict(next((v for name, v in by_name.items() if normalize_name(name) == component.name), {}))
+        if options_key not in stage_values and not specific:
+            continue
+        stage_values[options_key] = {**stage_values.get(options_key, {}), **specific}
+        config_class = component.config_class()
+        accepted = {f.name for f in dataclasses.fields(config_class)} if config_class else set()
+        stage_values[options_key] = {k: v for k, v in stage_values[options_key].items() if k in accepted}
+    return filtered
+
+
+def check_components(config: RunConfig, *, dataset: bool = True) -> None:
+    """Fail early, before any work or output, when a configured component name is not registered."""
+    if config.method not in METHODS:
+        raise ConfigError(f"unknown method {config.method!r}; methods: {', '.join(METHODS)}")
+    if dataset:
+        get_component("dataset", config.dataset)
+    get_component("pretrainer", config.squeeze.pretrainer)
+    get_component("architecture", config.squeeze.architecture)
+    get_component("aligner", config.align.aligner)
+    get_component("matcher", config.recover.matcher)
+    for student in config.posttrain.students:
+        get_component("architecture", student)

@@ -1,23 +1,32 @@
-"""Run folders that can be resumed: the config check, skipping finished stages, and the stage record.
+"""Run folders: the manifest, the out-folder policy, and the identity that lets a run continue.
 
-``scdd run`` keeps its record in ``manifest.json`` (resolved config and per-stage status); a single
-stage command (``scdd recover --out DIR`` ...) keeps one in ``DIR/.scdd-stage.json`` (its stage,
-resolved config, the SHA-256 of its input files, status). Running the same command on the same
-folder again continues it: finished stages are taken from the record, the unfinished one resumes
-from its progress (``scdd.resume.scope``). A folder made with other settings is refused with one
-line naming the differing settings, unless ``--overwrite`` (which starts over).
+``scdd run`` keeps its record in ``manifest.json``: the resolved config, package versions, seed,
+device, per-stage status, timings and metrics, rewritten atomically after every stage so it always
+describes what is on disk. A single stage command (``scdd recover --out DIR`` ...) keeps one in
+``DIR/.scdd-stage.json`` (its stage, resolved config, the SHA-256 of its input files, status).
+Running the same command on the same folder again continues it: finished stages are taken from the
+record, the unfinished one resumes from its progress (``scdd.resume.scope``). A folder made with
+other settings is refused with one line naming the differing settings, unless ``--overwrite``
+(which starts over). Folders whose outputs are never continued (``prepare_out_dir``) are refused
+whenever they already hold files.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import platform
 import shutil
+import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from scdd.artifacts import file_sha256, write_json
-from scdd.distributed import is_main, on_main
+from scdd.config import RunConfig, apply_overrides, to_dict
+from scdd.distributed import is_main, on_main, world_size
 from scdd.errors import ConfigError
 from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
 from scdd.stages.common import StageResult
@@ -25,6 +34,50 @@ from scdd.stages.common import StageResult
 MANIFEST_FILE = "manifest.json"
 STAGE_RECORD = ".scdd-stage.json"
 _SHOWN_DIFFERENCES = 4
+_PACKAGES = ("scdd", "torch", "torchvision", "timm", "lightly", "pluggy", "safetensors", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            versions[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+@dataclass
+class RunRecord:
+    """The manifest's content while a run is under way."""
+
+    config: RunConfig
+    device: str
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # what loading the dataset noted: skipped files
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scdd_manifest": 1,
+            "created": self.created,
+            "command": self.command,
+            "device": self.device,
+            "processes": world_size(),
+            "seed": self.config.seed,
+            "versions": package_versions(),
+            "config": to_dict(self.config),
+            "stages": self.stages,
+            "metrics": self.metrics,
+            "data": self.data,
+        }
+
+
+def write_manifest(out_dir: Path, record: RunRecord) -> None:
+    """``out_dir/manifest.json`` from ``record`` (rank 0 writes, the others wait)."""
+    on_main(write_json, Path(out_dir) / MANIFEST_FILE, record.to_json())
 
 
 def normalized(value: Any) -> Any:
@@ -57,6 +110,31 @@ def _discard_progress(out_dir: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _holds_files(out_dir: Path) -> bool:
+    """Whether ``out_dir`` exists and holds anything (a path that is not a folder is refused)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} exists and is not a folder")
+    return out_dir.exists() and any(out_dir.iterdir())
+
+
+def _already_holds(out_dir: Path) -> ConfigError:
+    what = "a run" if (out_dir / MANIFEST_FILE).exists() else "other files"
+    return ConfigError(f"--out {out_dir} already holds {what}; choose another folder or pass --overwrite")
+
+
+def prepare_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
+    """Create a folder for outputs that are never continued; refuse one that already holds files unless
+    told to overwrite (checked and created by rank 0 only under torchrun; every rank gets its answer)."""
+    return on_main(_prepare_out_dir, Path(out_dir), overwrite)
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
+    if _holds_files(out_dir) and not overwrite:
+        raise _already_holds(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
 def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwrite: bool, record: str = MANIFEST_FILE) -> dict[str, Any] | None:
     """Make ``out_dir`` ready; returns its earlier record when the run continues, None when it starts afresh.
 
@@ -64,9 +142,7 @@ def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwri
     (or holding files that are not an scdd record) is refused unless ``overwrite``, which discards the
     earlier progress and starts over."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} exists and is not a folder")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
+    if not _holds_files(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         return None
     if overwrite:
@@ -74,8 +150,7 @@ def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwri
         return None
     path = out_dir / record
     if not path.is_file():
-        what = "a run" if (out_dir / MANIFEST_FILE).exists() else "other files"
-        raise ConfigError(f"--out {out_dir} already holds {what}; choose another folder or pass --overwrite")
+        raise _already_holds(out_dir)
     try:
         previous = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -175,8 +250,6 @@ def run_stage_command(
 
 def recorded_config(run_dir: str | Path, out: str | Path | None, preset: str | None, overrides: Mapping[str, Any]):
     """The resolved config a run folder's manifest records, with ``overrides`` applied on top (``--resume DIR``)."""
-    from scdd.config import RunConfig, apply_overrides
-
     run_dir = Path(run_dir)
     if out is not None and Path(out).resolve() != run_dir.resolve():
         raise ConfigError(f"--resume {run_dir} continues that folder; leave out --out {out}")

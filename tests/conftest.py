@@ -68,7 +68,8 @@ def mnist_subset(mnist):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One real end-to-end pipeline run with tiny budgets, shared by the tests that inspect its artifacts."""
-    from scdd.pipeline import make_run_config, run_pipeline
+    from scdd.config import make_run_config
+    from scdd.pipeline import run_pipeline
 
     out = tmp_path_factory.mktemp("run") / "run"
     config = make_run_config({**TINY, "device": "cpu"})

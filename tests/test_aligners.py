@@ -84,7 +84,7 @@ def test_recover_cli_accepts_every_aligner_and_matcher(aligner, matcher, classif
 def test_sre2l_recipe_is_supervised_squeeze_with_uniform_bn_matching():
     """`scdd run --matcher bn --pretrainer supervised`: SRe²L's recipe (labels in the squeeze, every
     BN layer weighed 1, backbone and its statistics frozen after the squeeze)."""
-    from scdd.pipeline import make_run_config
+    from scdd.config import make_run_config
 
     config = make_run_config({"squeeze": {"pretrainer": "supervised"}, "recover": {"matcher": "bn"}})
     assert get_component("pretrainer", config.squeeze.pretrainer).name == "supervised"

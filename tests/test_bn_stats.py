@@ -18,7 +18,7 @@ from scdd.data.base import DatasetSplits, ImageTensorDataset
 @pytest.fixture(scope="module")
 def checkpoints(tiny_run, mnist, tmp_path_factory):
     """A MoCo v3 backbone (the shared tiny run's squeeze) and a supervised one: 1 epoch on 1,024 images."""
-    from scdd.pipeline import make_run_config
+    from scdd.config import make_run_config
     from scdd.stages.squeeze import squeeze
 
     out, _ = tiny_run

@@ -95,7 +95,7 @@ def _recompute_on_one_process(config, run: Path, out: Path) -> None:
 @pytest.mark.slow
 def test_two_processes_equal_one_and_only_rank_zero_writes(tmp_path):
     from scdd.models.saved import load_model
-    from scdd.pipeline import make_run_config
+    from scdd.config import make_run_config
 
     run, logs = tmp_path / "run", tmp_path / "logs"
     logs.mkdir()

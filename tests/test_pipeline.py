@@ -78,7 +78,7 @@ def test_safetensors_round_trip_is_bit_exact(tmp_path):
 
 
 def test_hard_label_student_on_real_images_beats_chance(mnist, tmp_path):
-    from scdd.pipeline import make_run_config
+    from scdd.config import make_run_config
     from scdd.stages.coreset import coreset_random
     from scdd.stages.evaluate import evaluate
     from scdd.stages.posttrain import posttrain

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from scdd.cli import cli
-from scdd.pipeline import make_run_config
+from scdd.config import make_run_config
 from scdd.presets import preset_for_dataset, preset_rows
 
 # Table 14 / 15 "Pretrain" columns: SGD, lr 0.06, wd 5e-4, momentum 0.9, batch 512, cosine, 200 epochs.

@@ -219,7 +219,7 @@ def test_multi_crop_gives_large_and_small_views():
 
 
 def test_preset_options_per_pretrainer():
-    from scdd.pipeline import make_run_config
+    from scdd.config import make_run_config
 
     swav = make_run_config({"squeeze": {"pretrainer": "swav"}}).squeeze.pretrainer_options
     assert swav["temperature"] == 0.1 and swav["prototypes"] == 100 and swav["epochs"] == 8

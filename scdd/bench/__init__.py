@@ -23,7 +23,8 @@ def run_suite(
 ) -> dict[str, Any]:
     """Check every row of ``suite``, then run it into ``out_dir``; returns the ``results.json`` document."""
     from scdd.bench.runner import run_plan
-    from scdd.pipeline import load_dataset, prepare_out_dir
+    from scdd.data.loading import load_dataset
+    from scdd.run_folder import prepare_out_dir
     from scdd.runtime import resolve_device
 
     plan = plan_suite(suite, overrides, preset)

@@ -1,6 +1,6 @@
 """Resolving a suite into run configurations, checked in full before any work starts.
 
-Each (row, IPC) cell becomes a ``RunConfig`` through ``scdd.pipeline.make_run_config``: paper
+Each (row, IPC) cell becomes a ``RunConfig`` through ``scdd.config.make_run_config``: paper
 defaults, the dataset's preset, the suite's budget, the row's components and overrides, then the
 command line's settings. Every component name and option set is checked against the registry
 here, so a suite naming an unregistered component fails with the registry's one-line error
@@ -24,7 +24,7 @@ from typing import Any
 from scdd.bench.suites import Suite, SuiteRow
 from scdd.config import RunConfig
 from scdd.errors import ConfigError, ScddError
-from scdd.pipeline import check_components, make_run_config
+from scdd.config import check_components, make_run_config
 from scdd.registry import get_component
 from scdd.stages.coreset import check_method
 

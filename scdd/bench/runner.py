@@ -21,7 +21,8 @@ import torch
 from scdd.bench.plan import Cell, Plan
 from scdd.bench.results import CellResult, write_results
 from scdd.data.base import DatasetSplits
-from scdd.pipeline import load_dataset, train_teacher
+from scdd.data.loading import load_dataset
+from scdd.pipeline import train_teacher
 from scdd.progress import SILENT, Progress
 from scdd.stages.coreset import coreset
 from scdd.stages.evaluate import evaluate

@@ -37,7 +37,9 @@ def prune_command(model_file, distilled_file, soft_labels_file, ratio, sparsity_
     """
     from scdd._options import build_dataclass, parse_option_pairs
     from scdd.artifacts import load_tensors
-    from scdd.pipeline import load_dataset, make_run_config, prepare_out_dir
+    from scdd.data.loading import load_dataset
+    from scdd.config import make_run_config
+    from scdd.run_folder import prepare_out_dir
     from scdd.prune.config import PruneConfig
     from scdd.prune.stage import prune
     from scdd.runtime import resolve_device

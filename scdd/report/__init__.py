@@ -7,7 +7,7 @@ REPORT_FILE = "report.html"
 
 def write_report(run_dir, out=None, config=None, *, check_classes=False):
     """Build ``RUN_DIR/report.html`` (or ``out``) from the run folder; see ``scdd.report.page``."""
-    from scdd.report.page import write_report as _write
+    from scdd.report.page import write_report as _write  # lazy: the page imports matplotlib and every artifact reader
 
     return _write(run_dir, out, config, check_classes=check_classes)
 

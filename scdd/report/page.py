@@ -23,8 +23,7 @@ from scdd.errors import ArtifactError, ScddError
 from scdd.report import REPORT_FILE, figures
 from scdd.report.clustering import choose_classes, cluster_images
 from scdd.report.config import ReportConfig
-
-MANIFEST_FILE = "manifest.json"
+from scdd.run_folder import MANIFEST_FILE
 DEFAULT_ARTIFACTS = {
     ("recover", "distilled"): "recover/distilled.safetensors",
     ("recover", "trajectory"): "recover/trajectory.safetensors",

@@ -1,2 +1,4 @@
-"""Resuming interrupted runs: progress scopes, per-epoch training checkpoints, finished work units,
-and run folders that continue when their settings match (see README "Resuming a run")."""
+"""Progress kept inside a running stage: its progress scope (``scope``), finished work units
+(``units``: recovery batches, relabelled epochs) and relabel shards adopted on resume (``shards``).
+Per-epoch training checkpoints are ``scdd.training.checkpoint``; run folders that continue when
+their settings match are ``scdd.run_folder`` (see README "Resuming a run")."""
