@@ -12,7 +12,10 @@ from pathlib import Path
 
 import click
 
-from scdd.cli.main import _data_options, _data_root, _overrides, _set_option
+from scdd.errors import ConfigError
+from scdd.cli.options import data_options, data_root_text, overrides, progress, set_option
+from scdd.cli.render import bench_table, bn_layer_tables, bn_summary_table, plan_table, suites_table
+from scdd.cli.render import out as stdout
 
 
 def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -45,9 +48,9 @@ def bn_stats(checkpoints, labels, plot_path, layer, json_path, quiet):
     Per layer: variance over channels of the running means (Table 2's "BN-mean Var") and of the
     running variances, and the mean Gaussian entropy ½·log(2πeσ²) (Theorem 1, Eq. 7).
     """
+    # lazy: the statistics are read with torch
     from scdd.analysis.bn_stats import inspect_checkpoints, to_json
     from scdd.artifacts import write_json
-    from scdd.errors import ConfigError
 
     if labels and len(labels) != len(checkpoints):
         raise ConfigError(f"{len(labels)} --label values for {len(checkpoints)} checkpoints")
@@ -58,21 +61,19 @@ def bn_stats(checkpoints, labels, plot_path, layer, json_path, quiet):
             for s in result.layers:
                 click.echo(f"{result.label}\t{s.index}\t{s.name}\t{s.channels}\t{s.mean_variance:.6g}\t{s.var_variance:.6g}\t{s.entropy:.6g}")
     else:
-        from scdd.cli.render import bn_layer_tables, bn_summary_table, out
-
         for table in bn_layer_tables(results):
-            out.print(table)
-        out.print(bn_summary_table(results))
+            stdout.print(table)
+        stdout.print(bn_summary_table(results))
         if len(results) > 1:
             ranked = sorted(results, key=lambda r: r.summary()["first_bn_mean_variance"], reverse=True)
             top, bottom = ranked[0].summary(), ranked[-1].summary()
             ratio = top["first_bn_mean_variance"] / max(bottom["first_bn_mean_variance"], 1e-300)
-            out.print(
+            stdout.print(
                 f"Largest first-BN running-mean variance: {ranked[0].label} ({ratio:.3g}× {ranked[-1].label}); "
                 f"mean entropy over layers {top['mean_entropy']:.3f} vs {bottom['mean_entropy']:.3f}."
             )
     if plot_path is not None:
-        from scdd.analysis.bn_plot import plot_bn_stats
+        from scdd.analysis.bn_plot import plot_bn_stats  # lazy: matplotlib
 
         path = plot_bn_stats(results, plot_path, int(layer) if layer.isdigit() else layer)
         click.echo(f"plot: {path}", err=quiet)
@@ -89,7 +90,7 @@ def bn_stats(checkpoints, labels, plot_path, layer, json_path, quiet):
 @click.option("--classes", help="Classes for the clustering plot, comma-separated names or indices (default: the run's setting).")
 def report(run_dir, out, classes):
     """(Re)build the self-contained report.html of a run folder from its manifest and artifacts."""
-    from scdd.report.page import RunFolder, report_config, write_report
+    from scdd.report.page import RunFolder, report_config, write_report  # lazy: torch and matplotlib
 
     config = None
     if classes is not None:
@@ -108,20 +109,18 @@ def report(run_dir, out, classes):
 @click.option("--ipc", help="Comma-separated IPC values instead of the suite's.")
 @click.option("--seeds", help="Comma-separated seeds instead of the suite's.")
 @click.option("--students", help="Comma-separated student architectures instead of the suite's.")
-@_data_options
+@data_options
 @click.option("--out", type=click.Path(path_type=Path), help="Bench folder (default: bench/<suite>-<timestamp>).")
 @click.option("--seed", type=int, help="Seed of the shared squeeze + align (default 0).")
 @click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--preset", help="Named preset under the suite's budget (default: the dataset's own).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; print the table as tab-separated text.")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
-@_set_option
+@set_option
 def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
     """Run a suite of pipelines under one protocol; print one table (method × IPC × student:
     top-1 mean ± std over seeds, wall time) and write it as results.json and results.csv."""
-    from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, run_suite
-    from scdd.cli.main import _NullContext
-    from scdd.cli.render import bench_table, out as stdout, plan_table, suites_table
+    from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, run_suite  # lazy: torch
 
     if list_suites:
         rows = []
@@ -135,9 +134,9 @@ def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, 
     if students:
         replaced["students"] = tuple(part for part in students.split(",") if part)
     suite = dataclasses.replace(suite, **{k: v for k, v in replaced.items() if v is not None})
-    overrides = _overrides(settings, dataset=dataset, data_root=_data_root(data_root), seed=seed, device=device)
+    given = overrides(settings, dataset=dataset, data_root=data_root_text(data_root), seed=seed, device=device)
     if plan_only:
-        plan = plan_suite(suite, overrides, preset)
+        plan = plan_suite(suite, given, preset)
         cells = [
             (
                 cell.row.label, cell.ipc,
@@ -151,16 +150,8 @@ def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, 
         stdout.print(plan_table(suite.name, cells, plan.counts()))
         return
     out = out or Path("bench") / f"{suite.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    if quiet:
-        from scdd.progress import SilentProgress
-
-        context = _NullContext(SilentProgress())
-    else:
-        from scdd.cli.render import RichProgress
-
-        context = RichProgress(transient_tasks=True)
-    with context as progress:
-        document = run_suite(suite, out, overrides=overrides, preset=preset, progress=progress, overwrite=overwrite)
+    with progress(quiet, transient=True) as shown:
+        document = run_suite(suite, out, overrides=given, preset=preset, progress=shown, overwrite=overwrite)
     rows = document["table"]
     if quiet:
         click.echo("method\tipc\tstudent\ttop1_mean\ttop1_std\tseeds\tseconds_per_seed")

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import click
 
+from scdd._options import build_dataclass, parse_option_pairs
+from scdd.cli.options import data_root_text, progress
+from scdd.cli.render import out as stdout
+from scdd.cli.render import prune_table
+
 
 @click.command("prune")
 @click.option("--model", "model_file", type=click.Path(path_type=Path), required=True,
@@ -35,13 +40,13 @@ def prune_command(model_file, distilled_file, soft_labels_file, ratio, sparsity_
     removes the channels with the smallest scales across all layers, fine-tunes the pruned network,
     and reports held-out accuracy, parameters and FLOPs before and after.
     """
-    from scdd._options import build_dataclass, parse_option_pairs
+    # lazy: the stage, its config and the dataset import torch
     from scdd.artifacts import load_tensors
-    from scdd.data.loading import load_dataset
     from scdd.config import make_run_config
-    from scdd.run_folder import prepare_out_dir
+    from scdd.data.loading import load_dataset
     from scdd.prune.config import PruneConfig
     from scdd.prune.stage import prune
+    from scdd.run_folder import prepare_out_dir
     from scdd.runtime import resolve_device
 
     options = parse_option_pairs(settings)
@@ -49,28 +54,17 @@ def prune_command(model_file, distilled_file, soft_labels_file, ratio, sparsity_
     options.update({key: value for key, value in direct.items() if value is not None})
     config = build_dataclass(PruneConfig, options, owner="prune")
     dataset = load_tensors(model_file, "classifier")[1]["dataset"]["name"]
-    data = load_dataset(make_run_config({"dataset": dataset, "data_root": str(data_root) if data_root else None}))
+    data = load_dataset(make_run_config({"dataset": dataset, "data_root": data_root_text(data_root)}))
     torch_device = resolve_device(device)
     if out.exists():
         prepare_out_dir(out, overwrite)  # refuses a folder holding files; a new one appears only with results
-    with _progress(quiet) as progress:
+    with progress(quiet) as shown:
         result = prune(config, model_file, distilled_file, soft_labels_file, data, out,
-                       device=torch_device, seed=seed, progress=progress)
+                       device=torch_device, seed=seed, progress=shown)
     _show(result, distilled_file, config, quiet)
 
 
-def _progress(quiet: bool):
-    import contextlib
-
-    from scdd.cli.render import RichProgress
-    from scdd.progress import SilentProgress
-
-    return contextlib.nullcontext(SilentProgress()) if quiet else RichProgress()
-
-
 def _show(result, distilled_file: Path, config, quiet: bool) -> None:
-    from scdd.cli.render import out, prune_table
-
     rows = result.metrics["rows"]
     if quiet:
         for name, row in rows.items():
@@ -80,5 +74,5 @@ def _show(result, distilled_file: Path, config, quiet: bool) -> None:
             )
         click.echo(str(result.artifacts["pruned"]))
         return
-    out.print(prune_table(rows, f"data-free pruning with {distilled_file} (ratio {config.ratio:g})"))
-    out.print(f"pruned model: {result.artifacts['pruned']}")
+    stdout.print(prune_table(rows, f"data-free pruning with {distilled_file} (ratio {config.ratio:g})"))
+    stdout.print(f"pruned model: {result.artifacts['pruned']}")
