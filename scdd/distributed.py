@@ -15,8 +15,7 @@ What the stages use:
   ``DistributedSampler`` split of one epoch's permutation: padded to a multiple of the world size
   by repeating its head, rank r takes positions ``r, r + N, …`` and uses batches of
   ``batch / N``, so the k-th batches of all ranks together are the k-th global batch.
-* ``wrap_ddp(module)`` / ``step_module(parameters, step)``: ``DistributedDataParallel`` (gradient
-  averaging over ranks) around a module, or around a training closure's parameters.
+  (``DistributedDataParallel`` around what trains is ``scdd.training.ddp``.)
 * ``on_main(fn, ...)``: run ``fn`` (a write) on rank 0 only; every rank returns its result or
   raises its error, so the other ranks wait for the write.
 """
@@ -29,11 +28,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
 
+from scdd.data.base import ImageTensorDataset, iterate_batches, to_float_pixels
 from scdd.errors import ConfigError
 
 __all__ = [
-    "convert_sync_batchnorm",
     "init",
     "is_distributed",
     "is_main",
@@ -45,15 +46,12 @@ __all__ = [
     "rank_batch_size",
     "rank_device",
     "rank_parts",
-    "revert_sync_batchnorm",
     "session",
     "shard_order",
     "shard_units",
     "sharded_batches",
-    "step_module",
     "teardown",
     "world_size",
-    "wrap_ddp",
 ]
 
 T = TypeVar("T")
@@ -79,8 +77,6 @@ def init() -> bool:
     CPU tensors over gloo, CUDA tensors over NCCL); with CUDA each process uses ``cuda:LOCAL_RANK``."""
     if not launched():
         return False
-    import torch.distributed as dist
-
     if dist.is_initialized():
         return True
     use_cuda = torch.cuda.is_available() and dist.is_nccl_available()
@@ -93,8 +89,6 @@ def init() -> bool:
 def teardown() -> None:
     """Leave the process group (no-op when none was joined)."""
     if launched():
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -156,8 +150,6 @@ def map_units(units: Sequence[T], fn: Callable[[T], R]) -> list[R]:
     results in ``units``' order. Results must pickle (tensors travel bit for bit)."""
     if not is_distributed():
         return [fn(unit) for unit in units]
-    import torch.distributed as dist
-
     size, me = world_size(), rank()
     mine = [fn(unit) for unit in units[me::size]]
     gathered: list[Any] = [None] * size
@@ -173,8 +165,6 @@ def on_main(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     raise the same error, so a failed write stops every rank alike."""
     if not is_distributed():
         return fn(*args, **kwargs)
-    import torch.distributed as dist
-
     message: list[Any] = [None]
     if is_main():
         try:
@@ -192,8 +182,6 @@ def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:
     """The mean of a tensor over ranks (itself in a single process)."""
     if not is_distributed():
         return value
-    import torch.distributed as dist
-
     total = value.detach().clone()
     dist.all_reduce(total)
     return total / world_size()
@@ -233,8 +221,6 @@ def sharded_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``scdd.data.base.iterate_batches`` with this rank's part of each global batch (batches of
     ``batch_size / N``); in a single process it is ``iterate_batches`` itself."""
-    from scdd.data.base import ImageTensorDataset, iterate_batches, to_float_pixels
-
     if world_size() == 1:
         yield from iterate_batches(dataset, batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
         return
@@ -249,87 +235,5 @@ def sharded_batches(
         for index in batches:
             yield dataset.batch(index)
         return
-    from torch.utils.data import DataLoader
-
     for images, labels in DataLoader(dataset, batch_sampler=[index.tolist() for index in batches]):
         yield to_float_pixels(images), labels.long()
-
-
-def wrap_ddp(module: torch.nn.Module, device: torch.device, **options: Any) -> torch.nn.Module:
-    """``DistributedDataParallel(module)`` when distributed (gradients averaged over ranks, rank 0's
-    weights and buffers broadcast at the start); the module itself otherwise."""
-    if not is_distributed():
-        return module
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, **options)
-
-
-class _StepModule(torch.nn.Module):
-    """Holds a training closure's parameters (the very same tensors) and runs the closure as its
-    forward, so ``DistributedDataParallel`` can average their gradients."""
-
-    def __init__(self, parameters: Sequence[torch.nn.Parameter], step: Callable[..., torch.Tensor]) -> None:
-        super().__init__()
-        self.trained = torch.nn.ParameterList(parameters)
-        self.step = step
-
-    def forward(self, *args: Any) -> torch.Tensor:
-        return self.step(*args)
-
-
-def step_module(parameters: Sequence[torch.nn.Parameter], step: Callable[..., torch.Tensor], device: torch.device) -> Callable[..., torch.Tensor]:
-    """``step`` itself in a single process; under DDP a callable that runs ``step`` through
-    ``DistributedDataParallel`` over ``parameters`` (unused ones allowed: frozen prototypes, last layers)."""
-    if not is_distributed():
-        return step
-    return wrap_ddp(_StepModule(list(parameters), step), device, find_unused_parameters=True)
-
-
-_SYNCABLE = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
-
-
-def _swap_batchnorm(module: torch.nn.Module, make: Callable[[torch.nn.Module], torch.nn.Module | None]) -> torch.nn.Module:
-    """Replace every sub-module for which ``make`` returns a layer (same parameters and statistics)."""
-    replacement = make(module)
-    if replacement is not None:
-        replacement.load_state_dict(module.state_dict())
-        replacement.train(module.training)
-        tensors = [*module.parameters(), *module.buffers()]
-        return replacement.to(tensors[0].device) if tensors else replacement
-    for name, child in module.named_children():
-        swapped = _swap_batchnorm(child, make)
-        if swapped is not child:
-            setattr(module, name, swapped)
-    return module
-
-
-def _to_sync(layer: torch.nn.Module) -> torch.nn.Module | None:
-    if type(layer) not in _SYNCABLE:  # subclasses (e.g. timm's BatchNormAct2d) keep per-rank statistics
-        return None
-    sync = torch.nn.SyncBatchNorm(layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-    sync.plain_class = type(layer)
-    return sync
-
-
-def _to_plain(layer: torch.nn.Module) -> torch.nn.Module | None:
-    if not isinstance(layer, torch.nn.SyncBatchNorm):
-        return None
-    plain_class = getattr(layer, "plain_class", torch.nn.BatchNorm2d)
-    return plain_class(layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-
-
-def convert_sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """BatchNorm layers synchronised across ranks (statistics over the global batch, as MoCo v3,
-    SwAV and DINO pretrain), on CUDA in a distributed run; unchanged otherwise (SyncBatchNorm has
-    no CPU kernel, so CPU ranks normalise their own part of the batch)."""
-    if not is_distributed() or device.type != "cuda":
-        return module
-    return _swap_batchnorm(module, _to_sync)
-
-
-def revert_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
-    """The plain ``BatchNorm`` layers again in place of ``SyncBatchNorm`` (same parameters and
-    statistics), so a saved model is the registered architecture."""
-    return _swap_batchnorm(module, _to_plain)

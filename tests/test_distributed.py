@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from scdd import distributed
+from scdd.models import batchnorm
+from scdd.training.ddp import wrap_ddp
 
 ENTRY = Path(__file__).with_name("torchrun_entry.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]
@@ -51,7 +53,7 @@ def test_single_process_helpers_are_the_identity(tmp_path):
     assert distributed.shard_order(order) is order
     assert distributed.map_units([1, 2, 3], lambda x: x * 10) == [10, 20, 30]
     model = torch.nn.Linear(2, 2)
-    assert distributed.wrap_ddp(model, torch.device("cpu")) is model
+    assert wrap_ddp(model, torch.device("cpu")) is model
     assert distributed.on_main(lambda a, b: a + b, 1, b=2) == 3
     assert distributed.rank_parts() == ()
 
@@ -69,9 +71,9 @@ def test_sync_batchnorm_round_trip_keeps_layers_and_statistics():
             layer.running_mean.uniform_(-1, 1)
     before = {key: value.clone() for key, value in backbone.state_dict().items()}
     plain_types = [type(m) for m in backbone.modules()]
-    synced = distributed._swap_batchnorm(backbone, distributed._to_sync)
+    synced = batchnorm._swap_batchnorm(backbone, batchnorm._to_sync)
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
-    reverted = distributed.revert_sync_batchnorm(synced)
+    reverted = batchnorm.revert_sync_batchnorm(synced)
     assert [type(m) for m in reverted.modules()] == plain_types
     after = reverted.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)

@@ -1,7 +1,7 @@
 """Stage 1, squeeze: pretrain a backbone with a registered objective and save it (BN statistics included).
 
 Under torchrun every process trains on its part of each global batch with DistributedDataParallel
-(``scdd.ssl.base.train_epochs``); on CUDA the backbone's BatchNorm layers are synchronised across
+(``scdd.ssl.base.Pretrainer``); on CUDA the backbone's BatchNorm layers are synchronised across
 processes (SyncBatchNorm, as MoCo v3, SwAV and DINO pretrain), except for MoCo v2, whose shuffled
 BatchNorm is per group by design. On CPU (no SyncBatchNorm kernel) each process normalises its own part.
 """
@@ -17,6 +17,7 @@ import torch
 from scdd import distributed
 from scdd.models.saved import ModelRecord, save_model
 from scdd.data.base import DatasetSplits
+from scdd.models.batchnorm import convert_sync_batchnorm, revert_sync_batchnorm
 from scdd.models.build import build_backbone
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
@@ -49,10 +50,10 @@ def squeeze(
     seed_everything(derive_seed(seed, "squeeze", "init"))
     backbone = build_backbone(config.architecture, data.info, config.architecture_options)
     if getattr(pretrainer, "sync_batchnorm", True):
-        backbone = distributed.convert_sync_batchnorm(backbone, device)  # CUDA under torchrun only
+        backbone = convert_sync_batchnorm(backbone, device)  # CUDA under torchrun only
     with Stopwatch() as clock:
         result = pretrainer.pretrain(backbone, data, device=device, seed=derive_seed(seed, "squeeze"), progress=progress)
-    backbone = distributed.revert_sync_batchnorm(result.backbone)
+    backbone = revert_sync_batchnorm(result.backbone)
     record = ModelRecord(
         kind="backbone",
         architecture=get_component("architecture", config.architecture).name,

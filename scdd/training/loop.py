@@ -6,7 +6,7 @@ loss of a batch, an optional step after each optimiser step (momentum encoders),
 per-epoch checkpoint keeps. The loop owns the rest: the optimiser and its per-step cosine schedule,
 checkpoint and resume at epoch boundaries (``scdd.training.checkpoint``), the finiteness check,
 progress, and DistributedDataParallel under torchrun (``wrap`` for a module, ``wrap_step`` for a
-training closure).
+training closure; ``scdd.training.ddp``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 from scdd import distributed
 from scdd.progress import SILENT, Progress
 from scdd.training.checkpoint import NoCheckpoint, epoch_checkpoint
+from scdd.training.ddp import step_module, wrap_ddp
 from scdd.training.optim import check_finite, cosine_schedule, make_optimizer
 
 SYNC_EVERY = 10  # steps between host synchronisations for the progress display of step-counted loops
@@ -86,11 +87,11 @@ class TrainLoop:
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """``module`` under DistributedDataParallel when launched by torchrun (gradients averaged), else itself."""
-        return distributed.wrap_ddp(module, self.device)
+        return wrap_ddp(module, self.device)
 
     def wrap_step(self, step: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         """A training closure whose gradients over this loop's parameters are averaged under torchrun."""
-        return distributed.step_module(self.parameters, step, self.device)
+        return step_module(self.parameters, step, self.device)
 
     def run(
         self,
