@@ -27,6 +27,7 @@ from scdd.recovery.config import RecoverConfig
 from scdd.recovery.engine import synthesize
 from scdd.resume.scope import progress_scope
 from scdd.stages.posttrain import PosttrainConfig, train_student
+from scdd.training import EpochCheckpoint, make_optimizer
 
 INFO = DatasetInfo("mnist-like", 10, 1, 28, (0.1307,), (0.3081,), tuple(str(i) for i in range(10)), False)
 
@@ -43,8 +44,6 @@ def timed(action, folder: Path | None) -> float:
 
 def checkpoint_cost(student: str) -> tuple[float, int]:
     """Median seconds of one epoch checkpoint of ``student`` with a stepped AdamW, and its size in bytes."""
-    from scdd.training import EpochCheckpoint, make_optimizer
-
     model = build_classifier(student, INFO)
     optimizer = make_optimizer("adamw", model.parameters(), lr=1e-3)
     model(torch.rand(2, 1, 28, 28)).sum().backward()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pluggy
 
-from scdd.registry import hookspecs
+import scdd.registry.hookspecs as hookspecs
 from scdd.registry._registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "scdd"

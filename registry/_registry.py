@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scdd._options import build_dataclass
 from scdd.errors import ConfigError, DuplicateComponentError, UnknownComponentError
 
 KINDS = ("pretrainer", "aligner", "matcher", "architecture", "dataset")
@@ -58,8 +59,6 @@ class Component:
 
     def make_config(self, options: Mapping[str, Any] | None = None) -> Any:
         """Validate user options against the config dataclass and build it."""
-        from scdd._options import build_dataclass
-
         cls = self.config_class()
         options = dict(options or {})
         if cls is None:

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from scdd.data.base import DatasetInfo
 from scdd.errors import ArtifactError, DiskFullError
+from PIL import Image
 
 FORMAT_VERSION = "1"
 
@@ -110,8 +111,6 @@ def export_image_folder(
     images: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...], folder: str | Path
 ) -> Path:
     """Write images (float pixels in [0, 1]) as PNGs, one folder per class; the folder appears whole or not at all."""
-    from PIL import Image
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))

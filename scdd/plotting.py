@@ -8,10 +8,10 @@ from typing import Any
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is slow to import and only figures need it
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg", force=True)  # before pyplot is imported, so no display is needed
+    import matplotlib.pyplot as plt  # lazy: see above
 
     return plt
 

@@ -9,13 +9,12 @@ import numpy as np
 import torch
 
 from scdd.errors import ConfigError
+from scdd.distributed import rank_device
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; anything else must be a valid, present device.
     Under torchrun, ``cuda`` without an index is each process's ``cuda:LOCAL_RANK``."""
-    from scdd.distributed import rank_device
-
     if isinstance(spec, torch.device):
         return spec
     if spec == "auto":

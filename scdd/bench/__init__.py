@@ -10,6 +10,10 @@ from scdd.bench.plan import Plan, plan_suite
 from scdd.bench.results import RESULTS_CSV, RESULTS_JSON, reading, summary_rows
 from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_file, suite_from_dict
 from scdd.progress import SILENT, Progress
+from scdd.bench.runner import run_plan
+from scdd.data.loading import load_dataset
+from scdd.run_folder import prepare_out_dir
+from scdd.runtime import resolve_device
 
 
 def run_suite(
@@ -22,11 +26,6 @@ def run_suite(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Check every row of ``suite``, then run it into ``out_dir``; returns the ``results.json`` document."""
-    from scdd.bench.runner import run_plan
-    from scdd.data.loading import load_dataset
-    from scdd.run_folder import prepare_out_dir
-    from scdd.runtime import resolve_device
-
     plan = plan_suite(suite, overrides, preset)
     device = resolve_device(plan.base.device)
     data = load_dataset(plan.base)

@@ -17,6 +17,7 @@ import torch
 
 from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
 from scdd.errors import DataError
+import torchvision
 
 
 @dataclass
@@ -83,8 +84,6 @@ def _folder(layout: _Layout, data_root: str | Path | None, download: bool) -> Pa
         raise DataError(f"{layout.name} needs --data-root (the folder holding {layout.folder}/)")
     root = Path(data_root)
     if download:
-        import torchvision
-
         dataset_class = torchvision.datasets.CIFAR10 if layout is CIFAR10 else torchvision.datasets.CIFAR100
         try:
             dataset_class(str(root), train=True, download=True)

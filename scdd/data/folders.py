@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 
 from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
 from scdd.errors import DataError
+from PIL import Image, UnidentifiedImageError
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -24,8 +26,6 @@ _ONE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "F", "P"}
 
 def decode_image(path: str | Path, image_size: int, channels: int, resize_size: int | None = None) -> torch.Tensor:
     """One image file as uint8 ``[channels, image_size, image_size]``; undecodable files raise a one-line ``DataError``."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:
             image = image.convert("L" if channels == 1 else "RGB")
@@ -75,8 +75,6 @@ class ImageFileDataset(Dataset):
 
 def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[str], list[str], list[int]]:
     """(class names, file paths, labels) of a ``<class>/*`` folder, by torchvision's ImageFolder rules."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
-
     if not folder.is_dir():
         raise DataError(f"{folder}: folder missing")
     if classes is None:
@@ -130,8 +128,6 @@ class ImageFolderConfig:
 
 def load_imagefolder(config: ImageFolderConfig, *, data_root=None) -> DatasetSplits:
     """Any folder holding ``train/<class>/*`` and ``val/<class>/*`` images."""
-    from PIL import Image
-
     root = _root(data_root, "imagefolder")
     classes, train_paths, train_targets = _scan(root / "train")
     _, val_paths, val_targets = _scan(root / "val", classes)

@@ -17,6 +17,7 @@ from torch import nn
 
 from scdd.errors import ConfigError
 from scdd.models.stem import StemConfig, wants_small_stem
+from torchvision.models.vgg import cfgs, make_layers
 
 
 @dataclass
@@ -115,8 +116,6 @@ def vgg11_bn(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module
     Small inputs drop the last max-pool, as network-slimming's CIFAR VGG does, so 28 px still
     leaves a 1x1 map after the fourth pool. Initialised as torchvision's VGG initialises it.
     """
-    from torchvision.models.vgg import cfgs, make_layers
-
     features = make_layers(cfgs["A"], batch_norm=True)
     features[0] = nn.Conv2d(in_chans, features[0].out_channels, kernel_size=3, padding=1)
     for module in features.modules():

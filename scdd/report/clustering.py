@@ -50,6 +50,7 @@ def cluster_images(
     images: torch.Tensor, labels: torch.Tensor, class_indices: list[int], class_names: tuple[str, ...], seed: int
 ) -> Clustering:
     """PCA (3 components) of the flattened pixels of the chosen classes, then k-means with one cluster per class."""
+    # lazy: scikit-learn is slow to import and only the report's clustering plot needs it
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.metrics import adjusted_rand_score

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from scdd.plotting import figure_png, pyplot
 from scdd.report.clustering import Clustering
+from PIL import Image
+from torchvision.utils import make_grid
 
 THUMBNAIL = 96  # target side of one image in a class grid, in screen pixels
 GRID_COLUMNS = 10
@@ -19,9 +21,6 @@ GRID_COLUMNS = 10
 def class_grid_png(images: torch.Tensor) -> bytes:
     """One class's images (float pixels in [0, 1], ``[N, C, H, W]``) as a PNG grid, scaled to about
     ``THUMBNAIL`` pixels per image (nearest-neighbour up, area-averaged down)."""
-    from PIL import Image
-    from torchvision.utils import make_grid
-
     size = images.shape[-1]
     if size > THUMBNAIL:
         images = F.interpolate(images, size=(THUMBNAIL, THUMBNAIL), mode="area")

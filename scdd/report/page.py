@@ -24,6 +24,7 @@ from scdd.report import REPORT_FILE, figures
 from scdd.report.clustering import choose_classes, cluster_images
 from scdd.report.config import ReportConfig
 from scdd.run_folder import MANIFEST_FILE
+from PIL import Image
 DEFAULT_ARTIFACTS = {
     ("recover", "distilled"): "recover/distilled.safetensors",
     ("recover", "trajectory"): "recover/trajectory.safetensors",
@@ -136,8 +137,6 @@ def _pre(text: str) -> str:
 
 
 def _img(png: bytes, alt: str, css_class: str = "") -> str:
-    from PIL import Image
-
     width, height = Image.open(io.BytesIO(png)).size
     data = base64.b64encode(png).decode("ascii")
     klass = f' class="{css_class}"' if css_class else ""

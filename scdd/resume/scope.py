@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from scdd.distributed import world_size
 
 PROGRESS_FOLDER = ".progress"
 
@@ -59,8 +60,6 @@ def progress_scope(stage_dir: str | Path) -> Iterator[ProgressScope]:
     """Keep progress for the stage writing into ``stage_dir`` while the block runs.
 
     Under torchrun (several processes) no progress is kept: resuming is for single-process runs."""
-    from scdd.distributed import world_size
-
     scope = ProgressScope(Path(stage_dir))
     if world_size() > 1:
         yield scope

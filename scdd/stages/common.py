@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from scdd.data.base import DatasetInfo, iterate_batches
+from dataclasses import asdict
 
 
 @dataclass
@@ -48,6 +49,4 @@ def accuracy(model: torch.nn.Module, dataset, *, device: torch.device, batch_siz
 
 
 def info_dict(info: DatasetInfo) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(info)

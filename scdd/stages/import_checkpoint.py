@@ -23,6 +23,7 @@ from scdd.models.classifier import Classifier
 from scdd.stages.align import CLASSIFIER_FILE
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.stages.squeeze import BACKBONE_FILE
+from torchvision.models import ResNet50_Weights
 
 ARCHITECTURE = "resnet50"
 ARCHITECTURE_OPTIONS = {"small_input_stem": "no"}  # published weights use the ImageNet stem
@@ -33,8 +34,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def imagenet_info() -> DatasetInfo:
     """ImageNet-1K as the published checkpoints saw it: 3 channels, 224 px, 1000 classes (names from
     torchvision, prefixed by index so that every name is unique), ImageNet mean and std."""
-    from torchvision.models import ResNet50_Weights
-
     categories = ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
     return DatasetInfo(
         name="imagenet",

@@ -5,13 +5,12 @@ from __future__ import annotations
 from importlib import metadata
 
 import click
+from scdd.registry import get_component
 
 
 @click.command("simclr-info")
 def simclr_info() -> None:
     """Show the SimCLR pretrainer's default options and how to use it."""
-    from scdd.registry import get_component
-
     component = get_component("pretrainer", "simclr")
     click.echo(f"{component.name} (scdd-simclr {metadata.version('scdd-simclr')}): {component.description}")
     for key, value in component.defaults().items():

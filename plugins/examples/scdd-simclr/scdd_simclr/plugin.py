@@ -5,6 +5,7 @@ Factories and configs are given as ``"module:attribute"`` strings, so listing pl
 """
 
 from scdd.registry import hookimpl
+from scdd_simclr.command import simclr_info
 
 
 @hookimpl
@@ -20,6 +21,4 @@ def register_pretrainers(register):
 
 @hookimpl
 def register_commands(cli):
-    from scdd_simclr.command import simclr_info
-
     cli.add_command(simclr_info)
