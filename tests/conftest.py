@@ -3,9 +3,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from toy_models import TestArchitectures
 import torch
-
 from scdd.registry import plugin_state, reset_plugins
+
+from scdd.config import make_run_config
+from scdd.data.base import DatasetSplits, ImageTensorDataset
+from scdd.data.mnist5k import Mnist5kConfig, load_mnist5k
+from scdd.pipeline import run_pipeline
 
 # One thread per pytest-xdist worker: two workers with two threads each on two cores spin-wait in OpenMP
 # and run small models many times slower (a 30-step recovery took 61 s instead of 3 s on a shared machine).
@@ -34,6 +39,12 @@ def register_plugin():
         plugin_state().unregister(name)
 
 
+@pytest.fixture
+def test_architectures(register_plugin):
+    """The toy architectures of toy_models.py, registered for one test."""
+    register_plugin(TestArchitectures(), "test-architectures")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugin_environment(monkeypatch):
     yield
@@ -42,16 +53,12 @@ def _fresh_plugin_environment(monkeypatch):
 
 @pytest.fixture(scope="session")
 def mnist():
-    from scdd.data.mnist5k import Mnist5kConfig, load_mnist5k
-
     return load_mnist5k(Mnist5kConfig())
 
 
 @pytest.fixture(scope="session")
 def mnist_subset(mnist):
     """``mnist_subset(train, val, seed)``: fixed random subsets of both embedded splits (they are ordered by class)."""
-    from scdd.data.base import DatasetSplits, ImageTensorDataset
-
     def pick(train: int, val: int, seed: int) -> DatasetSplits:
         gen = torch.Generator().manual_seed(seed)
         pick_train = torch.randperm(len(mnist.train), generator=gen)[:train]
@@ -68,9 +75,6 @@ def mnist_subset(mnist):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One real end-to-end pipeline run with tiny budgets, shared by the tests that inspect its artifacts."""
-    from scdd.config import make_run_config
-    from scdd.pipeline import run_pipeline
-
     out = tmp_path_factory.mktemp("run") / "run"
     config = make_run_config({**TINY, "device": "cpu"})
     record = run_pipeline(config, out)

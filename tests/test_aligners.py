@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from click.testing import CliRunner
+from scdd.cli import cli
+from scdd.registry import get_component, get_registry
 
 from scdd.artifacts import load_tensors
-from scdd.models.saved import ModelRecord, load_model, save_model
-from scdd.cli import cli
+from scdd.config import make_run_config
 from scdd.models.build import build_backbone
 from scdd.models.classifier import batchnorm_state
-from scdd.registry import get_component, get_registry
+from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.stages.align import AlignConfig, align
 
 CPU = torch.device("cpu")
@@ -84,8 +85,6 @@ def test_recover_cli_accepts_every_aligner_and_matcher(aligner, matcher, classif
 def test_sre2l_recipe_is_supervised_squeeze_with_uniform_bn_matching():
     """`scdd run --matcher bn --pretrainer supervised`: SRe²L's recipe (labels in the squeeze, every
     BN layer weighed 1, backbone and its statistics frozen after the squeeze)."""
-    from scdd.config import make_run_config
-
     config = make_run_config({"squeeze": {"pretrainer": "supervised"}, "recover": {"matcher": "bn"}})
     assert get_component("pretrainer", config.squeeze.pretrainer).name == "supervised"
     assert get_component("aligner", config.align.aligner).name == "linear-probe"

@@ -5,11 +5,11 @@ import pytest
 import timm
 import torch
 import torchvision
+from scdd.registry import get_registry
 
 from scdd.data.base import DatasetInfo
 from scdd.models.build import build_classifier
-from scdd.models.zoo import vit_patch_size
-from scdd.registry import get_registry
+from scdd.models.zoo import StemConfig, shufflenet_v2_x0_5, vit_patch_size
 
 
 def _info(channels, size, classes=10):
@@ -62,8 +62,6 @@ def test_parameter_count_matches_reference_at_imagenet_geometry(name, reference)
 
 def test_small_inputs_keep_spatial_resolution():
     """The CIFAR-style stem: a 32 px input still has a >1 px map before pooling."""
-    from scdd.models.zoo import shufflenet_v2_x0_5, StemConfig
-
     small = shufflenet_v2_x0_5(StemConfig(), in_chans=3, image_size=32)
     large = shufflenet_v2_x0_5(StemConfig(small_input_stem="no"), in_chans=3, image_size=32)
     x = torch.rand(2, 3, 32, 32)

@@ -4,12 +4,15 @@ import csv
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
+from scdd.cli import cli
+from scdd.registry import hookimpl
 
 from scdd.bench import get_suite, plan_suite, suite_from_dict
-from scdd.cli import cli
+from scdd.data.base import DatasetSplits, ImageTensorDataset
+from scdd.data.mnist5k import Mnist5kConfig, load_mnist5k
 from scdd.errors import ConfigError
-from scdd.registry import hookimpl
 
 TINY_BUDGET = {
     "squeeze": {"pretrainer_options": {"epochs": 1, "batch_size": 64}},
@@ -34,7 +37,6 @@ TINY_SUITE = {
 
 class MiniDigits:
     """A 400-image slice of the embedded digits, registered as a dataset plugin (tests --dataset)."""
-
     @hookimpl
     def register_datasets(self, register):
         register("mini-digits", mini_digits, description="400 training digits for tests")
@@ -42,11 +44,6 @@ class MiniDigits:
 
 def mini_digits(config, *, data_root=None):
     """40 training and 20 held-out images per class of the embedded digits."""
-    import torch
-
-    from scdd.data.base import DatasetSplits, ImageTensorDataset
-    from scdd.data.mnist5k import Mnist5kConfig, load_mnist5k
-
     full = load_mnist5k(Mnist5kConfig())
 
     def per_class(split, count):

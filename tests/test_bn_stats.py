@@ -9,18 +9,17 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 from safetensors.numpy import load_file
+from scdd.cli import cli
 
 from scdd.analysis.bn_stats import gaussian_entropy, inspect_checkpoint
-from scdd.cli import cli
+from scdd.config import make_run_config
 from scdd.data.base import DatasetSplits, ImageTensorDataset
+from scdd.stages.squeeze import squeeze
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tiny_run, mnist, tmp_path_factory):
     """A MoCo v3 backbone (the shared tiny run's squeeze) and a supervised one: 1 epoch on 1,024 images."""
-    from scdd.config import make_run_config
-    from scdd.stages.squeeze import squeeze
-
     out, _ = tiny_run
     subset = DatasetSplits(mnist.info, ImageTensorDataset(mnist.train.images[:1024], mnist.train.labels[:1024]), mnist.val)
     config = make_run_config({"squeeze": {"pretrainer": "supervised", "pretrainer_options": {"epochs": 1, "batch_size": 128}}})

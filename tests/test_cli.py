@@ -1,10 +1,8 @@
-import json
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
-
 from scdd.cli import cli
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scdd.registry import get_component
 
 from scdd.data.base import iterate_batches
 from scdd.errors import DataError
-from scdd.registry import get_component
 
 
 def _load(name, root, **options):

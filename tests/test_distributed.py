@@ -14,7 +14,13 @@ import torch
 from safetensors.torch import load_file
 
 from scdd import distributed
+from scdd.config import make_run_config
+from scdd.data.base import DatasetInfo
 from scdd.models import batchnorm
+from scdd.models.build import build_backbone
+from scdd.models.saved import load_model
+from scdd.stages.recover import recover
+from scdd.stages.relabel import relabel
 from scdd.training.ddp import wrap_ddp
 
 ENTRY = Path(__file__).with_name("torchrun_entry.py")
@@ -61,9 +67,6 @@ def test_single_process_helpers_are_the_identity(tmp_path):
 def test_sync_batchnorm_round_trip_keeps_layers_and_statistics():
     """The CUDA-only SyncBatchNorm conversion of the squeeze, exercised directly: converting and
     reverting gives the registered layer types back with the same parameters and running statistics."""
-    from scdd.data.base import DatasetInfo
-    from scdd.models.build import build_backbone
-
     info = DatasetInfo("toy", 10, 1, 16, (0.5,), (0.5,), tuple(str(i) for i in range(10)))
     backbone = build_backbone("resnet10-slim", info, {})
     for layer in backbone.modules():
@@ -80,9 +83,6 @@ def test_sync_batchnorm_round_trip_keeps_layers_and_statistics():
 
 
 def _recompute_on_one_process(config, run: Path, out: Path) -> None:
-    from scdd.stages.recover import recover
-    from scdd.stages.relabel import relabel
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun process (OMP_NUM_THREADS=1)
     try:
@@ -96,9 +96,6 @@ def _recompute_on_one_process(config, run: Path, out: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_equal_one_and_only_rank_zero_writes(tmp_path):
-    from scdd.models.saved import load_model
-    from scdd.config import make_run_config
-
     run, logs = tmp_path / "run", tmp_path / "logs"
     logs.mkdir()
     arguments = [

@@ -4,15 +4,23 @@ half-written artifact. README's "Hard inputs" table is rendered from CASES and c
 import argparse
 import errno
 import importlib.metadata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
+from PIL import Image
 from scdd.cli import cli
+from scdd.registry import reset_plugins
+
+import scdd.artifacts
+from scdd.artifacts import save_tensors
+from scdd.data.base import DatasetInfo
+from scdd.models.build import build_classifier
+from scdd.models.saved import ModelRecord, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,9 +34,6 @@ class Case:
 
 
 def _image_folder(root: Path, classes: int = 10, train: int = 3, val: int = 1, bad: bool = False) -> Path:
-    import numpy as np
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     for split, count in (("train", train), ("val", val)):
         for label in range(classes):
@@ -42,33 +47,22 @@ def _image_folder(root: Path, classes: int = 10, train: int = 3, val: int = 1, b
 
 
 def _info(classes: int = 10):
-    from scdd.data.base import DatasetInfo
-
     return DatasetInfo("imagefolder", classes, 1, 16, (0.5,), (0.25,), tuple(f"c{i}" for i in range(classes)), True)
 
 
 def _classifier(path: Path, classes: int = 10) -> Path:
-    from scdd.models.saved import ModelRecord, save_model
-    from scdd.models.build import build_classifier
-
     torch.manual_seed(0)
     model = build_classifier("resnet10-slim", _info(classes))
     return save_model(path, model, ModelRecord("classifier", "resnet10-slim", {}, _info(classes), {}))
 
 
 def _distilled(path: Path) -> Path:
-    from dataclasses import asdict
-
-    from scdd.artifacts import save_tensors
-
     images = torch.rand(20, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(20) % 10
     return save_tensors(path, {"images": images, "labels": labels}, {"kind": "distilled", "dataset": asdict(_info()), "ipc": 2, "source": "test"})
 
 
 def _broken_plugin(monkeypatch) -> None:
-    from scdd.registry import reset_plugins
-
     real = importlib.metadata.entry_points
 
     def with_broken(group):
@@ -79,8 +73,6 @@ def _broken_plugin(monkeypatch) -> None:
 
 
 def _full_disk(monkeypatch) -> None:
-    import scdd.artifacts
-
     def fill_then_fail(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"\0" * 64)  # a partial file, as a real full disk leaves one
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -7,10 +7,12 @@ import argparse
 
 import pytest
 import torch
+import torchvision
 from click.testing import CliRunner
 from safetensors.torch import load_file
-
 from scdd.cli import cli
+
+from scdd.models.saved import load_model
 
 TORCHVISION_BACKBONE_KEYS = 318  # 53 conv + 53 BN (weight, bias, running_mean, running_var, num_batches_tracked)
 
@@ -23,8 +25,6 @@ def _big(*shape: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def source():
     """A torchvision ResNet-50 state dict with random weights and non-trivial BN statistics."""
-    import torchvision
-
     torch.manual_seed(0)
     state = torchvision.models.resnet50().state_dict()
     for key, value in state.items():
@@ -138,10 +138,6 @@ def test_official_layout_converts_exactly(fmt, layout, dropped, classifier, file
 
 def _assert_same_logits(folder, source):
     """The converted classifier is the source network: torchvision's logits on normalised pixels."""
-    import torchvision
-
-    from scdd.models.saved import load_model
-
     classifier, record = load_model(folder / "classifier.safetensors", "classifier")
     assert record.dataset.num_classes == 1000 and record.dataset.image_size == 224
     reference = torchvision.models.resnet50()

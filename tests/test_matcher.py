@@ -64,8 +64,11 @@ def test_detach_removes_hooks():
 
 # ----------------------------------------------------------------------------- fused statistics and gradients
 
+import copy
+
 import pytest
 
+from scdd.errors import ConfigError
 from scdd.matchers.bn import UniformBNConfig, build_uniform
 from scdd.matchers.moments import batch_moments
 from scdd.models.classifier import batchnorm_state
@@ -103,8 +106,6 @@ def test_fused_gradient_matches_autograd_reference():
 
 
 def test_training_mode_layers_use_plain_autograd():
-    import copy
-
     model = _double_model().train()
     twin = copy.deepcopy(model)
     x = torch.randn(8, 1, 10, 10, dtype=torch.double)
@@ -152,8 +153,6 @@ def test_uniform_bn_matcher_weighs_every_layer_one():
 
 
 def test_wrong_number_of_layer_weights_names_the_problem():
-    from scdd.errors import ConfigError
-
     with pytest.raises(ConfigError, match="mean_weights has 3 values but the model has 2 BatchNorm layers"):
         BNStatMatcher(BNMatchConfig(mean_weights=(1.0, 1.0, 1.0))).attach(_model())
 

@@ -5,10 +5,14 @@ import json
 import torch
 from PIL import Image
 
-from scdd.artifacts import load_tensors
-from scdd.models.saved import load_model
+from scdd.artifacts import load_tensors, save_tensors
+from scdd.config import make_run_config
 from scdd.distilled import load_distilled
 from scdd.models.classifier import batchnorm_state
+from scdd.models.saved import load_model
+from scdd.stages.coreset import coreset_random
+from scdd.stages.evaluate import evaluate
+from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import initial_noise, recovery_order
 
 
@@ -67,8 +71,6 @@ def test_soft_labels_cover_every_epoch_and_image(tiny_run):
 
 
 def test_safetensors_round_trip_is_bit_exact(tmp_path):
-    from scdd.artifacts import save_tensors
-
     tensors = {"a": torch.randn(3, 4), "b": torch.arange(5)}
     save_tensors(tmp_path / "x.safetensors", tensors, {"kind": "test", "note": [1, 2]})
     loaded, metadata = load_tensors(tmp_path / "x.safetensors", "test")
@@ -78,11 +80,6 @@ def test_safetensors_round_trip_is_bit_exact(tmp_path):
 
 
 def test_hard_label_student_on_real_images_beats_chance(mnist, tmp_path):
-    from scdd.config import make_run_config
-    from scdd.stages.coreset import coreset_random
-    from scdd.stages.evaluate import evaluate
-    from scdd.stages.posttrain import posttrain
-
     config = make_run_config({"posttrain": {"epochs": 60, "labels": "hard"}})
     subset = coreset_random(mnist, 10, tmp_path, seed=0)
     trained = posttrain(config.posttrain, subset.artifacts["distilled"], None, tmp_path, device=torch.device("cpu"), seed=0)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
-
 from scdd.cli import cli
+
 from scdd.distilled import load_distilled
 from scdd.stages.coreset import herding_order
 

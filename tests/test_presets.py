@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-
 from scdd.cli import cli
+
 from scdd.config import make_run_config
 from scdd.presets import preset_for_dataset, preset_rows
 

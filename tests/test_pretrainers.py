@@ -9,11 +9,23 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from scdd.registry import get_component, get_registry
 
 from scdd.augment import MultiCropSpec, ViewSpec, multi_crop
+from scdd.config import make_run_config
 from scdd.data.base import DatasetSplits
 from scdd.models.build import build_backbone
-from scdd.registry import get_component
+from scdd.ssl.base import pixel_encoder
+from scdd.ssl import dino, moco_v2, swav
+from scdd.ssl.dino import DINOConfig, teacher_temperature
+from scdd.ssl.moco_v2 import MoCoV2Config
+from scdd.ssl.shuffle_bn import shuffled_forward, split_batchnorm
+from scdd.ssl.swav import (
+    ProjectionQueue,
+    SwAVConfig,
+    normalize_prototypes,
+    prototype_scores,
+)
 
 FAST = {"epochs": 2, "batch_size": 64}
 # Small heads so that the tests spend their time in the backbone.
@@ -47,16 +59,12 @@ def test_backbone_input_is_normalised(name, mnist):
 
 def test_pixel_encoder_keeps_the_normalisation_on_the_backbone_device(mnist):
     """The squeeze runs ``pixel_encoder(backbone)`` on the backbone's device (a CUDA run once mixed devices)."""
-    from scdd.ssl.base import pixel_encoder
-
     backbone = build_backbone("resnet10-slim", mnist.info).to("meta")
     encoder = pixel_encoder(backbone, mnist.info)
     assert {tensor.device.type for tensor in [*encoder.parameters(), *encoder.buffers()]} == {"meta"}
 
 
 def test_every_registered_pretrainer_is_covered():
-    from scdd.registry import get_registry
-
     assert set(get_registry().names("pretrainer")) == set(SMALL)
 
 
@@ -105,10 +113,8 @@ def test_self_supervised_loss_falls(name, options, mnist):
 
 def test_moco_v2_loss_matches_infonce_with_queue():
     """L = -log exp(q·k₊/τ) / (exp(q·k₊/τ) + Σ_queue exp(q·k/τ)), the queue read before the keys enter it."""
-    from scdd.ssl.moco_v2 import MoCoV2Config, build_criterion
-
     config = MoCoV2Config(queue_size=16, output_dim=8, batch_size=4, shuffle_bn_groups=2, temperature=0.2)
-    criterion = build_criterion(config)
+    criterion = moco_v2.build_criterion(config)
     gen = torch.Generator().manual_seed(0)
     queue = F.normalize(torch.randn(16, 8, generator=gen), dim=1)
     criterion.memory_bank.bank.copy_(queue)
@@ -139,8 +145,6 @@ def _reference_sinkhorn(scores: torch.Tensor, epsilon: float, iterations: int) -
 
 
 def test_swav_loss_matches_swapped_prediction_reference():
-    from scdd.ssl.swav import SwAVConfig, build_criterion, normalize_prototypes, prototype_scores
-
     config = SwAVConfig(prototypes=6, output_dim=5, temperature=0.1, sinkhorn_epsilon=0.05, sinkhorn_iterations=3)
     gen = torch.Generator().manual_seed(1)
     prototypes = torch.nn.Linear(5, 6, bias=False)
@@ -151,7 +155,7 @@ def test_swav_loss_matches_swapped_prediction_reference():
     small = [torch.randn(8, 5, generator=gen) for _ in range(3)]
     scores_large = [prototype_scores(z, prototypes) for z in large]
     scores_small = [prototype_scores(z, prototypes) for z in small]
-    loss = build_criterion(config)(scores_large, scores_small).item()
+    loss = swav.build_criterion(config)(scores_large, scores_small).item()
 
     weights = F.normalize(prototypes.weight.detach().double(), dim=1)
     views = [F.normalize(z.double(), dim=1) @ weights.T for z in large + small]
@@ -165,11 +169,9 @@ def test_swav_loss_matches_swapped_prediction_reference():
 
 
 def test_dino_loss_matches_centred_sharpened_cross_entropy():
-    from scdd.ssl.dino import DINOConfig, build_criterion, teacher_temperature
-
     config = DINOConfig(output_dim=7, warmup_teacher_temperature_epochs=3)
     assert [round(teacher_temperature(config, e), 3) for e in range(4)] == [0.04, 0.055, 0.07, 0.07]
-    criterion = build_criterion(config)
+    criterion = dino.build_criterion(config)
     gen = torch.Generator().manual_seed(2)
     center = torch.randn(1, 1, 7, generator=gen)
     criterion.center.copy_(center)
@@ -192,8 +194,6 @@ def test_dino_loss_matches_centred_sharpened_cross_entropy():
 
 def test_split_batchnorm_equals_separate_forward_per_group(mnist):
     """MoCo's shuffling BN on one device: each group normalised with its own statistics."""
-    from scdd.ssl.shuffle_bn import shuffled_forward, split_batchnorm
-
     backbone = build_backbone("resnet10-slim", mnist.info).train()
     images = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     reference = copy.deepcopy(backbone)
@@ -219,8 +219,6 @@ def test_multi_crop_gives_large_and_small_views():
 
 
 def test_preset_options_per_pretrainer():
-    from scdd.config import make_run_config
-
     swav = make_run_config({"squeeze": {"pretrainer": "swav"}}).squeeze.pretrainer_options
     assert swav["temperature"] == 0.1 and swav["prototypes"] == 100 and swav["epochs"] == 8
     moco_v3 = make_run_config({"squeeze": {"pretrainer": "mocov3"}}).squeeze.pretrainer_options
@@ -230,8 +228,6 @@ def test_preset_options_per_pretrainer():
 
 
 def test_swav_queue_is_used_once_full_newest_first():
-    from scdd.ssl.swav import ProjectionQueue
-
     queue = ProjectionQueue(views=2, length=4, dim=3, device=torch.device("cpu"))
     prototypes = torch.nn.Linear(3, 5, bias=False)
     batches = [[torch.randn(2, 3) for _ in range(2)] for _ in range(3)]

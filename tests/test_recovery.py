@@ -9,12 +9,14 @@ import torch
 
 from scdd.align.linear_probe import LinearProbe, LinearProbeConfig
 from scdd.augment import CropSpec, apply_crops, sample_boxes, sample_flips
-from scdd.models.build import build_classifier
-from scdd.models.classifier import batchnorm_state
 from scdd.augment.recovery import shifted_crop_grid
+from scdd.errors import ConfigError
+from scdd.models.build import build_backbone, build_classifier
+from scdd.models.classifier import Classifier, batchnorm_state
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.engine import recovery_batches, synthesize
 from scdd.recovery.priors import l2_prior, total_variation
+from scdd.ssl.supervised import SupervisedConfig, SupervisedPretrainer
 from scdd.stages.recover import teacher_agreement
 
 CPU = torch.device("cpu")
@@ -57,10 +59,6 @@ def test_recovery_reaches_targets_and_matches_statistics(mnist_subset):
     """The direction of the done-criterion (≥ 95% of the recovered images in their class and L_BN
     down ≥ 10× on the MoCo v3 teacher, see benchmarks/recover_quality.py) at a test-sized budget:
     a teacher squeezed with labels for two short epochs (~90% held-out) and linear-probed."""
-    from scdd.models.build import build_backbone
-    from scdd.models.classifier import Classifier
-    from scdd.ssl.supervised import SupervisedConfig, SupervisedPretrainer
-
     data = mnist_subset(2000, 100, seed=0)
     torch.manual_seed(0)
     squeeze = SupervisedPretrainer(SupervisedConfig(epochs=2, batch_size=64, lr=0.1, weight_decay=0.0, crop_min_scale=0.5))
@@ -164,15 +162,11 @@ def test_priors_change_the_objective(teacher):
     ],
 )
 def test_bad_recovery_settings_name_the_problem(change, message):
-    from scdd.errors import ConfigError
-
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         RecoverConfig(**change)
 
 
 def test_members_outside_the_set_are_an_error(teacher):
-    from scdd.errors import ConfigError
-
     classifier, data = teacher
     with pytest.raises(ConfigError, match="class 10, ipc-index 0"):
         synthesize(classifier, data.info, QUICK, device=CPU, seed=0, members=[(10, 0)])

@@ -1,11 +1,19 @@
-import tomllib
+import importlib.metadata
 from pathlib import Path
 
 import pytest
+import tomllib
+from scdd.registry import (
+    get_component,
+    get_registry,
+    hookimpl,
+    normalize_name,
+    plugin_state,
+    reset_plugins,
+)
+from scdd.registry._registry import Component, Registry
 
 from scdd.errors import DuplicateComponentError, UnknownComponentError
-from scdd.registry import get_component, get_registry, hookimpl, normalize_name, plugin_state
-from scdd.registry._registry import Component, Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,10 +69,6 @@ def test_component_options_are_validated():
 
 
 def test_broken_plugin_is_named_and_skipped(monkeypatch):
-    import importlib.metadata
-
-    from scdd.registry import reset_plugins
-
     real = importlib.metadata.entry_points
 
     def with_broken(group):
@@ -81,8 +85,6 @@ def test_broken_plugin_is_named_and_skipped(monkeypatch):
 
 
 def test_plugins_can_be_restricted_by_environment(monkeypatch):
-    from scdd.registry import reset_plugins
-
     monkeypatch.setenv("SCDD_DISABLE_PLUGINS", "pretrainers")
     reset_plugins()
     assert "moco-v3" not in get_registry().names("pretrainer")

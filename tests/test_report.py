@@ -10,12 +10,15 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
-
 from scdd.cli import cli
+
 from scdd.errors import ArtifactError
 from scdd.report import write_report
+from scdd.report.clustering import cluster_images
+from scdd.stages.coreset import coreset_random
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IMG = re.compile(r'<img[^>]*src="data:image/png;base64,([^"]+)"[^>]*width="(\d+)" height="(\d+)"')
@@ -74,8 +77,6 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
 
 def test_report_command_regenerates_from_the_folder_with_chosen_classes(tiny_run, mnist, tmp_path):
     """Swap the run's distilled set for 3 real images per class: the regenerated page shows them and clusters them."""
-    from scdd.stages.coreset import coreset_random
-
     out, _ = tiny_run
     run = tmp_path / "run"
     shutil.copytree(out, run)
@@ -94,10 +95,6 @@ def test_report_command_regenerates_from_the_folder_with_chosen_classes(tiny_run
 
 
 def test_clustering_separates_separable_classes_and_not_noise():
-    import torch
-
-    from scdd.report.clustering import cluster_images
-
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(3).repeat_interleave(8)
     centres = torch.rand(3, 1, 8, 8, generator=generator)

@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from scdd.artifacts import load_tensors, save_tensors
-from scdd.models.saved import ModelRecord, save_model
+from scdd.augment import apply_crops
 from scdd.data.base import DatasetInfo
-from scdd.models.build import build_classifier
 from scdd.labels import (
     LabelEncoding,
     StoredSoftLabels,
@@ -20,6 +19,8 @@ from scdd.labels import (
     replay_batches,
     soft_label_loss,
 )
+from scdd.models.build import build_classifier
+from scdd.models.saved import ModelRecord, save_model
 from scdd.stages.common import info_dict
 from scdd.stages.relabel import RelabelConfig, relabel
 
@@ -162,7 +163,6 @@ def test_cutmix_crops_replay_with_partner_region(fake_set, tmp_path):
     images = load_tensors(fake_set[1])[0]["images"]
     index = torch.arange(20)
     mixed = render_crops(images, plan, index, 16, CPU)
-    from scdd.augment import apply_crops
 
     own = apply_crops(images, plan.boxes, plan.flips, 16)
     partner = apply_crops(images[plan.partners], plan.boxes[plan.partners], plan.flips[plan.partners], 16)

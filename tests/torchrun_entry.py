@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from scdd.cli.main import main as scdd_main
+
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 
 
@@ -45,7 +47,6 @@ def main() -> None:
             busy.pop()
 
     sys.addaudithook(hook)
-    from scdd.cli.main import main as scdd_main
 
     scdd_main(sys.argv[3:])
 
