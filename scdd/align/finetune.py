@@ -15,16 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from scdd import distributed
-from scdd.align.recipe import AlignRecipe, augmented
-from scdd.data.base import DatasetSplits, steps_per_epoch
+from scdd.align.recipe import AlignRecipe, Batches, RecipeAligner, augmented
+from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
-from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
-from scdd.training import TrainLoop
 
 
 @dataclass
@@ -34,33 +31,18 @@ class FinetuneConfig(AlignRecipe):
             raise ConfigError("fine-tuning needs epochs >= 1 and batch_size >= 2 (BatchNorm trains on the batch)")
 
 
-class Finetune:
-    def __init__(self, config: FinetuneConfig) -> None:
-        self.config = config
+class Finetune(RecipeAligner):
+    name = "finetune"
+    drop_last = True  # BatchNorm trains on every batch: no small last one
 
-    def align(
-        self,
-        classifier: Classifier,
-        data: DatasetSplits,
-        *,
-        device: torch.device,
-        seed: int,
-        progress: Progress = SILENT,
-    ) -> Classifier:
-        """Train every parameter of ``classifier`` in place (BN in training mode); returns it in eval mode."""
-        config = self.config
-        classifier.to(device).train()
+    def trained(self, classifier: Classifier) -> nn.Module:
+        classifier.train()
         for parameter in classifier.parameters():
             parameter.requires_grad_(True)
-        per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
-        loop = TrainLoop(
-            "align finetune", config, classifier.parameters(), epochs=config.epochs, steps_per_epoch=per_epoch, device=device
-        )
-        order = generator(seed, "finetune", "order")
-        crops = generator(seed, "finetune", "crops", *distributed.rank_parts(), device=device)
-        model = loop.wrap(classifier)  # under torchrun: gradients averaged over processes
-        identity = {"epochs": config.epochs, "per_epoch": per_epoch}
-        loop.keep("align-finetune", identity, modules={"classifier": classifier}, generators={"order": order, "crops": crops})
+        return classifier
+
+    def batches(self, classifier: Classifier, data: DatasetSplits, order: torch.Generator, crops: torch.Generator) -> Batches:
+        config, device = self.config, classifier.head.weight.device
 
         def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             shards = distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order, drop_last=True)
@@ -68,9 +50,7 @@ class Finetune:
                 images, labels = images.to(device), labels.to(device)
                 yield (augmented(images, config, data.info, crops) if config.augment else images), labels
 
-        loop.run(batches, lambda batch, _: F.cross_entropy(model(batch[0]), batch[1]), progress=progress)
-        return classifier.eval()
+        return batches
 
 
-def build(config: FinetuneConfig) -> Finetune:
-    return Finetune(config)
+build = Finetune

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from scdd import distributed
-from scdd.align.recipe import AlignRecipe, augmented
-from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches, steps_per_epoch
+from scdd.align.recipe import AlignRecipe, Batches, RecipeAligner, augmented
+from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
-from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
-from scdd.training import TrainLoop
 
 
 @dataclass
@@ -43,33 +41,20 @@ def extract_features(classifier: Classifier, data, batch_size: int, device: torc
     return torch.cat(features), torch.cat(labels)
 
 
-class LinearProbe:
-    def __init__(self, config: LinearProbeConfig) -> None:
-        self.config = config
+class LinearProbe(RecipeAligner):
+    name = "linear-probe"
 
-    def align(
-        self,
-        classifier: Classifier,
-        data: DatasetSplits,
-        *,
-        device: torch.device,
-        seed: int,
-        progress: Progress = SILENT,
-    ) -> Classifier:
-        """Train ``classifier.head`` in place on frozen features; returns the classifier in eval mode."""
-        config = self.config
-        classifier.to(device).eval()
+    def trained(self, classifier: Classifier) -> nn.Module:
+        classifier.eval()
         for parameter in classifier.backbone.parameters():
             parameter.requires_grad_(False)
-        head = classifier.head
-        per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=False)
-        loop = TrainLoop(
-            "align linear-probe", config, head.parameters(), epochs=config.epochs, steps_per_epoch=per_epoch, device=device
-        )
-        order = generator(seed, "linear-probe", "order")
-        crops = generator(seed, "linear-probe", "crops", *distributed.rank_parts(), device=device)
-        identity = {"epochs": config.epochs, "per_epoch": per_epoch, "augment": config.augment}
-        loop.keep("align-linear-probe", identity, modules={"head": head}, generators={"order": order, "crops": crops})
+        return classifier.head
+
+    def identity(self) -> dict[str, Any]:
+        return {"augment": self.config.augment}
+
+    def batches(self, classifier: Classifier, data: DatasetSplits, order: torch.Generator, crops: torch.Generator) -> Batches:
+        config, device = self.config, classifier.head.weight.device
 
         def augmented_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             for images, labels in distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order):
@@ -82,14 +67,11 @@ class LinearProbe:
             for features, labels in distributed.sharded_batches(cached, config.batch_size, shuffle=True, generator=order):
                 yield features.flatten(1).to(device), labels.to(device)
 
-        if not config.augment:
-            features, labels = extract_features(classifier, data.train, 1024, device)
-            cached = ImageTensorDataset(features.view(len(features), -1, 1, 1), labels)
-        trained = loop.wrap(head)  # under torchrun: gradients averaged over processes
-        batches = augmented_batches if config.augment else cached_batches
-        loop.run(batches, lambda batch, _: F.cross_entropy(trained(batch[0]), batch[1]), progress=progress)
-        return classifier.eval()
+        if config.augment:
+            return augmented_batches
+        features, labels = extract_features(classifier, data.train, 1024, device)
+        cached = ImageTensorDataset(features.view(len(features), -1, 1, 1), labels)
+        return cached_batches
 
 
-def build(config: LinearProbeConfig) -> LinearProbe:
-    return LinearProbe(config)
+build = LinearProbe

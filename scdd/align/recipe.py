@@ -1,25 +1,35 @@
 """What both aligners share: Table 16's linear-probing column, the only alignment recipe the paper
-gives (SGD, lr 0.03, weight decay 1e-4, momentum 0.9, batch 256, cosine schedule, 200 epochs), and its
-augmentation: a random-resized crop (+ flip where the dataset allows) of every image each step."""
+gives (SGD, lr 0.03, weight decay 1e-4, momentum 0.9, batch 256, cosine schedule, 200 epochs), its
+augmentation (a random-resized crop, + flip where the dataset allows, of every image each step), and
+``RecipeAligner``, which trains with cross-entropy through ``scdd.training.TrainLoop``: an aligner
+says only which parameters train and what its batches are."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from scdd import distributed
 from scdd.augment import CropSpec, random_resized_crop
-from scdd.data.base import DatasetInfo
+from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
+from scdd.models.classifier import Classifier
+from scdd.progress import SILENT, Progress
+from scdd.runtime import generator
+from scdd.training import TrainingConfig, TrainLoop
+
+Batches = Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 
 
 @dataclass
-class AlignRecipe:
-    epochs: int = 200
+class AlignRecipe(TrainingConfig):
     batch_size: int = 256
-    optimizer: str = "sgd"
     lr: float = 0.03
     weight_decay: float = 1e-4
-    momentum: float = 0.9
     augment: bool = True  # random-resized crop (+ flip where the dataset allows) each step
     crop_min_scale: float = 0.08
 
@@ -28,3 +38,43 @@ def augmented(images: torch.Tensor, config: AlignRecipe, info: DatasetInfo, gene
     """The recipe's random-resized crop (+ flip where ``info`` allows) of every image."""
     crop = CropSpec(scale=(config.crop_min_scale, 1.0))
     return random_resized_crop(images, crop, flip_p=0.5 if info.hflip else 0.0, generator=generator)
+
+
+class RecipeAligner:
+    """Trains part of a classifier on the labels with cross-entropy (``align`` is the aligner contract)."""
+
+    name: ClassVar[str]
+    drop_last: ClassVar[bool] = False  # a smaller last batch each epoch (False) or none (True)
+
+    def __init__(self, config: AlignRecipe) -> None:
+        self.config = config
+
+    def trained(self, classifier: Classifier) -> nn.Module:
+        """Set ``classifier``'s modes and gradients; return the module that trains (its state is kept)."""
+        raise NotImplementedError
+
+    def batches(self, classifier: Classifier, data: DatasetSplits, order: torch.Generator, crops: torch.Generator) -> Batches:
+        """``batches(epoch)``: (inputs of the trained module, labels) on the classifier's device."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """Settings besides the budget that an interrupted alignment must share to be continued."""
+        return {}
+
+    def align(
+        self, classifier: Classifier, data: DatasetSplits, *, device: torch.device, seed: int, progress: Progress = SILENT
+    ) -> Classifier:
+        """Align ``classifier`` in place; returns it in eval mode."""
+        config = self.config
+        module = self.trained(classifier.to(device))
+        per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=self.drop_last)
+        loop = TrainLoop(f"align {self.name}", config, module.parameters(), per_epoch, device)
+        order = generator(seed, self.name, "order")
+        crops = generator(seed, self.name, "crops", *distributed.rank_parts(), device=device)
+        identity = {"epochs": config.epochs, "per_epoch": per_epoch, **self.identity()}
+        loop.keep(f"align-{self.name}", identity, modules={"module": module}, generators={"order": order, "crops": crops})
+        batches = self.batches(classifier, data, order, crops)
+        model = loop.wrap(module)  # under torchrun: gradients averaged over processes
+        loop.run(batches, lambda batch, _: F.cross_entropy(model(batch[0]), batch[1]), progress=progress)
+        return classifier.eval()
+

@@ -40,9 +40,7 @@ def train_on_soft_labels(
     if epochs == 0:
         return []
     per_epoch = -(-len(distilled.labels) // config.batch_size)
-    loop = TrainLoop(
-        f"prune {name}", config, model.parameters(), epochs=epochs, steps_per_epoch=per_epoch, device=device, count="epochs"
-    )
+    loop = TrainLoop(f"prune {name}", config, model.parameters(), per_epoch, device, epochs=epochs, count="epochs")
     order = generator(seed, "prune", name, "order")
     batches = distilled_batches(
         distilled, labels, model, batch_size=config.batch_size, order=order, seed=seed, device=device, first_epoch=first_epoch

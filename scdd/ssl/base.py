@@ -24,20 +24,14 @@ from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
 from scdd.runtime import generator
-from scdd.training import TrainLoop
+from scdd.training import TrainingConfig, TrainLoop
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(TrainingConfig):
     """Optimisation budget of a squeeze. Defaults: Table 14 (SGD, lr 0.06, wd 5e-4, momentum 0.9,
     batch 512, cosine, 200 epochs)."""
 
-    epochs: int = 200
-    batch_size: int = 512
-    optimizer: str = "sgd"
-    lr: float = 0.06
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
     warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
@@ -148,10 +142,8 @@ class Pretrainer:
             module.to(device)
         per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
         total = config.epochs * per_epoch
-        loop = TrainLoop(
-            f"squeeze {self.name}", config, trained_parameters(modules), epochs=config.epochs,
-            steps_per_epoch=per_epoch, device=device, warmup_steps=config.warmup_epochs * per_epoch,
-        )
+        parameters, warmup = trained_parameters(modules), config.warmup_epochs * per_epoch
+        loop = TrainLoop(f"squeeze {self.name}", config, parameters, per_epoch, device, warmup_steps=warmup)
         order = generator(seed, self.name, "order")
         if self.keeps_progress():
             identity = {"epochs": config.epochs, "per_epoch": per_epoch}

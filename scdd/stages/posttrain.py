@@ -97,10 +97,7 @@ def train_student(
     student = build_classifier(student_name, distilled.info).to(device)
     count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
-    loop = TrainLoop(
-        f"posttrain {student_name}", config, student.parameters(), epochs=config.epochs, steps_per_epoch=per_epoch,
-        device=device, count="epochs",
-    )
+    loop = TrainLoop(f"posttrain {student_name}", config, student.parameters(), per_epoch, device, count="epochs")
     order = generator(seed, "posttrain", student_name, "order")
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
     loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})

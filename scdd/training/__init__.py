@@ -3,7 +3,14 @@ checkpoints (``checkpoint``) and the batches and loss of training on a distilled
 
 from scdd.training.checkpoint import EpochCheckpoint, NoCheckpoint, epoch_checkpoint
 from scdd.training.loop import SYNC_EVERY, OptimizerSettings, TrainLoop
-from scdd.training.optim import OPTIMIZERS, NonFiniteLossError, check_finite, cosine_schedule, make_optimizer
+from scdd.training.optim import (
+    OPTIMIZERS,
+    NonFiniteLossError,
+    TrainingConfig,
+    check_finite,
+    cosine_schedule,
+    make_optimizer,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -13,6 +20,7 @@ __all__ = [
     "NonFiniteLossError",
     "OptimizerSettings",
     "TrainLoop",
+    "TrainingConfig",
     "check_finite",
     "cosine_schedule",
     "epoch_checkpoint",

@@ -29,6 +29,7 @@ SYNC_EVERY = 10  # steps between host synchronisations for the progress display 
 class OptimizerSettings(Protocol):
     """The optimiser fields every training config carries (``betas`` is optional: Adam / AdamW only)."""
 
+    epochs: int
     optimizer: str
     lr: float
     weight_decay: float
@@ -36,7 +37,7 @@ class OptimizerSettings(Protocol):
 
 
 class TrainLoop:
-    """One training run of ``epochs`` × ``steps_per_epoch`` optimiser steps over ``parameters``.
+    """One training run of ``epochs`` (default ``settings.epochs``) × ``steps_per_epoch`` optimiser steps over ``parameters``.
 
     ``count="steps"`` shows progress per step and checks the loss every ``SYNC_EVERY`` steps;
     ``count="epochs"`` shows it per epoch. Either way each epoch's mean loss is checked (a NaN or
@@ -48,14 +49,15 @@ class TrainLoop:
         name: str,
         settings: OptimizerSettings,
         parameters: Iterable[nn.Parameter],
-        *,
-        epochs: int,
         steps_per_epoch: int,
         device: torch.device,
+        *,
+        epochs: int | None = None,
         warmup_steps: int = 0,
         count: str = "steps",
     ) -> None:
-        self.name, self.epochs, self.steps_per_epoch, self.device, self.count = name, epochs, steps_per_epoch, device, count
+        self.name, self.steps_per_epoch, self.device, self.count = name, steps_per_epoch, device, count
+        self.epochs = settings.epochs if epochs is None else epochs
         self.parameters = list(parameters)
         self.optimizer = make_optimizer(
             settings.optimizer,
@@ -65,7 +67,7 @@ class TrainLoop:
             momentum=settings.momentum,
             betas=getattr(settings, "betas", (0.9, 0.999)),
         )
-        self.schedule = cosine_schedule(self.optimizer, epochs * steps_per_epoch, warmup_steps=warmup_steps)
+        self.schedule = cosine_schedule(self.optimizer, self.epochs * steps_per_epoch, warmup_steps=warmup_steps)
         self.checkpoint: Any = NoCheckpoint()
 
     def keep(

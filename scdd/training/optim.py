@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 
 from scdd.errors import ConfigError, ScddError
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
+
+
+@dataclass
+class TrainingConfig:
+    """A training budget and its optimiser; the defaults are Table 14's "Pretrain" column (SGD, lr 0.06,
+    weight decay 5e-4, momentum 0.9, batch 512, 200 epochs). Recipes subclass it with their own values."""
+
+    epochs: int = 200
+    batch_size: int = 512
+    optimizer: str = "sgd"
+    lr: float = 0.06
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
 
 
 class NonFiniteLossError(ScddError):
