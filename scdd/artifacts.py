@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,26 @@ FORMAT_VERSION = "1"
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error remove it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+def _staged(path: Path, staging: Path, remove: Callable[[Path], Any]) -> Iterator[Path]:
+    """Yield ``staging``; on success rename it onto ``path``, on error ``remove`` it (a full disk is one line)."""
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        yield staging
+        os.replace(staging, path)
     except OSError as error:
         raise_if_disk_full(error, path)
         raise
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if staging.exists():
+            remove(staging)
+
+
+def atomic_path(path: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """A temporary path beside ``path``; on success it is renamed onto ``path``, on error removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return _staged(path, Path(tmp), Path.unlink)
 
 
 def raise_if_disk_full(error: OSError, path: str | Path) -> None:
@@ -77,15 +81,15 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata
     return Path(path)
 
 
-def load_tensors(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load tensors and decoded metadata; a missing, corrupt or wrong-kind file raises ``ArtifactError``."""
+def read_metadata(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Decoded ``scdd.*`` metadata of an artifact, without loading its tensors; a missing, corrupt or
+    wrong-kind file raises ``ArtifactError``."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such artifact file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw_meta = handle.metadata() or {}
-        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
     try:
@@ -94,6 +98,16 @@ def load_tensors(path: str | Path, kind: str | None = None) -> tuple[dict[str, t
         raise ArtifactError(f"{path}: metadata is not valid JSON") from None
     if kind is not None and metadata.get("kind") != kind:
         raise ArtifactError(f"{path}: expected a {kind} artifact, found {metadata.get('kind') or 'no scdd kind'}")
+    return metadata
+
+
+def load_tensors(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load tensors and decoded metadata; a missing, corrupt or wrong-kind file raises ``ArtifactError``."""
+    metadata = read_metadata(path, kind)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
     return tensors, metadata
 
 
@@ -114,7 +128,7 @@ def export_image_folder(
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with _staged(folder, staging, shutil.rmtree):
         pixels = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
         counters: dict[int, int] = {}
         for image, label in zip(pixels, labels.tolist()):
@@ -126,13 +140,6 @@ def export_image_folder(
             Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(class_dir / f"{index:05d}.png")
         if folder.exists():
             shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except OSError as error:
-        raise_if_disk_full(error, folder)
-        raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return folder
 
 

@@ -9,16 +9,15 @@ file with no tensors: its metadata names the teacher (path and SHA-256) and the 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from scdd.artifacts import file_sha256, load_tensors, save_tensors
+from scdd.artifacts import read_metadata as read_artifact_metadata
 from scdd.models.saved import load_model
 from scdd.errors import ArtifactError
 from scdd.labels.encoding import LabelEncoding
@@ -36,18 +35,7 @@ def shard_name(index: int) -> str:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """Decoded ``scdd.*`` metadata of a soft-label file, without loading its tensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such artifact file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = handle.metadata() or {}
-        metadata = {key[5:]: json.loads(value) for key, value in raw.items() if key.startswith("scdd.")}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
-    if metadata.get("kind") != KIND:
-        raise ArtifactError(f"{path}: expected a soft_labels artifact, found {metadata.get('kind') or 'no scdd kind'}")
-    return metadata
+    return read_artifact_metadata(path, KIND)
 
 
 class ShardWriter:
