@@ -112,35 +112,30 @@ def _refuse_linear_only(state: Mapping[str, Any], path: str, fmt: str) -> None:
         )
 
 
+def _convert_moco(obj: Any, path: str, fmt: str, label: str, encoder: tuple[str, str, str], dropped) -> Conversion:
+    """MoCo pretraining files (``encoder`` = its prefix, what its ``fc`` is, what the rest becomes; and the
+    ``dropped`` (prefix, what) parts) or ``main_lincls`` / ``linear-*.pth.tar`` linear-probe files."""
+    encoder, head, kept = encoder
+    state = _container(obj, "state_dict", path, fmt)
+    if _has_prefix(state, encoder):
+        rules = [_drop(f"{encoder}fc.", head), _keep(encoder, kept), *(_drop(prefix, what) for prefix, what in dropped)]
+        return apply_rules(state, rules, f"{label} pretraining", path)
+    _linear_probe_layout(state, path, fmt, encoder)
+    return apply_rules(state, [_keep("module.", "backbone + linear classifier")], f"{label} linear probe", path)
+
+
 def convert_moco_v2(obj: Any, path: str) -> Conversion:
     """MoCo v1/v2: pretraining files (``encoder_q`` / ``encoder_k`` / queue) or ``main_lincls`` files."""
-    state = _container(obj, "state_dict", path, "moco_v2")
-    if _has_prefix(state, "module.encoder_q."):
-        rules = [
-            _drop("module.encoder_q.fc.", "projection head"),
-            _keep("module.encoder_q.", "query encoder → backbone"),
-            _drop("module.encoder_k.", "momentum key encoder"),
-            _drop("module.queue_ptr", "queue pointer"),
-            _drop("module.queue", "queue of negatives"),
-        ]
-        return apply_rules(state, rules, "MoCo v2 pretraining", path)
-    _linear_probe_layout(state, path, "moco_v2", "module.encoder_q.")
-    return apply_rules(state, [_keep("module.", "backbone + linear classifier")], "MoCo v2 linear probe", path)
+    encoder = ("module.encoder_q.", "projection head", "query encoder → backbone")
+    dropped = [("module.encoder_k.", "momentum key encoder"), ("module.queue_ptr", "queue pointer"), ("module.queue", "queue of negatives")]
+    return _convert_moco(obj, path, "moco_v2", "MoCo v2", encoder, dropped)
 
 
 def convert_moco_v3(obj: Any, path: str) -> Conversion:
     """MoCo v3: pretraining files (base / momentum encoder, predictor) or ``linear-*.pth.tar`` files."""
-    state = _container(obj, "state_dict", path, "moco_v3")
-    if _has_prefix(state, "module.base_encoder."):
-        rules = [
-            _drop("module.base_encoder.fc.", "projector"),
-            _keep("module.base_encoder.", "base encoder → backbone"),
-            _drop("module.momentum_encoder.", "momentum encoder"),
-            _drop("module.predictor.", "predictor"),
-        ]
-        return apply_rules(state, rules, "MoCo v3 pretraining", path)
-    _linear_probe_layout(state, path, "moco_v3", "module.base_encoder.")
-    return apply_rules(state, [_keep("module.", "backbone + linear classifier")], "MoCo v3 linear probe", path)
+    encoder = ("module.base_encoder.", "projector", "base encoder → backbone")
+    dropped = [("module.momentum_encoder.", "momentum encoder"), ("module.predictor.", "predictor")]
+    return _convert_moco(obj, path, "moco_v3", "MoCo v3", encoder, dropped)
 
 
 def convert_swav(obj: Any, path: str) -> Conversion:
