@@ -9,31 +9,33 @@ from pathlib import Path
 import click
 
 from scdd._options import build_dataclass, parse_option_pairs
-from scdd.cli.options import data_root_text, progress
+from scdd.cli.options import FILE, data_root_text, progress
 from scdd.cli.render import out as stdout
 from scdd.cli.render import prune_table
 
 
+SET_HELP = "Any prune setting, e.g. --set sparsity=1e-4 --set lr=0.01 (see PruneConfig)."
+
+
+def _input(flag: str, name: str, help: str):
+    return click.option(flag, name, type=FILE, required=True, help=help)
+
+
 @click.command("prune")
-@click.option("--model", "model_file", type=click.Path(path_type=Path), required=True,
-              help="Classifier artifact to prune (an aligned teacher or a post-trained student).")
-@click.option("--distilled", "distilled_file", type=click.Path(path_type=Path), required=True,
-              help="Distilled set (or a coreset) to fine-tune on.")
-@click.option("--soft-labels", "soft_labels_file", type=click.Path(path_type=Path), required=True,
-              help="Its crop-level soft labels from `scdd relabel`.")
+@_input("--model", "model_file", "Classifier artifact to prune (an aligned teacher or a post-trained student).")
+@_input("--distilled", "distilled_file", "Distilled set (or a coreset) to fine-tune on.")
+@_input("--soft-labels", "soft_labels_file", "Its crop-level soft labels from `scdd relabel`.")
 @click.option("--ratio", type=float, help="Share of the prunable channels to remove (default 0.5).")
 @click.option("--sparsity-epochs", type=click.IntRange(min=0), help="Epochs of L1-on-γ training before pruning.")
 @click.option("--finetune-epochs", type=click.IntRange(min=0), help="Epochs of fine-tuning after pruning.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the pruned model and prune.json.")
-@click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding the model's dataset files.")
+@click.option("--out", type=FILE, required=True, help="Folder for the pruned model and prune.json.")
+@click.option("--data-root", type=FILE, help="Folder holding the model's dataset files.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of crop order and initialisation.")
 @click.option("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; plain-text results.")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Any prune setting, e.g. --set sparsity=1e-4 --set lr=0.01 (see PruneConfig).")
-def prune_command(model_file, distilled_file, soft_labels_file, ratio, sparsity_epochs, finetune_epochs, out,
-                  data_root, seed, device, quiet, overwrite, settings):
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+def prune_command(**args):
     """Data-free pruning (network slimming) of a classifier with a distilled set.
 
     Fine-tunes the model on the distilled images and soft labels with an L1 penalty on BN scales,
@@ -49,19 +51,18 @@ def prune_command(model_file, distilled_file, soft_labels_file, ratio, sparsity_
     from scdd.run_folder import prepare_out_dir
     from scdd.runtime import resolve_device
 
-    options = parse_option_pairs(settings)
-    direct = {"ratio": ratio, "sparsity_epochs": sparsity_epochs, "finetune_epochs": finetune_epochs}
-    options.update({key: value for key, value in direct.items() if value is not None})
+    options = parse_option_pairs(args["settings"])
+    options.update({key: args[key] for key in ("ratio", "sparsity_epochs", "finetune_epochs") if args[key] is not None})
     config = build_dataclass(PruneConfig, options, owner="prune")
-    dataset = load_tensors(model_file, "classifier")[1]["dataset"]["name"]
-    data = load_dataset(make_run_config({"dataset": dataset, "data_root": data_root_text(data_root)}))
-    torch_device = resolve_device(device)
+    inputs = args["model_file"], args["distilled_file"], args["soft_labels_file"]
+    dataset = load_tensors(inputs[0], "classifier")[1]["dataset"]["name"]
+    data = load_dataset(make_run_config({"dataset": dataset, "data_root": data_root_text(args["data_root"])}))
+    device, out = resolve_device(args["device"]), args["out"]
     if out.exists():
-        prepare_out_dir(out, overwrite)  # refuses a folder holding files; a new one appears only with results
-    with progress(quiet) as shown:
-        result = prune(config, model_file, distilled_file, soft_labels_file, data, out,
-                       device=torch_device, seed=seed, progress=shown)
-    _show(result, distilled_file, config, quiet)
+        prepare_out_dir(out, args["overwrite"])  # refuses a folder holding files; a new one appears only with results
+    with progress(args["quiet"]) as shown:
+        result = prune(config, *inputs, data, out, device=device, seed=args["seed"], progress=shown)
+    _show(result, inputs[1], config, args["quiet"])
 
 
 def _show(result, distilled_file: Path, config, quiet: bool) -> None:

@@ -9,6 +9,7 @@ real held-out split at each step; the pruned model is saved with its channel wid
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -92,25 +93,25 @@ def prune(
         raise ConfigError(f"{model_path}: architecture {record.architecture!r} has no prunable conv → BN channels")
     model.to(device)
     original_widths = channel_widths(model, groups)
-    common = {"device": device, "seed": derive_seed(seed, "prune"), "progress": progress}
+    train = functools.partial(
+        train_on_soft_labels, model, distilled, labels, config, device=device, seed=derive_seed(seed, "prune"), progress=progress
+    )
     seed_everything(derive_seed(seed, "prune", "init"))
     rows: dict[str, dict[str, Any]] = {}
     with Stopwatch() as clock:
         rows["original"] = measure(model, data, groups, device=device)
-        sparsity_curve = train_on_soft_labels(
-            model, distilled, labels, config, epochs=config.sparsity_epochs, first_epoch=0, name="sparsity",
-            penalty=lambda: config.sparsity * sparsity_penalty(model, groups), **common,
-        )
+
+        def penalty() -> torch.Tensor:
+            return config.sparsity * sparsity_penalty(model, groups)
+
+        sparsity_curve = train(epochs=config.sparsity_epochs, first_epoch=0, name="sparsity", penalty=penalty)
         if config.sparsity_epochs:
             rows["sparsity-trained"] = measure(model, data, groups, device=device)
         keep = select_channels(model, groups, config.ratio, min_channels=config.min_channels)
         for group in groups:
             prune_group(model, group, keep[group.bn])
         rows["pruned"] = measure(model, data, groups, device=device)
-        finetune_curve = train_on_soft_labels(
-            model, distilled, labels, config, epochs=config.finetune_epochs, first_epoch=config.sparsity_epochs,
-            name="fine-tune", **common,
-        )
+        finetune_curve = train(epochs=config.finetune_epochs, first_epoch=config.sparsity_epochs, name="fine-tune")
         if config.finetune_epochs:
             rows["pruned + fine-tuned"] = measure(model, data, groups, device=device)
     widths = channel_widths(model, groups)
