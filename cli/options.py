@@ -37,23 +37,29 @@ def _remember(key: str):
     return callback
 
 
-def data_options(function):
-    function = click.option(
-        "--strict", is_flag=True, expose_value=False, callback=_remember("scdd.strict"),
-        help="Stop at an image file that cannot be decoded (default: skip it and count it in the manifest).",
-    )(function)
-    function = click.option(
-        "--download", is_flag=True, expose_value=False, callback=_remember("scdd.download"),
-        help="Let the dataset reader download missing files (datasets that can, e.g. cifar10).",
-    )(function)
-    function = click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")(function)
-    return click.option("--dataset", help="Registered dataset name (default: the embedded mnist5k).")(function)
-
-
 def _stack(function, decorators):
     for decorator in reversed(decorators):
         function = decorator(function)
     return function
+
+
+def _noted_flag(name: str, help: str):
+    """A flag that is not passed to the command but noted for ``overrides`` (``--strict``, ``--download``)."""
+    return click.option(name, is_flag=True, expose_value=False, callback=_remember(f"scdd.{name[2:]}"), help=help)
+
+
+FILE = click.Path(path_type=Path)
+STRICT_HELP = "Stop at an image file that cannot be decoded (default: skip it and count it in the manifest)."
+DOWNLOAD_HELP = "Let the dataset reader download missing files (datasets that can, e.g. cifar10)."
+
+
+def data_options(function):
+    return _stack(function, [
+        click.option("--dataset", help="Registered dataset name (default: the embedded mnist5k)."),
+        click.option("--data-root", type=FILE, help="Folder holding the dataset's files."),
+        _noted_flag("--download", DOWNLOAD_HELP),
+        _noted_flag("--strict", STRICT_HELP),
+    ])
 
 
 def run_options(function):

@@ -10,14 +10,15 @@ command's own parameters, the settings they give, the files it reads, and the li
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 
 from scdd.cli.options import (
+    FILE,
     data_options,
     data_root_text,
     echo_artifacts,
@@ -41,7 +42,8 @@ class StageCommand:
     name: str
     help: str
     params: tuple[Callable, ...]  # click decorators of the command's own arguments and options
-    run: Callable[..., Any]  # (config, args, data, out_dir, device, progress) -> StageResult
+    stage: str  # the library stage, "module:function" (imported when the command runs: it imports torch)
+    call: Callable[..., Any]  # (stage, config, args, data, out_dir, device=, progress=) -> StageResult
     settings: Callable[[Args], dict[str, Any]] = lambda args: {}  # dotted overrides from the options
     inputs: tuple[str, ...] = ()  # arguments naming input files: their SHA-256 is part of the stage's identity
     uses_data: bool = False  # trains on the configured dataset (takes --dataset / --data-root, loads it)
@@ -63,47 +65,6 @@ def _distilled_dataset(args: Args) -> str:
     from scdd.distilled import load_distilled  # lazy: torch
 
     return load_distilled(args["distilled_file"]).info.name
-
-
-def _squeeze(config, args, data, out_dir, device, shown):
-    from scdd.stages.squeeze import squeeze  # lazy: torch
-
-    return squeeze(config.squeeze, data, out_dir, device=device, seed=config.seed, progress=shown)
-
-
-def _align(config, args, data, out_dir, device, shown):
-    from scdd.stages.align import align  # lazy: torch
-
-    return align(config.align, args["backbone_file"], data, out_dir, device=device, seed=config.seed, progress=shown)
-
-
-def _recover(config, args, data, out_dir, device, shown):
-    from scdd.stages.recover import recover  # lazy: torch
-
-    return recover(config.recover, args["classifier_file"], out_dir, device=device, seed=config.seed, progress=shown)
-
-
-def _relabel(config, args, data, out_dir, device, shown):
-    from scdd.stages.relabel import relabel  # lazy: torch
-
-    classifier, distilled = args["classifier_file"], args["distilled_file"]
-    return relabel(config.relabel, classifier, distilled, out_dir, device=device, seed=config.seed, progress=shown)
-
-
-def _posttrain(config, args, data, out_dir, device, shown):
-    from scdd.stages.posttrain import posttrain  # lazy: torch
-
-    distilled, labels = args["distilled_file"], args["soft_labels_file"]
-    return posttrain(config.posttrain, distilled, labels, out_dir, device=device, seed=config.seed, progress=shown)
-
-
-def _coreset(config, args, data, out_dir, device, shown):
-    from scdd.stages.coreset import coreset  # lazy: torch
-
-    return coreset(
-        args["method"], data, config.recover.ipc, out_dir, seed=config.seed, classifier_path=args["classifier_file"],
-        device=device, progress=shown,
-    )
 
 
 def _posttrain_settings(args: Args) -> dict[str, Any]:
@@ -129,65 +90,105 @@ def _coreset_settings(args: Args) -> dict[str, Any]:
     return {"recover.ipc": args["ipc"]}
 
 
+def _relabel_settings(args: Args) -> dict[str, Any]:
+    labels = label_settings(args["label_mode"], args["label_topk"], args["label_precision"], args["mix"])
+    return {"posttrain.epochs": args["epochs"], **labels}
+
+
 def _echo_teacher(result, args: Args) -> None:
     click.echo(f"teacher held-out top-1: {result.metrics['teacher_heldout_top1']:.2f}%")
 
 
-_FILE = click.Path(path_type=Path)
+EPOCHS_HELP = "Post-training epochs to label (one crop per image each)."
+METHOD_HELP = "How to pick the images."
 STAGES = (
     StageCommand(
         "squeeze", "Pretrain a backbone (self-supervised, or supervised for SRe²L) and save it with its BN statistics.",
-        (click.option("--pretrainer", help="Squeeze objective (see `scdd plugins`)."),
-         click.option("--backbone", help="Architecture to pretrain.")),
-        _squeeze, settings=lambda a: {"squeeze.pretrainer": a["pretrainer"], "squeeze.architecture": a["backbone"]},
+        (
+            click.option("--pretrainer", help="Squeeze objective (see `scdd plugins`)."),
+            click.option("--backbone", help="Architecture to pretrain."),
+        ),
+        "scdd.stages.squeeze:squeeze",
+        lambda stage, c, a, data, out, **run: stage(c.squeeze, data, out, seed=c.seed, **run),
+        settings=lambda a: {"squeeze.pretrainer": a["pretrainer"], "squeeze.architecture": a["backbone"]},
         uses_data=True,
     ),
     StageCommand(
         "align", "Align a squeezed backbone to the labels (linear probe by default) and save the classifier.",
-        (click.argument("backbone_file", type=_FILE), click.option("--aligner", help="Alignment strategy (see `scdd plugins`).")),
-        _align, settings=lambda a: {"align.aligner": a["aligner"]}, inputs=("backbone_file",), uses_data=True,
+        (click.argument("backbone_file", type=FILE), click.option("--aligner", help="Alignment strategy (see `scdd plugins`).")),
+        "scdd.stages.align:align",
+        lambda stage, c, a, data, out, **run: stage(c.align, a["backbone_file"], data, out, seed=c.seed, **run),
+        settings=lambda a: {"align.aligner": a["aligner"]},
+        inputs=("backbone_file",),
+        uses_data=True,
         after=_echo_teacher,
     ),
     StageCommand(
         "recover", "Synthesise a distilled set from an aligned classifier (data-free).",
-        (click.argument("classifier_file", type=_FILE),
-         click.option("--matcher", help="Statistic matcher (see `scdd plugins`)."),
-         click.option("--ipc", type=click.IntRange(min=1), help="Images per class to synthesise."),
-         click.option("--dataset", help="Dataset whose preset to use (default: the classifier's).")),
-        _recover, settings=lambda a: {"recover.matcher": a["matcher"], "recover.ipc": a["ipc"]},
-        inputs=("classifier_file",), dataset_of=_artifact_dataset("classifier_file", "classifier"),
+        (
+            click.argument("classifier_file", type=FILE),
+            click.option("--matcher", help="Statistic matcher (see `scdd plugins`)."),
+            click.option("--ipc", type=click.IntRange(min=1), help="Images per class to synthesise."),
+            click.option("--dataset", help="Dataset whose preset to use (default: the classifier's)."),
+        ),
+        "scdd.stages.recover:recover",
+        lambda stage, c, a, data, out, **run: stage(c.recover, a["classifier_file"], out, seed=c.seed, **run),
+        settings=lambda a: {"recover.matcher": a["matcher"], "recover.ipc": a["ipc"]},
+        inputs=("classifier_file",),
+        dataset_of=_artifact_dataset("classifier_file", "classifier"),
     ),
     StageCommand(
         "relabel", "Label crops of a distilled set with the aligned classifier (crop-level soft labels).",
-        (click.argument("classifier_file", type=_FILE), click.argument("distilled_file", type=_FILE),
-         click.option("--epochs", type=click.IntRange(min=1), help="Post-training epochs to label (one crop per image each)."),
-         label_options),
-        _relabel,
-        settings=lambda a: {"posttrain.epochs": a["epochs"], **label_settings(a["label_mode"], a["label_topk"], a["label_precision"], a["mix"])},
-        inputs=("classifier_file", "distilled_file"), dataset_of=_artifact_dataset("classifier_file", "classifier"),
+        (
+            click.argument("classifier_file", type=FILE),
+            click.argument("distilled_file", type=FILE),
+            click.option("--epochs", type=click.IntRange(min=1), help=EPOCHS_HELP),
+            label_options,
+        ),
+        "scdd.stages.relabel:relabel",
+        lambda stage, c, a, data, out, **run: stage(c.relabel, a["classifier_file"], a["distilled_file"], out, seed=c.seed, **run),
+        settings=_relabel_settings,
+        inputs=("classifier_file", "distilled_file"),
+        dataset_of=_artifact_dataset("classifier_file", "classifier"),
         after=lambda result, args: echo_label_storage(result.metrics),
     ),
     StageCommand(
         "posttrain", "Train fresh students on a distilled set.",
-        (click.argument("distilled_file", type=_FILE),
-         click.option("--soft-labels", "soft_labels_file", type=_FILE, help="Soft labels from `scdd relabel`."),
-         click.option("--hard-labels", is_flag=True, help="Train on the class labels instead (real-image baseline)."),
-         click.option("--students", help="Comma-separated student architectures."),
-         click.option("--epochs", type=click.IntRange(min=1), help="Post-training epochs."),
-         click.option("--runs", type=click.IntRange(min=1), help="Train each student this many times (own seeds).")),
-        _posttrain, settings=_posttrain_settings, inputs=("distilled_file", "soft_labels_file"), dataset_of=_distilled_dataset,
+        (
+            click.argument("distilled_file", type=FILE),
+            click.option("--soft-labels", "soft_labels_file", type=FILE, help="Soft labels from `scdd relabel`."),
+            click.option("--hard-labels", is_flag=True, help="Train on the class labels instead (real-image baseline)."),
+            click.option("--students", help="Comma-separated student architectures."),
+            click.option("--epochs", type=click.IntRange(min=1), help="Post-training epochs."),
+            click.option("--runs", type=click.IntRange(min=1), help="Train each student this many times (own seeds)."),
+        ),
+        "scdd.stages.posttrain:posttrain",
+        lambda stage, c, a, data, out, **run: stage(c.posttrain, a["distilled_file"], a["soft_labels_file"], out, seed=c.seed, **run),
+        settings=_posttrain_settings,
+        inputs=("distilled_file", "soft_labels_file"),
+        dataset_of=_distilled_dataset,
     ),
     StageCommand(
         "coreset", "Pick IPC real training images per class and write them as a distilled set (coreset baseline).",
-        (click.option("--method", type=click.Choice(["random", "herding"]), default="random", show_default=True,
-                      help="How to pick the images."),
-         click.option("--ipc", type=click.IntRange(min=1), help="Real images per class (default: the preset's recover.ipc)."),
-         click.option("--classifier", "classifier_file", type=_FILE,
-                      help="Aligned classifier; herding uses its backbone features.")),
-        _coreset, settings=_coreset_settings, inputs=("classifier_file",), uses_data=True,
+        (
+            click.option("--method", type=click.Choice(["random", "herding"]), default="random", show_default=True, help=METHOD_HELP),
+            click.option("--ipc", type=click.IntRange(min=1), help="Real images per class (default: the preset's recover.ipc)."),
+            click.option("--classifier", "classifier_file", type=FILE, help="Aligned classifier; herding uses its backbone features."),
+        ),
+        "scdd.stages.coreset:coreset",
+        lambda stage, c, a, data, out, **run: stage(a["method"], data, c.recover.ipc, out, seed=c.seed, classifier_path=a["classifier_file"], **run),
+        settings=_coreset_settings,
+        inputs=("classifier_file",),
+        uses_data=True,
         record=lambda a: f"coreset-{a['method']}",
     ),
 )
+
+
+def _stage_function(target: str) -> Callable[..., Any]:
+    """The library stage ``module:function``, imported only when its command runs (stages import torch)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _invoke(spec: StageCommand, args: Args) -> None:
@@ -210,11 +211,11 @@ def _invoke(spec: StageCommand, args: Args) -> None:
         warn_skipped(data.skipped)
     name = spec.record(args) if spec.record else spec.name
     inputs = {key: args[key] for key in spec.inputs}
-    device = resolve_device(config.device)
+    device, stage = resolve_device(config.device), _stage_function(spec.stage)
     with progress(quiet) as shown:
         result = run_stage_command(
             name, out, to_dict(config), inputs, overwrite=args["overwrite"],
-            action=lambda target: spec.run(config, args, data, target, device, shown),
+            action=lambda target: spec.call(stage, config, args, data, target, device=device, progress=shown),
         )
     echo_artifacts(result.artifacts, quiet)
     if not quiet:
@@ -229,7 +230,7 @@ def stage_command(spec: StageCommand) -> click.Command:
 
     command.__doc__ = spec.help
     decorators = [*spec.params, *([data_options] if spec.uses_data else [])]
-    decorators.append(click.option("--out", type=_FILE, required=True, help="Folder for this stage's artifacts."))
+    decorators.append(click.option("--out", type=FILE, required=True, help="Folder for this stage's artifacts."))
     decorators.append(run_options)
     for decorator in reversed(decorators):
         command = decorator(command)
