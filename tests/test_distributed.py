@@ -98,11 +98,8 @@ def _recompute_on_one_process(config, run: Path, out: Path) -> None:
 def test_two_processes_equal_one_and_only_rank_zero_writes(tmp_path):
     run, logs = tmp_path / "run", tmp_path / "logs"
     logs.mkdir()
-    arguments = [
-        "run", "--out", str(run), "--device", "cpu", "--quiet", "--pretrainer", "supervised",
-        "--backbone", "resnet10-slim", "--students", "resnet10-slim", "--ipc", "2", "--seed", "3",
-        *[f"--set={key}={value}" for key, value in SETTINGS.items()],
-    ]
+    options = "--device cpu --quiet --pretrainer supervised --backbone resnet10-slim --students resnet10-slim --ipc 2 --seed 3"
+    arguments = ["run", "--out", str(run), *options.split(), *[f"--set={key}={value}" for key, value in SETTINGS.items()]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [*TORCHRUN, str(ENTRY), str(logs), str(run), *arguments], env=env, capture_output=True, text=True, timeout=600

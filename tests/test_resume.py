@@ -19,14 +19,13 @@ from scdd.cli import cli
 
 
 RECOVERY_BATCHES = 10  # 10 classes x ipc 2, two images a batch
-RUN_ARGS = [
-    "--dataset", "imagefolder", "--device", "cpu", "--quiet", "--pretrainer", "supervised",
-    "--backbone", "resnet10-slim", "--students", "resnet10-slim",
-    "--set", "squeeze.pretrainer_options.epochs=2", "--set", "squeeze.pretrainer_options.batch_size=32",
-    "--set", "align.aligner_options.epochs=2", "--set", "align.aligner_options.augment=false",
-    "--set", "recover.ipc=2", "--set", "recover.batch_size=2", "--set", "recover.iterations=20",
-    "--set", "posttrain.epochs=2", "--set", "report.max_classes=2",
-]
+RUN_ARGS = (
+    "--dataset imagefolder --device cpu --quiet --pretrainer supervised --backbone resnet10-slim --students resnet10-slim "
+    "--set squeeze.pretrainer_options.epochs=2 --set squeeze.pretrainer_options.batch_size=32 "
+    "--set align.aligner_options.epochs=2 --set align.aligner_options.augment=false "
+    "--set recover.ipc=2 --set recover.batch_size=2 --set recover.iterations=20 "
+    "--set posttrain.epochs=2 --set report.max_classes=2"
+).split()
 ARTIFACTS = [
     "squeeze/backbone.safetensors",
     "align/classifier.safetensors",

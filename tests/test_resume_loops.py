@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 from scdd.registry import get_component
-from test_hard_inputs import _classifier, _distilled
+from hard_inputs import _classifier, _distilled
 from test_resume import _content, make_image_folder
 
 import scdd.training.checkpoint
