@@ -69,10 +69,8 @@ def main() -> None:
             recovered = recover(ipc_config.recover, teacher, folder / "distilled", device=device, seed=seed)
             distilled_set = recovered.artifacts["distilled"]
             labels = relabel(ipc_config.relabel, teacher, distilled_set, folder / "distilled", device=device, seed=seed)
-            student = posttrain(
-                ipc_config.posttrain, distilled_set, labels.artifacts["soft_labels"], folder / "distilled",
-                device=device, seed=seed,
-            )
+            soft = labels.artifacts["soft_labels"]
+            student = posttrain(ipc_config.posttrain, distilled_set, soft, folder / "distilled", device=device, seed=seed)
             distilled.append(student_top1(evaluate(student.artifacts, data, device=device)))
             subset = coreset_random(data, ipc, folder / "real", seed=seed)
             student = posttrain(hard, subset.artifacts["distilled"], None, folder / "real", device=device, seed=seed)

@@ -66,7 +66,8 @@ def small_dataset_table(args, device) -> None:
         relabel_config = dataclasses.replace(config.relabel, **options)
         folder = args.out / name
         labels = relabel(relabel_config, teacher, distilled, folder / "labels", device=device, seed=config.seed)
-        trained = posttrain(config.posttrain, distilled, labels.artifacts["soft_labels"], folder / "students", device=device, seed=config.seed)
+        soft = labels.artifacts["soft_labels"]
+        trained = posttrain(config.posttrain, distilled, soft, folder / "students", device=device, seed=config.seed)
         (summary,) = evaluate(trained.artifacts, data, device=device).metrics.values()
         top1 = summary.get("top1_runs", [summary["top1"]])
         metrics = labels.metrics
