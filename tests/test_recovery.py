@@ -125,16 +125,37 @@ def test_learnable_matcher_weights_are_optimised_with_the_images(teacher):
     assert not torch.equal(learned.images, fixed.images)
 
 
+def _conv_inputs(classifier: Classifier, record: list[torch.Tensor]) -> list[torch.utils.hooks.RemovableHandle]:
+    convs = [m for m in classifier.modules() if isinstance(m, torch.nn.Conv2d)]
+    return [conv.register_forward_hook(lambda _m, args, out: record.append((args[0], out))) for conv in convs]
+
+
 def test_channels_last_and_bf16_autocast_options(teacher):
+    """The options promise the same objective computed another way; what they promise is checked where
+    rounding bounds it. At step 0 (the same noise) both paths evaluate one function: a sum of K
+    products in any order is within γ_K·Σ|terms| (γ_K = K·u/(1 - K·u), u = 2^-24), and summed over
+    ResNet-10-slim's layers at this batch that is 2.6e-3 relative for the forward, twice that between
+    two paths; bf16 autocast rounds every convolution's operands and result to 8 bits (3·2^-8 per
+    layer). Later steps are not bounded: Adam's first update is ±lr wherever a gradient is non-zero,
+    so a gradient at rounding level moves a pixel by lr in either direction, and the images part."""
     classifier, data = teacher
     reference = synthesize(classifier, data.info, QUICK, device=CPU, seed=0)
-    channels_last = synthesize(classifier, data.info, dataclasses.replace(QUICK, channels_last=True), device=CPU, seed=0)
-    close = (channels_last.images - reference.images).abs() < 1e-3
-    assert close.float().mean() > 0.99  # Adam's first steps move by ±lr where a gradient is ~0: a few pixels may differ
-    assert torch.allclose(channels_last.loss_bn, reference.loss_bn, rtol=1e-3)
-    bf16 = synthesize(classifier, data.info, dataclasses.replace(QUICK, autocast=True), device=CPU, seed=0)
-    assert torch.isfinite(bf16.loss_bn).all()
-    assert torch.allclose(bf16.loss_bn[0, 0], reference.loss_bn[0, 0], rtol=0.05)
+    record: list[tuple[torch.Tensor, torch.Tensor]] = []
+    hooks = _conv_inputs(classifier, record)
+    try:
+        channels_last = synthesize(classifier, data.info, dataclasses.replace(QUICK, channels_last=True), device=CPU, seed=0)
+        assert record and all(x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4 for x, _ in record)
+        record.clear()
+        bf16 = synthesize(classifier, data.info, dataclasses.replace(QUICK, autocast=True), device=CPU, seed=0)
+        assert record and all(out.dtype == torch.bfloat16 for _, out in record)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for got in (channels_last, bf16):
+        assert torch.isfinite(got.images).all() and torch.isfinite(got.loss_bn).all()
+    assert torch.allclose(channels_last.loss_bn[:, 0], reference.loss_bn[:, 0], rtol=2 * 2.6e-3, atol=0)
+    assert torch.allclose(channels_last.loss_ce[:, 0], reference.loss_ce[:, 0], rtol=2 * 2.6e-3, atol=1e-6)
+    assert torch.allclose(bf16.loss_bn[:, 0], reference.loss_bn[:, 0], rtol=0.05)
 
 
 def test_priors_match_their_definitions():
