@@ -53,6 +53,7 @@ def test_vgg_chain_is_prunable_to_the_classifier():
 
 
 @pytest.mark.parametrize("kind", ["resnet10-slim", "torchvision-vgg"])
+@pytest.mark.numerics
 def test_removing_silenced_channels_leaves_outputs_unchanged(kind, mnist):
     """Channels whose BN scale and shift are zero contribute nothing, so cutting them must not
     change the network's function: an exact reference for the surgery."""

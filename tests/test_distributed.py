@@ -95,6 +95,7 @@ def _recompute_on_one_process(config, run: Path, out: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.numerics
 def test_two_processes_equal_one_and_only_rank_zero_writes(tmp_path):
     run, logs = tmp_path / "run", tmp_path / "logs"
     logs.mkdir()

@@ -125,6 +125,7 @@ def _assert_exact(folder, source, classifier: bool):
         ("torchvision", "torchvision", [], True),
     ],
 )
+@pytest.mark.numerics
 def test_official_layout_converts_exactly(fmt, layout, dropped, classifier, files, source, tmp_path):
     result = _import(files[layout], "--format", fmt, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output

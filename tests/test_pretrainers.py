@@ -111,6 +111,7 @@ def test_self_supervised_loss_falls(name, options, mnist):
 # ----------------------------------------------------------------------------- reference computations
 
 
+@pytest.mark.numerics
 def test_moco_v2_loss_matches_infonce_with_queue():
     """L = -log exp(q·k₊/τ) / (exp(q·k₊/τ) + Σ_queue exp(q·k/τ)), the queue read before the keys enter it."""
     config = MoCoV2Config(queue_size=16, output_dim=8, batch_size=4, shuffle_bn_groups=2, temperature=0.2)
@@ -144,6 +145,7 @@ def _reference_sinkhorn(scores: torch.Tensor, epsilon: float, iterations: int) -
     return (q * batch).T
 
 
+@pytest.mark.numerics
 def test_swav_loss_matches_swapped_prediction_reference():
     config = SwAVConfig(prototypes=6, output_dim=5, temperature=0.1, sinkhorn_epsilon=0.05, sinkhorn_iterations=3)
     gen = torch.Generator().manual_seed(1)
@@ -168,6 +170,7 @@ def test_swav_loss_matches_swapped_prediction_reference():
     assert loss == pytest.approx(float(expected) / 2, rel=1e-4)
 
 
+@pytest.mark.numerics
 def test_dino_loss_matches_centred_sharpened_cross_entropy():
     config = DINOConfig(output_dim=7, warmup_teacher_temperature_epochs=3)
     assert [round(teacher_temperature(config, e), 3) for e in range(4)] == [0.04, 0.055, 0.07, 0.07]
@@ -192,8 +195,10 @@ def test_dino_loss_matches_centred_sharpened_cross_entropy():
     assert torch.allclose(criterion.center.view(-1), 0.9 * center.view(-1) + 0.1 * batch_mean, atol=1e-6)
 
 
+@pytest.mark.numerics
 def test_split_batchnorm_equals_separate_forward_per_group(mnist):
     """MoCo's shuffling BN on one device: each group normalised with its own statistics."""
+    torch.manual_seed(0)
     backbone = build_backbone("resnet10-slim", mnist.info).train()
     images = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     reference = copy.deepcopy(backbone)

@@ -41,6 +41,7 @@ def teacher(mnist_subset):
     return probe.align(classifier, data, device=CPU, seed=0), data
 
 
+@pytest.mark.numerics
 def test_crop_grid_with_shifts_is_a_roll_of_the_crop():
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(6, 3, 12, 12, generator=gen)
@@ -130,6 +131,7 @@ def _conv_inputs(classifier: Classifier, record: list[torch.Tensor]) -> list[tor
     return [conv.register_forward_hook(lambda _m, args, out: record.append((args[0], out))) for conv in convs]
 
 
+@pytest.mark.numerics
 def test_channels_last_and_bf16_autocast_options(teacher):
     """The options promise the same objective computed another way; what they promise is checked where
     rounding bounds it. At step 0 (the same noise) both paths evaluate one function: a sum of K

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
@@ -93,6 +94,7 @@ def _kill_and_rerun(root: Path) -> dict:
             "stages_at_kill": stages_at_kill, "squeezed_mtime": squeezed_mtime}
 
 
+@pytest.mark.numerics
 def test_run_killed_mid_recovery_resumes(tmp_path):
     """One test (one pair of runs, on one worker) checking everything the killed and rerun run shows."""
     runs = _kill_and_rerun(tmp_path)
