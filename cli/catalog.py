@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from scdd.cli.render import architectures_table, components_table, out, plugins_table, preset_table
@@ -60,6 +62,23 @@ def presets_list():
 def presets_show(name):
     """Print every value of preset NAME with the paper table it comes from."""
     out.print(preset_table(name, preset_rows(name)))
+
+
+@presets.command("export")
+@click.argument("name")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="File to write (default: print it).")
+def presets_export(name, out_file):
+    """Write preset NAME as a recipe file (TOML), each value's source a comment: scdd run --config FILE."""
+    from scdd.artifacts import atomic_path  # lazy: torch
+    from scdd.recipes import preset_recipe
+
+    text = preset_recipe(name)
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    with atomic_path(out_file) as tmp:
+        tmp.write_text(text)
+    click.echo(str(out_file))
 
 
 COMMANDS = (plugins, archs, presets)

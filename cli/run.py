@@ -10,6 +10,7 @@ import click
 import scdd.cli.options as opt
 from scdd.cli.render import artifacts_table
 from scdd.cli.render import out as stdout
+from scdd.errors import ConfigError
 
 # --set names of the options `scdd run` takes directly
 SETTINGS = {
@@ -42,12 +43,17 @@ SETTINGS = {
     "--resume", "resume_dir", type=opt.FILE,
     help="Continue the interrupted run in this folder with the settings its manifest records.",
 )
+@click.option(
+    "--config", "recipe", type=opt.FILE,
+    help="Recipe file of settings (TOML or JSON, or a run's manifest.json); options and --set win over it.",
+)
 @opt.run_options
 def run(**args):
     """Run every stage, squeeze to evaluate, into one run folder.
 
     With no options it distils the embedded MNIST subset with MoCo v3 and imbalanced BN matching.
     The same command on the same --out continues an interrupted run (so does --resume DIR).
+    --config FILE reads settings from a recipe (`scdd presets export NAME` writes one).
     """
     # lazy: the pipeline imports torch, which `scdd --help` must not
     from scdd.config import make_run_config
@@ -61,7 +67,13 @@ def run(**args):
     given = opt.overrides(args["settings"], **direct)
     out, quiet = args["out"], args["quiet"]
     if args["resume_dir"] is not None:  # the manifest's settings; options given too must agree with them
+        if args["recipe"] is not None:
+            raise ConfigError("--resume takes the settings the run recorded; leave out --config")
         config, out = recorded_config(args["resume_dir"], out, args["preset"], given), args["resume_dir"]
+    elif args["recipe"] is not None:
+        from scdd.recipes import recipe_config
+
+        config = recipe_config(args["recipe"], args["preset"], given)
     else:
         config = make_run_config(given, args["preset"])
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

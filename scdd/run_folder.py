@@ -258,8 +258,15 @@ def recorded_config(run_dir: str | Path, out: str | Path | None, preset: str | N
     path = run_dir / MANIFEST_FILE
     if not path.is_file():
         raise ConfigError(f"--resume {run_dir}: no {MANIFEST_FILE} there (not an scdd run folder)")
+    return manifest_config(path, overrides, f"--resume {run_dir}")
+
+
+def manifest_config(path: Path, overrides: Mapping[str, Any], option: str) -> RunConfig:
+    """The resolved config the manifest at ``path`` records, on the paper's defaults, with ``overrides`` on top."""
     try:
         recorded = json.loads(path.read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(f"--resume {run_dir}: {MANIFEST_FILE} is unreadable") from None
+        raise ConfigError(f"{option}: {path.name} is unreadable") from None
+    if not isinstance(recorded, Mapping):
+        raise ConfigError(f"{option}: {path.name} records no config")
     return apply_overrides(apply_overrides(RunConfig(), recorded), overrides).resolved()

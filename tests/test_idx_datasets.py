@@ -101,14 +101,18 @@ def test_bad_idx_files_are_one_line_errors(tmp_path):
         read_idx(tmp_path / "bad.gz", 1)
 
 
-def test_scdd_run_on_fashion_mnist_idx_files(tmp_path):
+def test_scdd_run_on_fashion_mnist_idx_files_from_a_recipe(tmp_path):
     _family_files(tmp_path / "data" / "FashionMNIST" / "raw", train=20, test=10, gz=True, seed=3)
-    args = (
-        f"run --dataset fashion-mnist --data-root {tmp_path / 'data'} --out {tmp_path / 'run'} --preset mnist5k --ipc 1"
-        " --device cpu --quiet --set squeeze.pretrainer_options.epochs=1 --set squeeze.pretrainer_options.batch_size=8"
-        " --set align.aligner_options.epochs=1 --set recover.iterations=2 --set posttrain.epochs=1 --set posttrain.batch_size=5"
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        'preset = "mnist5k"\ndataset = "fashion-mnist"\ndevice = "cpu"\n[squeeze.pretrainer_options]\nepochs = 1\nbatch_size = 8\n'
+        "[align.aligner_options]\nepochs = 1\n[recover]\nipc = 2\niterations = 2\n[posttrain]\nepochs = 1\nbatch_size = 5\n"
     )
+    args = f"run --config {recipe} --data-root {tmp_path / 'data'} --out {tmp_path / 'run'} --ipc 1 --set recover.iterations=3 --quiet"
     result = CliRunner().invoke(cli, args.split())
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["config"]["dataset"] == "fashion-mnist" and "top1" in manifest["metrics"]["students"]["resnet10-slim"]
+    config = manifest["config"]
+    assert config["dataset"] == "fashion-mnist" and "top1" in manifest["metrics"]["students"]["resnet10-slim"]
+    assert (config["recover"]["ipc"], config["recover"]["iterations"], config["posttrain"]["epochs"]) == (1, 3, 1)  # options win
+    assert config["posttrain"]["temperature"] == 2.0  # the mnist5k preset the recipe names, beneath it
