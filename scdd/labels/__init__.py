@@ -3,7 +3,7 @@ student's loss (``targets``), how stored labels are encoded (``encoding``) and w
 (``store``: safetensors shards, or the teacher itself in online mode)."""
 
 from scdd.labels.encoding import PRECISIONS, LabelEncoding
-from scdd.labels.plan import MIX_KINDS, EpochPlan, PlanSpec, plan_epoch, region_mask, render_crops, replay_batches
+from scdd.labels.plan import MIX_KINDS, EpochPlan, PlanSpec, plan_epoch, region_mask, render_crops, replay_batches, replay_crops
 from scdd.labels.store import (
     SOFT_LABELS_FILE,
     OnlineSoftLabels,
@@ -32,6 +32,7 @@ __all__ = [
     "region_mask",
     "render_crops",
     "replay_batches",
+    "replay_crops",
     "soft_label_loss",
     "write_online_descriptor",
 ]

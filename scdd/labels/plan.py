@@ -125,6 +125,12 @@ def replay_batches(
     plan, stored = source.epoch(epoch)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        crops = render_crops(images, plan, index, image_size, device)
-        targets = stored.select(index).to(device) if stored is not None else source.label(crops)
-        yield index, crops, targets
+        yield index, *replay_crops(source, plan, stored, images, index, image_size=image_size, device=device)
+
+
+def replay_crops(source, plan: EpochPlan, stored, images: torch.Tensor, index: torch.Tensor, *, image_size: int,
+                 device: torch.device) -> tuple[torch.Tensor, SoftTargets]:
+    """The crops of images ``index`` in an epoch's ``plan`` and their targets: ``stored`` (that epoch's
+    labels from ``source.epoch``) or, when it is None, the online teacher's for exactly those crops."""
+    crops = render_crops(images, plan, index, image_size, device)
+    return crops, stored.select(index).to(device) if stored is not None else source.label(crops)
