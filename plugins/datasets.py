@@ -64,3 +64,10 @@ def register_datasets(register):
         config="scdd.data.idx:EmnistConfig",
         description="EMNIST (dataset_options.split): its IDX files in --data-root or torchvision's EMNIST/raw/",
     )
+    register(
+        "hf",
+        "scdd.data.hf:load_hf",
+        config="scdd.data.hf:HfConfig",
+        aliases=["huggingface"],
+        description="A Hugging Face dataset on disk (save_to_disk folder or parquet shards); extra scdd[hf]",
+    )

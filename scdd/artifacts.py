@@ -26,6 +26,7 @@ from scdd.errors import ArtifactError, DiskFullError
 from PIL import Image
 
 FORMAT_VERSION = "1"
+IMAGE_METADATA_FILE = "metadata.jsonl"  # Hugging Face imagefolder's per-file metadata
 
 
 @contextlib.contextmanager
@@ -124,20 +125,26 @@ def dataset_info_from(metadata: Mapping[str, Any], path: Path | str) -> DatasetI
 def export_image_folder(
     images: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...], folder: str | Path
 ) -> Path:
-    """Write images (float pixels in [0, 1]) as PNGs, one folder per class; the folder appears whole or not at all."""
+    """Write images (float pixels in [0, 1]) as PNGs, one folder per class, with ``metadata.jsonl`` naming each
+    file's class index and name (so ``datasets.load_dataset("imagefolder", data_dir=folder)`` reads the labels);
+    the folder appears whole or not at all."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     with _staged(folder, staging, shutil.rmtree):
         pixels = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
         counters: dict[int, int] = {}
+        rows = []
         for image, label in zip(pixels, labels.tolist()):
             index = counters.get(label, 0)
             counters[label] = index + 1
             class_dir = staging / _safe_name(class_names[label])
             class_dir.mkdir(exist_ok=True)
+            name = f"{class_dir.name}/{index:05d}.png"
             array = image.permute(1, 2, 0).numpy()
-            Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(class_dir / f"{index:05d}.png")
+            Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(staging / name)
+            rows.append(json.dumps({"file_name": name, "label": label, "class_name": class_names[label]}))
+        (staging / IMAGE_METADATA_FILE).write_text("\n".join(rows) + "\n")
         if folder.exists():
             shutil.rmtree(folder)
     return folder
