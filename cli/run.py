@@ -52,12 +52,13 @@ def run(**args):
     """Run every stage, squeeze to evaluate, into one run folder.
 
     With no options it distils the embedded MNIST subset with MoCo v3 and imbalanced BN matching.
+    A dataset with no preset gets settings sized to its images and the device (printed first).
     The same command on the same --out continues an interrupted run (so does --resume DIR).
     --config FILE reads settings from a recipe (`scdd presets export NAME` writes one).
     """
     # lazy: the pipeline imports torch, which `scdd --help` must not
-    from scdd.config import make_run_config
     from scdd.pipeline import run_pipeline
+    from scdd.resolve import resolve_run
     from scdd.run_folder import MANIFEST_FILE, recorded_config
 
     direct = {setting: args[option] for option, setting in SETTINGS.items()}
@@ -66,19 +67,18 @@ def run(**args):
     direct.update(opt.label_settings(args["label_mode"], args["label_topk"], args["label_precision"], args["mix"]))
     given = opt.overrides(args["settings"], **direct)
     out, quiet = args["out"], args["quiet"]
+    data, notes = None, {}
     if args["resume_dir"] is not None:  # the manifest's settings; options given too must agree with them
         if args["recipe"] is not None:
             raise ConfigError("--resume takes the settings the run recorded; leave out --config")
         config, out = recorded_config(args["resume_dir"], out, args["preset"], given), args["resume_dir"]
-    elif args["recipe"] is not None:
-        from scdd.recipes import recipe_config
-
-        config = recipe_config(args["recipe"], args["preset"], given)
     else:
-        config = make_run_config(given, args["preset"])
+        resolved = resolve_run(given, args["preset"], recipe=args["recipe"])
+        config, data, notes = resolved.config, resolved.data, resolved.notes
+        _echo_sizing(notes.get("sizing"), config.dataset, quiet)
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     with opt.progress(quiet) as shown:
-        record = run_pipeline(config, out, progress=shown, overwrite=args["overwrite"])
+        record = run_pipeline(config, out, progress=shown, overwrite=args["overwrite"], data=data, notes=notes)
     opt.warn_skipped(record.data.get("skipped"), record.data.get("skipped_files"))
     opt.echo_results({"teacher (aligned)": record.metrics["teacher"], **record.metrics["students"]}, quiet)
     opt.echo_label_storage(record.stages.get("relabel", {}).get("metrics", {}))
@@ -87,3 +87,16 @@ def run(**args):
     else:
         stdout.print(artifacts_table(record.stages, str(out)))
         stdout.print(f"manifest: {out / MANIFEST_FILE}")
+
+
+def _echo_sizing(sizing, dataset: str, quiet: bool) -> None:
+    """The settings sized to the data and the device (no preset applies), one per line, before the run."""
+    if not sizing or quiet or opt.secondary_rank():
+        return
+    inputs = sizing["inputs"]
+    click.echo(
+        f"{dataset} has no preset: settings sized to {inputs['train_images']:,} training images of {inputs['image_size']} px, "
+        f"{inputs['classes']} classes, on {inputs['device']} (recorded in the manifest; --preset or --set override them)"
+    )
+    for setting, value, why in sizing["settings"]:
+        click.echo(f"  {setting} = {value}  ({why})")

@@ -90,18 +90,22 @@ def apply_overrides(config: Any, overrides: Mapping[str, Any], *, strict: bool =
     return rebuilt
 
 
-def make_run_config(overrides: Mapping[str, Any] | None = None, preset: str | None = None) -> RunConfig:
+def make_run_config(
+    overrides: Mapping[str, Any] | None = None, preset: str | None = None, *, preset_values: Mapping[str, Any] | None = None
+) -> RunConfig:
     """Paper defaults, then the preset (the dataset's own when ``preset`` is None) with its values for
-    the chosen pretrainer (Table 13), then ``overrides``."""
+    the chosen pretrainer (Table 13), then ``overrides``. ``preset_values`` (settings sized to the data,
+    ``scdd.sizing``) take the place of a named preset."""
     overrides = dict(overrides or {})
     dataset = overrides.get("dataset", RunConfig.dataset)
-    name = preset or preset_for_dataset(dataset)
+    name = None if preset_values is not None else preset or preset_for_dataset(dataset)
     config = RunConfig()
-    if name is not None:
-        values = get_preset(name)
+    values = get_preset(name) if name is not None else preset_values
+    if values is not None:
         chosen = apply_overrides(apply_overrides(config, _component_names(values)), _component_names(overrides))
         config = apply_overrides(config, _filter_options(values, chosen))
-        config = apply_overrides(config, pretrainer_values(name, chosen.squeeze.pretrainer))
+        if name is not None:
+            config = apply_overrides(config, pretrainer_values(name, chosen.squeeze.pretrainer))
     return apply_overrides(config, overrides).resolved()
 
 

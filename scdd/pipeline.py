@@ -9,7 +9,9 @@ module only orders the stages and passes each one's artifacts to the next.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from scdd.config import RunConfig, check_components, to_dict
 from scdd.data.base import DatasetSplits
@@ -49,18 +51,22 @@ def run_pipeline(
     *,
     progress: Progress = SILENT,
     overwrite: bool = False,
+    data: DatasetSplits | None = None,
+    notes: Mapping[str, Any] | None = None,
 ) -> RunRecord:
-    """Run every stage into ``out_dir``; returns the record that ``manifest.json`` holds."""
+    """Run every stage into ``out_dir``; returns the record that ``manifest.json`` holds. ``data``: the
+    dataset when already loaded (``scdd.resolve``); ``notes``: manifest entries on how the settings were
+    chosen (``sizing``)."""
     check_components(config)
     device = resolve_device(config.device)
-    data = load_dataset(config)
+    data = data if data is not None else load_dataset(config)
     choose_classes(config.report.cluster_classes, data.info.class_names)  # a bad class fails before any work
     if config.method != "sc-dd":
         class_members(data, config.recover.ipc)  # a class with fewer real images than the IPC fails before any work
     out_dir = Path(out_dir)
     # an existing run folder continues when its resolved config matches (scdd.resume), else is refused
     previous = on_main(open_run_folder, out_dir, {"config": to_dict(config)}, overwrite=overwrite)  # rank 0 decides
-    record = RunRecord(config=config, device=str(device), data=skipped_summary(data))
+    record = RunRecord(config=config, device=str(device), data=skipped_summary(data), notes=dict(notes or {}))
     if previous is not None:
         record.created, record.stages = previous.get("created", record.created), dict(previous.get("stages", {}))
     seed = config.seed

@@ -140,9 +140,15 @@ def recipe_config(path: str | Path, preset: str | None, overrides: Mapping[str, 
         if preset is not None:
             raise ConfigError(f"--config {path} repeats that run's settings; leave out --preset")
         return manifest_config(Path(path), overrides, f"--config {path}")
+    return make_run_config(*recipe_settings(path, preset, overrides))
+
+
+def recipe_settings(path: str | Path, preset: str | None, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A recipe's settings with the command line's ``overrides`` laid over them, and the preset beneath them
+    (``--preset`` wins over the one the recipe names)."""
     given = read_recipe(path)
     named = given.pop(PRESET_KEY, None)
-    return make_run_config(merge(given, overrides), preset or named)  # --preset wins over the recipe's
+    return merge(given, overrides), preset or named
 
 
 def preset_recipe(name: str) -> str:

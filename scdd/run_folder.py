@@ -58,6 +58,7 @@ class RunRecord:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # what loading the dataset noted: skipped files
+    notes: dict[str, Any] = field(default_factory=dict)  # how the settings were chosen (``sizing``)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class RunRecord:
             "stages": self.stages,
             "metrics": self.metrics,
             "data": self.data,
+            **self.notes,
         }
 
 

@@ -101,18 +101,24 @@ def test_bad_idx_files_are_one_line_errors(tmp_path):
         read_idx(tmp_path / "bad.gz", 1)
 
 
-def test_scdd_run_on_fashion_mnist_idx_files_from_a_recipe(tmp_path):
+def test_scdd_run_on_fashion_mnist_idx_files_from_a_recipe_over_sized_settings(tmp_path):
     _family_files(tmp_path / "data" / "FashionMNIST" / "raw", train=20, test=10, gz=True, seed=3)
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
-        'preset = "mnist5k"\ndataset = "fashion-mnist"\ndevice = "cpu"\n[squeeze.pretrainer_options]\nepochs = 1\nbatch_size = 8\n'
+        'dataset = "fashion-mnist"\ndevice = "cpu"\n[squeeze.pretrainer_options]\nepochs = 1\nbatch_size = 8\n'
         "[align.aligner_options]\nepochs = 1\n[recover]\nipc = 2\niterations = 2\n[posttrain]\nepochs = 1\nbatch_size = 5\n"
     )
-    args = f"run --config {recipe} --data-root {tmp_path / 'data'} --out {tmp_path / 'run'} --ipc 1 --set recover.iterations=3 --quiet"
+    args = f"run --config {recipe} --data-root {tmp_path / 'data'} --out {tmp_path / 'run'} --ipc 1 --set recover.iterations=3"
     result = CliRunner().invoke(cli, args.split())
     assert result.exit_code == 0, result.output
+    assert "fashion-mnist has no preset: settings sized to 20 training images of 28 px, 10 classes, on cpu" in result.output
+    assert "  squeeze.architecture = resnet10-slim  (images of 28 px <= 64)" in result.output
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     config = manifest["config"]
     assert config["dataset"] == "fashion-mnist" and "top1" in manifest["metrics"]["students"]["resnet10-slim"]
     assert (config["recover"]["ipc"], config["recover"]["iterations"], config["posttrain"]["epochs"]) == (1, 3, 1)  # options win
-    assert config["posttrain"]["temperature"] == 2.0  # the mnist5k preset the recipe names, beneath it
+    sized = {setting: value for setting, value, _ in manifest["sizing"]["settings"]}  # beneath the recipe: no preset
+    assert sized["posttrain.temperature"] == config["posttrain"]["temperature"] == 2.0
+    assert sized["recover.alpha_bn"] == config["recover"]["alpha_bn"] == 0.3 and sized["align.aligner_options.lr"] == 0.1
+    assert "recover.iterations" not in sized and "align.aligner_options.epochs" not in sized  # the command line's, the recipe's
+    assert config["align"]["aligner_options"]["epochs"] == 1
