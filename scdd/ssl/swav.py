@@ -31,7 +31,8 @@ from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer
 class SwAVConfig(PretrainConfig):
     """SwAV for ResNet-50: τ = 0.1, ε = 0.05, 3 Sinkhorn iterations, 3000 prototypes, MLP 2048 → 128,
     2×224 px crops from 14% and 6×96 px crops of 5-14%, prototypes frozen for one epoch, no queue
-    (SwAV uses a 3840-long queue from epoch 15 at batch 256). Optimiser: Table 14 (scdd has no LARS)."""
+    (SwAV uses a 3840-long queue from epoch 15 at batch 256). Optimiser: Table 14's SGD; SwAV's own
+    LARS is ``optimizer=lars`` (lightly's)."""
 
     temperature: float = 0.1
     sinkhorn_epsilon: float = 0.05

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from lightly.utils.lars import LARS
 
 from scdd.errors import ConfigError, ScddError
 
-OPTIMIZERS = ("sgd", "adamw", "adam")
+OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
 
 
 @dataclass
@@ -39,7 +40,8 @@ def make_optimizer(
     momentum: float = 0.9,
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.Optimizer:
-    """SGD (with momentum), Adam or AdamW, as the paper's tables name them."""
+    """SGD (with momentum), Adam or AdamW, as the paper's tables name them, or LARS (lightly's: SGD with
+    layer-wise trust ratios, as SwAV and SimCLR train; parameters without weight decay keep plain SGD)."""
     key = name.lower()
     if key == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -47,6 +49,8 @@ def make_optimizer(
         return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
     if key == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if key == "lars":
+        return LARS(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
