@@ -47,6 +47,10 @@ SETTINGS = {
     "--config", "recipe", type=opt.FILE,
     help="Recipe file of settings (TOML or JSON, or a run's manifest.json); options and --set win over it.",
 )
+@click.option(
+    "--log", type=click.Choice(["csv", "tensorboard"]), default="csv", show_default=True,
+    help="Loss curves: <stage>/curves.csv always; tensorboard also writes RUN/tensorboard/ (extra scdd[tensorboard]).",
+)
 @opt.run_options
 def run(**args):
     """Run every stage, squeeze to evaluate, into one run folder.
@@ -68,6 +72,10 @@ def run(**args):
     given = opt.overrides(args["settings"], **direct)
     out, quiet = args["out"], args["quiet"]
     data, notes = None, {}
+    if args["log"] == "tensorboard":
+        from scdd.curves import tensorboard_writer
+
+        tensorboard_writer(Path("."), create=False)  # a missing extra fails before any work
     if args["resume_dir"] is not None:  # the manifest's settings; options given too must agree with them
         if args["recipe"] is not None:
             raise ConfigError("--resume takes the settings the run recorded; leave out --config")
@@ -77,8 +85,9 @@ def run(**args):
         config, data, notes = resolved.config, resolved.data, resolved.notes
         _echo_sizing(notes.get("sizing"), config.dataset, quiet)
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    tensorboard = args["log"] == "tensorboard"
     with opt.progress(quiet) as shown:
-        record = run_pipeline(config, out, progress=shown, overwrite=args["overwrite"], data=data, notes=notes)
+        record = run_pipeline(config, out, progress=shown, overwrite=args["overwrite"], data=data, notes=notes, tensorboard=tensorboard)
     opt.warn_skipped(record.data.get("skipped"), record.data.get("skipped_files"))
     opt.echo_results({"teacher (aligned)": record.metrics["teacher"], **record.metrics["students"]}, quiet)
     opt.echo_label_storage(record.stages.get("relabel", {}).get("metrics", {}))

@@ -16,7 +16,8 @@ from typing import Any
 from scdd.config import RunConfig, check_components, to_dict
 from scdd.data.base import DatasetSplits
 from scdd.data.loading import load_dataset, skipped_summary
-from scdd.distributed import on_main
+from scdd.curves import TENSORBOARD_DIR, CurveRecorder, tensorboard_writer
+from scdd.distributed import is_main, on_main
 from scdd.progress import SILENT, Progress
 from scdd.report import write_report
 from scdd.report.clustering import choose_classes
@@ -53,10 +54,12 @@ def run_pipeline(
     overwrite: bool = False,
     data: DatasetSplits | None = None,
     notes: Mapping[str, Any] | None = None,
+    tensorboard: bool = False,
 ) -> RunRecord:
     """Run every stage into ``out_dir``; returns the record that ``manifest.json`` holds. ``data``: the
     dataset when already loaded (``scdd.resolve``); ``notes``: manifest entries on how the settings were
-    chosen (``sizing``)."""
+    chosen (``sizing``). Each stage's loss curves go to ``<stage>/curves.csv``, and with ``tensorboard``
+    also to ``tensorboard/`` (``scdd.curves``)."""
     check_components(config)
     device = resolve_device(config.device)
     data = data if data is not None else load_dataset(config)
@@ -70,11 +73,16 @@ def run_pipeline(
     if previous is not None:
         record.created, record.stages = previous.get("created", record.created), dict(previous.get("stages", {}))
     seed = config.seed
+    writer = tensorboard_writer(out_dir / TENSORBOARD_DIR, create=is_main()) if tensorboard else None
+    curves = CurveRecorder(progress, writer)
 
     def run_stage(name: str, action) -> StageResult:
-        return run_recorded_stage(name, out_dir, record.stages, lambda: write_manifest(out_dir, record), action)
+        curves.begin_stage(name)
+        result = run_recorded_stage(name, out_dir, record.stages, lambda: write_manifest(out_dir, record), action)
+        on_main(curves.write_stage, out_dir / name)
+        return result
 
-    common = {"device": device, "seed": seed, "progress": progress}
+    common = {"device": device, "seed": seed, "progress": curves}
     squeezed = run_stage("squeeze", lambda d: squeeze(config.squeeze, data, d, **common))
     aligned = run_stage("align", lambda d: align(config.align, squeezed.artifacts["backbone"], data, d, **common))
     if config.method == "sc-dd":
@@ -103,5 +111,7 @@ def run_pipeline(
         "students": evaluated.metrics,
     }
     write_manifest(out_dir, record)
+    curves.add_metrics(record.metrics)
+    curves.close()
     on_main(write_report, out_dir, config=config.report)
     return record

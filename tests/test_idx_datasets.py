@@ -1,5 +1,6 @@
 """The MNIST family reads fake IDX files the test writes: plain or gzipped, flat or in torchvision's layout."""
 
+import csv
 import gzip
 import json
 
@@ -122,3 +123,6 @@ def test_scdd_run_on_fashion_mnist_idx_files_from_a_recipe_over_sized_settings(t
     assert sized["recover.alpha_bn"] == config["recover"]["alpha_bn"] == 0.3 and sized["align.aligner_options.lr"] == 0.1
     assert "recover.iterations" not in sized and "align.aligner_options.epochs" not in sized  # the command line's, the recipe's
     assert config["align"]["aligner_options"]["epochs"] == 1
+    curves = list(csv.DictReader((tmp_path / "run" / "squeeze" / "curves.csv").open()))  # written by every run
+    assert curves and {row["metric"] for row in curves} >= {"loss", "loss/epoch"} and curves[0]["loop"].startswith("squeeze")
+    assert (tmp_path / "run" / "posttrain" / "curves.csv").is_file() and not (tmp_path / "run" / "tensorboard").exists()
