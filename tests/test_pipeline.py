@@ -55,8 +55,8 @@ def test_recovery_lowers_bn_loss_and_changes_images(tiny_run):
 def test_png_export_matches_stored_images(tiny_run):
     out, _ = tiny_run
     distilled = load_distilled(out / "recover" / "distilled.safetensors")
-    folders = sorted(p.name for p in (out / "recover" / "images").iterdir())
-    assert folders == [str(d) for d in range(10)]
+    folders = sorted(p.name for p in (out / "recover" / "images").iterdir() if p.is_dir())
+    assert folders == [str(d) for d in range(10)] and (out / "recover" / "images" / "metadata.jsonl").is_file()
     png = torch.tensor(list(Image.open(out / "recover" / "images" / "3" / "00000.png").tobytes()), dtype=torch.float32)
     expected = (distilled.images[distilled.labels == 3][0, 0].flatten() * 255).round()
     assert torch.equal(png, expected)
