@@ -14,6 +14,13 @@ def register_architectures(register):
         config=_STEM,
         description="ResNet-10 with 16-32-64-128 channels: the fast CPU default",
     )
+    register(
+        "convnet",
+        "scdd.models.convnet:convnet",
+        config="scdd.models.convnet:ConvNetConfig",
+        aliases=["convnet-bn", "convnetbn"],
+        description="ConvNet-BN of the distillation literature: depth x (conv3x3-BN-ReLU-avgpool), width and depth options",
+    )
     register("resnet18", "scdd.models.resnet:resnet18", config=_STEM, description="ResNet-18 (timm)")
     register("resnet50", "scdd.models.resnet:resnet50", config=_STEM, description="ResNet-50 (timm)")
     register("resnet101", "scdd.models.resnet:resnet101", config=_STEM, description="ResNet-101 (timm)")

