@@ -14,7 +14,7 @@ import click
 
 from scdd.errors import ConfigError
 from scdd.cli.options import data_options, data_root_text, overrides, progress, set_option
-from scdd.cli.render import bench_table, bn_layer_tables, bn_summary_table, plan_table, suites_table
+from scdd.cli.render import bench_table, bn_layer_tables, bn_summary_table, cross_teacher_table, plan_table, suites_table, teachers_table
 from scdd.cli.render import out as stdout
 
 
@@ -114,13 +114,22 @@ def report(run_dir, out, classes):
 @click.option("--seed", type=int, help="Seed of the shared squeeze + align (default 0).")
 @click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--preset", help="Named preset under the suite's budget (default: the dataset's own).")
+@click.option(
+    "--eval-split", type=click.Choice(["held-out", "validation"]),
+    help="validation: train on the training images minus a carve and report on the carve (for choosing budgets).",
+)
+@click.option("--rerun-cell", type=click.Path(path_type=Path), help="Run one cell again from its manifest.json (or folder).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; print the table as tab-separated text.")
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
 @set_option
-def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, dataset, data_root, out, seed, device, preset, quiet, overwrite, settings):
-    """Run a suite of pipelines under one protocol; print one table (method × IPC × student:
-    top-1 mean ± std over seeds, wall time) and write it as results.json and results.csv."""
-    from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, run_suite  # lazy: torch
+def bench(
+    suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, dataset, data_root, out, seed, device, preset,
+    eval_split, rerun_cell, quiet, overwrite, settings,
+):
+    """Run a suite of pipelines under one protocol; print one table (method × IPC × student: top-1 mean ± std
+    over seeds, the paired gain over random real images with identical labels, wall time), the cross-teacher
+    table, and write them as results.json and results.csv."""
+    from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, rerun_cell as rerun, run_suite  # lazy: torch
 
     if list_suites:
         rows = []
@@ -129,19 +138,28 @@ def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, 
             rows.append((name, len(suite.rows), f"{list(suite.ipc)} × {len(suite.seeds)}", suite.description))
         stdout.print(suites_table(rows))
         return
+    if rerun_cell is not None:
+        out = out or Path("bench") / f"cell-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        document = rerun(rerun_cell, out, device=device, overwrite=overwrite)
+        for row in document["table"]:
+            click.echo(f"{row['label']}\tipc {row['ipc']}\t{row['student']}\tlabels {row['labels']}\ttop-1 {row['top1_mean']:.2f}")
+        return
     suite = load_suite_file(suite_file) if suite_file is not None else get_suite(suite_name)
     replaced = {"ipc": _int_list(ipc, "--ipc"), "seeds": _int_list(seeds, "--seeds")}
     if students:
         replaced["students"] = tuple(part for part in students.split(",") if part)
     suite = dataclasses.replace(suite, **{k: v for k, v in replaced.items() if v is not None})
-    given = overrides(settings, dataset=dataset, data_root=data_root_text(data_root), seed=seed, device=device)
+    given = overrides(
+        settings, dataset=dataset, data_root=data_root_text(data_root), seed=seed, device=device, eval_split=eval_split
+    )
     if plan_only:
         plan = plan_suite(suite, given, preset)
         cells = [
             (
                 cell.row.label, cell.ipc,
                 f"{cell.config.squeeze.pretrainer} / {cell.config.squeeze.architecture}"
-                if cell.row.method == "distill" else f"{cell.row.selection} real (labels: {cell.config.squeeze.pretrainer} teacher)",
+                if cell.row.method == "distill" else f"{cell.row.selection} real",
+                cell.labels_name + (" (cross table)" if cell.table == "cross" else ""),
                 f"{cell.config.recover.matcher}, {cell.config.recover.iterations} it" if cell.row.method == "distill" else "-",
                 ", ".join(cell.config.posttrain.students),
             )
@@ -152,23 +170,48 @@ def bench(suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, 
     out = out or Path("bench") / f"{suite.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     with progress(quiet, transient=True) as shown:
         document = run_suite(suite, out, overrides=given, preset=preset, progress=shown, overwrite=overwrite)
-    rows = document["table"]
+    rows = [row for row in document["table"] if row["table"] == "main"]
+    split = document["protocol"]["eval_split"]
     if quiet:
-        click.echo("method\tipc\tstudent\ttop1_mean\ttop1_std\tseeds\tseconds_per_seed")
+        click.echo("method\tipc\tstudent\tlabels\ttop1_mean\ttop1_std\tgain_mean\tgain_std\tseeds\tseconds_per_seed")
         for row in rows:
             click.echo(
-                f"{row['label']}\t{row['ipc']}\t{row['student']}\t{row['top1_mean']:.2f}\t{row['top1_std']:.2f}\t"
-                f"{row['seeds']}\t{row['seconds_per_seed']:.1f}"
+                f"{row['label']}\t{row['ipc']}\t{row['student']}\t{row['labels']}\t{row['top1_mean']:.2f}\t{row['top1_std']:.2f}\t"
+                f"{_gain(row)}\t{row['seeds']}\t{row['seconds_per_seed']:.1f}"
             )
+        click.echo("teachers\npretrainer\tarchitecture\taligner\ttop1\tseconds\tbn_first_mean_variance\tbn_mean_variance\tbn_var_variance\tbn_entropy")
+        for teacher in document["teachers"].values():
+            click.echo("\t".join(str(teacher[key]) for key in (
+                "pretrainer", "architecture", "aligner", "top1", "seconds", "bn_first_mean_variance", "bn_mean_variance",
+                "bn_var_variance", "bn_entropy",
+            )))
+        if document["cross_table"]:
+            click.echo("cross-teacher table\nimages\tipc\tstudent\tlabels\tlabel_teacher_top1\ttop1_mean\ttop1_std\tgain_mean\tgain_std")
+            for row in document["cross_table"]:
+                click.echo(
+                    f"{row['label']}\t{row['ipc']}\t{row['student']}\t{row['labels']}\t{row['label_teacher_top1']:.1f}\t"
+                    f"{row['top1_mean']:.2f}\t{row['top1_std']:.2f}\t{_gain(row)}"
+                )
     else:
         title = (
-            f"suite {suite.name} on {document['protocol']['dataset']}: held-out top-1, mean ± std over seeds "
-            f"{list(suite.seeds)}; seconds per seed; teacher squeeze + align seconds and top-1"
+            f"suite {suite.name} on {document['protocol']['dataset']}: {split} top-1, mean ± std over seeds "
+            f"{list(suite.seeds)}; gain over random real with identical labels (paired by seed); seconds per seed; "
+            "image teacher's squeeze + align seconds and top-1"
         )
         stdout.print(bench_table(rows, title))
+        stdout.print(teachers_table(document["teachers"], f"teachers ({split} top-1, BatchNorm running statistics)"))
+        if document["cross_table"]:
+            stdout.print(cross_teacher_table(document["cross_table"], f"cross-teacher table: images × labelling teacher ({split} top-1)"))
     for line in document["reading"]:
         click.echo(line)
     click.echo(f"wall time {document['wall_seconds']:.0f} s; results: {out / 'results.json'}, {out / 'results.csv'}")
+
+
+def _gain(row) -> str:
+    """Tab-separated gain mean and std ("nan" where the row has no comparable random-real baseline)."""
+    if row["gain_mean"] is None:
+        return "nan\tnan"
+    return f"{row['gain_mean']:+.2f}\t{row['gain_std']:.2f}"
 
 
 COMMANDS = (inspect, report, bench)

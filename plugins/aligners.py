@@ -19,3 +19,10 @@ def register_aligners(register):
         aliases=["fine-tune"],
         description="Fine-tuning: whole network trained, BN statistics move (Sec. 2.2's alternative)",
     )
+    register(
+        "pretrained-head",
+        "scdd.align.pretrained_head:build",
+        config="scdd.align.pretrained_head:PretrainedHeadConfig",
+        aliases=["own-head"],
+        description="The squeeze's own classification head, nothing trained (SRe²L's supervised teacher)",
+    )

@@ -114,7 +114,7 @@ def make_run_config(
     values = get_preset(name) if name is not None else preset_values
     if values is not None:
         chosen = apply_overrides(apply_overrides(config, _component_names(values)), _component_names(overrides))
-        config = apply_overrides(config, _filter_options(values, chosen))
+        config = apply_overrides(config, filter_component_options(values, chosen))
         if name is not None:
             config = apply_overrides(config, pretrainer_values(name, chosen.squeeze.pretrainer))
     return apply_overrides(config, overrides).resolved()
@@ -130,8 +130,9 @@ def _component_names(values: Mapping[str, Any]) -> dict[str, Any]:
     return names
 
 
-def _filter_options(preset: Mapping[str, Any], chosen: RunConfig) -> dict[str, Any]:
-    """The preset with each component-options dict cut to the options of the finally chosen component.
+def filter_component_options(preset: Mapping[str, Any], chosen: RunConfig) -> dict[str, Any]:
+    """The preset (or any shared budget) with each component-options dict cut to the options of the finally
+    chosen component.
 
     ``<options_key>_by_name`` (e.g. ``pretrainer_options_by_name: {"swav": {...}}``, keyed by canonical
     component name) holds options that apply only when that component is chosen, over the shared ones.

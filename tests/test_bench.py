@@ -21,16 +21,25 @@ TINY_BUDGET = {
     "posttrain": {"epochs": 8},
 }
 SC_DD = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
+SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "pretrained-head", "matcher": "bn", "role": "sre2l",
+         "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 10.0}}}}
 TINY_SUITE = {
     "ipc": [1],
     "seeds": [0, 1],
     "overrides": TINY_BUDGET,
+    "teachers": {
+        "supervised": {"pretrainer": "supervised", "aligner": "pretrained-head"},
+        "moco-v3": {"pretrainer": "moco-v3", "aligner": "linear-probe"},
+    },
+    "labels": "supervised",
+    "cross_teachers": ["supervised", "moco-v3"],
+    "cross_rows": ["SC-DD (MoCo v3)", "random real"],
     "rows": [
         {"label": "SC-DD (MoCo v3)", "pretrainer": "moco-v3", **SC_DD},
-        {"label": "SRe2L (supervised, first BN x1)", "pretrainer": "supervised", **{**SC_DD, "role": "sre2l"},
-         "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 1.0}}}},
-        {"label": "random real", "method": "coreset", "selection": "random", "pretrainer": "supervised", "role": "random-real"},
-        {"label": "herding real", "method": "coreset", "selection": "herding", "pretrainer": "supervised", "role": "herding-real"},
+        {"label": "SRe2L", **SRE2L},
+        {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+        {"label": "herding real", "method": "coreset", "selection": "herding", "pretrainer": "supervised",
+         "aligner": "pretrained-head", "role": "herding-real"},
     ],
 }
 
@@ -97,25 +106,52 @@ def test_tiny_suite_runs_shares_teachers_and_writes_results(register_plugin, tmp
     document = json.loads((out / "results.json").read_text())
     assert document["complete"] and document["protocol"]["dataset"] == "mini-digits"
     table = document["table"]
-    assert [row["label"] for row in table] == [row["label"] for row in TINY_SUITE["rows"]]
+    main = {row["label"]: row for row in table if row["table"] == "main"}
+    assert list(main) == [row["label"] for row in TINY_SUITE["rows"]]
     for row in table:
         assert row["seeds"] == 2 and len(row["top1_per_seed"]) == 2 and row["ipc"] == 1
         assert all(0.0 <= value <= 100.0 for value in row["top1_per_seed"])
         assert row["seconds_per_seed"] > 0
-    # one squeeze + align per pretrainer, shared by the SRe2L row and the real-image row, and by both seeds
+    # one squeeze + align per teacher: the supervised one makes the SRe2L images, herds, and labels every main row
     assert sorted(p.name.split("-")[0] for p in (out / "teachers").iterdir()) == ["moco", "supervised"]
-    assert table[1]["setup_seconds"] == table[2]["setup_seconds"] == table[3]["setup_seconds"]
+    assert {row["labels"] for row in main.values()} == {"supervised"}
+    assert len({row["label_identity"] for row in main.values()}) == 1
+    assert main["SRe2L"]["teacher_top1"] == main["herding real"]["teacher_top1"] == main["random real"]["label_teacher_top1"]
+    # the paired gain: per seed, the row's top-1 minus random real's with the same seed and labels
+    for label in ("SC-DD (MoCo v3)", "SRe2L", "herding real"):
+        expected = [a - b for a, b in zip(main[label]["top1_per_seed"], main["random real"]["top1_per_seed"])]
+        assert main[label]["gain_per_seed"] == pytest.approx(expected)
+        assert main[label]["gain_mean"] == pytest.approx(sum(expected) / 2)
+    # the cross-teacher table: SC-DD and random real images, each relabelled by both teachers
+    cross = {(row["label"], row["labels"]): row for row in document["cross_table"]}
+    assert set(cross) == {(label, teacher) for label in TINY_SUITE["cross_rows"] for teacher in ("supervised", "moco-v3")}
+    ssl = [cross["SC-DD (MoCo v3)", "moco-v3"], cross["random real", "moco-v3"]]
+    assert ssl[0]["gain_mean"] == pytest.approx(ssl[0]["top1_mean"] - ssl[1]["top1_mean"])
+    assert ssl[0]["label_teacher_top1"] == main["SC-DD (MoCo v3)"]["teacher_top1"]
     stages = [cell["students"]["resnet10-slim"]["stage_seconds"][0] for cell in document["cells"]]
     assert set(stages[0]) == {"recover", "relabel", "posttrain", "evaluate"}
     assert set(stages[2]) == set(stages[3]) == {"coreset", "relabel", "posttrain", "evaluate"}
     herded = [cell for cell in (out / "cells").rglob("coreset/distilled.safetensors") if "herding" in str(cell)]
     assert len(herded) == 2  # one herding selection per seed, on the supervised teacher's features
+    recovered = list((out / "cells").rglob("recover/distilled.safetensors"))
+    assert len(recovered) == 4  # SC-DD and SRe2L, two seeds each: the cross cells reuse the images
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [float(r["top1_mean"]) for r in rows] == [pytest.approx(r["top1_mean"], abs=1e-4) for r in table]
-    # the printed table and the reading against SRe2L and random real
-    assert "SC-DD (MoCo v3)\t1\tresnet10-slim\t" in result.output
-    assert "points vs SRe²L" in result.output and "points vs random real" in result.output
+    # the printed tables and the reading, against random real and SRe2L with identical labels
+    assert "SC-DD (MoCo v3)\t1\tresnet10-slim\tsupervised\t" in result.output
+    assert "cross-teacher table" in result.output
+    assert "points over random real" in result.output and "vs SRe²L" in result.output
     # every cell was relabelled and post-trained with the same settings
     configs = [cell["config"] for cell in document["protocol"]["cells"]]
     assert all(c["posttrain"] == configs[0]["posttrain"] and c["relabel"] == configs[0]["relabel"] for c in configs)
+    # every cell and seed has a run folder whose manifest runs it again, to the same top-1
+    manifests = sorted((out / "cells").rglob("manifest.json"))
+    assert len(manifests) == (4 + 2) * 2
+    folder = out / "cells" / "random-real" / "moco-v3" / "ipc1" / "seed1"
+    recorded = json.loads((folder / "manifest.json").read_text())
+    assert recorded["label_config"]["squeeze"]["pretrainer"] == "moco-v3" and recorded["seed"] == 1
+    again = CliRunner().invoke(cli, ["bench", "--rerun-cell", str(folder), "--out", str(tmp_path / "again"), "--device", "cpu"])
+    assert again.exit_code == 0, again.output
+    rerun = json.loads((tmp_path / "again" / "results.json").read_text())["table"][0]
+    assert rerun["top1_per_seed"] == [recorded["metrics"]["resnet10-slim"]["top1"]]

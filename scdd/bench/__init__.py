@@ -1,4 +1,8 @@
-"""``scdd bench``: named suites of pipelines run under one protocol, summarised in one table."""
+"""``scdd bench``: named suites of pipelines run under one protocol, summarised in one table.
+
+Every row's students are compared with students trained on random real images with identical labels
+(the same relabelling teacher and recipe), paired by seed: ``paired_gain`` computes that figure and
+``gain_over_random_real`` measures it for any method's distilled sets (``scdd.bench.compare``)."""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scdd.bench.compare import gain_over_random_real
+from scdd.bench.gain import LabelMismatchError, Measured, PairedGain, label_identity, paired_gain
 from scdd.bench.plan import Plan, plan_suite
 from scdd.bench.results import RESULTS_CSV, RESULTS_JSON, reading, summary_rows
 from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_file, suite_from_dict
 from scdd.progress import SILENT, Progress
-from scdd.bench.runner import run_plan
+from scdd.bench.runner import load_cell, run_plan
 from scdd.data.loading import load_dataset
 from scdd.run_folder import prepare_out_dir
 from scdd.runtime import resolve_device
@@ -33,7 +39,22 @@ def run_suite(
     return run_plan(plan, out, device=device, progress=progress, data=data)
 
 
+def rerun_cell(manifest: str | Path, out_dir: str | Path, *, device: str | None = None, progress: Progress = SILENT,
+               overwrite: bool = False) -> dict[str, Any]:
+    """Run one bench cell again, from its ``manifest.json``, into ``out_dir`` (its teachers included)."""
+    plan, _ = load_cell(manifest)
+    out = prepare_out_dir(Path(out_dir), overwrite)
+    return run_plan(plan, out, device=resolve_device(device or plan.base.device), progress=progress, data=load_dataset(plan.base))
+
+
 __all__ = [
+    "LabelMismatchError",
+    "Measured",
+    "PairedGain",
+    "gain_over_random_real",
+    "label_identity",
+    "paired_gain",
+    "rerun_cell",
     "RESULTS_CSV",
     "RESULTS_JSON",
     "SUITES",

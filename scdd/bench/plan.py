@@ -21,29 +21,62 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scdd.bench.gain import label_identity
 from scdd.bench.suites import Suite, SuiteRow
 from scdd.config import RunConfig
 from scdd.errors import ConfigError, ScddError
-from scdd.config import check_components, make_run_config
+from scdd.config import check_components, filter_component_options, make_run_config
 from scdd.registry import get_component
 from scdd.stages.coreset import check_method
 
 @dataclass(frozen=True)
 class Cell:
-    """One (row, IPC) of a suite with its resolved configuration."""
+    """One (row, IPC, label teacher) of a suite with its resolved configurations.
+
+    ``config`` makes the row's images (its own teacher recovers them, or selects real ones) and holds the
+    relabel / post-training recipe; ``label_config``'s squeeze + align make the teacher that relabels them
+    (the suite's ``labels`` teacher, the row's own, or a cross-table teacher). ``labels`` names it ("" for
+    the row's own teacher); ``table`` is ``main`` or ``cross``."""
 
     row: SuiteRow
     ipc: int
     config: RunConfig
+    label_config: RunConfig | None = None
+    labels: str = ""
+    table: str = "main"
 
     @property
     def teacher_key(self) -> str:
         return teacher_key(self.config)
 
     @property
+    def label_teacher(self) -> RunConfig:
+        return self.label_config if self.label_config is not None else self.config
+
+    @property
+    def label_key(self) -> str:
+        return teacher_key(self.label_teacher)
+
+    @property
+    def label_identity(self) -> str:
+        """Same value for two cells exactly when their students learn from identical labels: the same
+        relabelling teacher, relabel settings and post-training recipe (``scdd.bench.gain``)."""
+        teacher = self.label_key if self.config.posttrain.labels == "soft" else "hard labels"
+        return label_identity(teacher, self.config.relabel, self.config.posttrain)
+
+    @property
+    def labels_name(self) -> str:
+        """A readable name of the relabelling teacher."""
+        if self.config.posttrain.labels != "soft":
+            return "hard labels"
+        if self.labels:
+            return self.labels
+        return f"own ({self.config.squeeze.pretrainer})"
+
+    @property
     def needs_teacher(self) -> bool:
-        """Distilled rows recover from the teacher, herding reads its features, soft labels come from it."""
-        return self.row.method == "distill" or self.row.selection == "herding" or self.config.posttrain.labels == "soft"
+        """Distilled rows recover from their teacher, herding reads its features."""
+        return self.row.method == "distill" or self.row.selection == "herding"
 
 
 @dataclass
@@ -55,16 +88,18 @@ class Plan:
     def counts(self) -> dict[str, int]:
         """How many of each kind of work the suite does (shared work counted once)."""
         teachers = {cell.teacher_key for cell in self.cells if cell.needs_teacher}
+        teachers |= {cell.label_key for cell in self.cells if cell.config.posttrain.labels == "soft"}
         seeds = len(self.suite.seeds)
-        recoveries = {(cell.teacher_key, _recover_key(cell.config)) for cell in self.cells if cell.row.method == "distill"}
-        selections = {(cell.row.selection, cell.ipc) for cell in self.cells if cell.row.method == "coreset"}
+        recoveries = {image_key(cell) for cell in self.cells if cell.row.method == "distill"}
+        selections = {image_key(cell) for cell in self.cells if cell.row.method == "coreset"}
+        relabels = {(image_key(cell), cell.label_key, repr(cell.config.relabel)) for cell in self.cells if cell.config.posttrain.labels == "soft"}
         students = sum(len(cell.config.posttrain.students) for cell in self.cells)
         return {
             "cells": len(self.cells),
             "teachers (squeeze + align)": len(teachers),
             "recoveries": len(recoveries) * seeds,
             "coreset selections": len(selections) * seeds,
-            "relabels": sum(1 for cell in self.cells if cell.config.posttrain.labels == "soft") * seeds,
+            "relabels": len(relabels) * seeds,
             "student trainings": students * seeds,
         }
 
@@ -74,14 +109,20 @@ def _digest(value: Any) -> str:
 
 
 def teacher_key(config: RunConfig) -> str:
-    """Identifies a squeeze + align: same settings and seed give the same teacher."""
+    """Identifies a squeeze + align: same data, settings and seed give the same teacher."""
     return _digest(
-        [config.dataset, config.dataset_options, config.seed, dataclasses.asdict(config.squeeze), dataclasses.asdict(config.align)]
+        [
+            config.dataset, config.dataset_options, config.eval_split, config.validation_fraction, config.seed,
+            dataclasses.asdict(config.squeeze), dataclasses.asdict(config.align),
+        ]
     )
 
 
-def _recover_key(config: RunConfig) -> str:
-    return _digest(dataclasses.asdict(config.recover))
+def image_key(cell: Cell) -> tuple:
+    """Identifies a cell's images for one seed: the same for every label teacher."""
+    if cell.row.method == "distill":
+        return ("recover", cell.teacher_key, _digest(dataclasses.asdict(cell.config.recover)))
+    return ("coreset", cell.row.selection, cell.teacher_key if cell.row.selection == "herding" else None, cell.ipc)
 
 
 def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,17 +136,19 @@ def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def row_overrides(row: SuiteRow) -> dict[str, Any]:
-    """The row's component choices as nested settings."""
-    slots = {
-        "pretrainer": ("squeeze", "pretrainer"),
-        "architecture": ("squeeze", "architecture"),
-        "aligner": ("align", "aligner"),
-        "matcher": ("recover", "matcher"),
-    }
+_SLOTS = {
+    "pretrainer": ("squeeze", "pretrainer"),
+    "architecture": ("squeeze", "architecture"),
+    "aligner": ("align", "aligner"),
+    "matcher": ("recover", "matcher"),
+}
+
+
+def row_overrides(row: SuiteRow | Mapping[str, Any]) -> dict[str, Any]:
+    """The component choices of a row (or of a teacher's spec) as nested settings."""
     nested: dict[str, Any] = {}
-    for attribute, (stage, key) in slots.items():
-        value = getattr(row, attribute)
+    for attribute, (stage, key) in _SLOTS.items():
+        value = row.get(attribute) if isinstance(row, Mapping) else getattr(row, attribute)
         if value is not None:
             nested.setdefault(stage, {})[key] = value
     return nested
@@ -117,33 +160,68 @@ def check_options(config: RunConfig) -> None:
     get_component("architecture", config.squeeze.architecture).make_config(config.squeeze.architecture_options)
     get_component("aligner", config.align.aligner).make_config(config.align.aligner_options)
     get_component("matcher", config.recover.matcher).make_config(config.recover.matcher_options)
+    for student in config.posttrain.students:
+        get_component("architecture", student).make_config(config.posttrain.options_for(student))
 
 
 def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset: str | None = None) -> Plan:
-    """Resolve and check every cell of ``suite``; ``overrides`` (dataset, data root, device, ``--set``) win last."""
+    """Resolve and check every cell of ``suite``; ``overrides`` (dataset, data root, device, ``--set``) win last.
+    ``preset`` (else the suite's, else each dataset's own) lies under the suite's budget.
+
+    Main cells: every (row, IPC), relabelled by the row's ``labels`` teacher, else the suite's, else the row's
+    own. Cross cells: every (``cross_rows`` row, IPC, ``cross_teachers`` teacher) the main cells do not cover."""
     overrides = dict(overrides or {})
     budget = merge(suite.overrides, {"posttrain": {"students": list(suite.students)}} if suite.students else {})
+    preset = preset or suite.preset or None
+
+    def resolve(spec: Any, extra: Mapping[str, Any], ipc: int) -> RunConfig:
+        # the suite's budget serves every row: its option dicts are cut to the options of the row's components
+        # (as a preset's are), while the row's own overrides must fit its components
+        names = {stage: {key: budget[stage][key]} for stage, key in _SLOTS.values() if key in budget.get(stage, {})}
+        chosen = make_run_config(merge(merge(merge(names, row_overrides(spec)), extra), overrides), preset)
+        nested = merge(merge(merge(filter_component_options(budget, chosen), row_overrides(spec)), extra), overrides)
+        config = make_run_config(merge(nested, {"recover": {"ipc": ipc}}), preset)
+        check_components(config)
+        check_options(config)
+        return config
+
+    teachers: dict[tuple[str, int], RunConfig] = {}
     cells, failures = [], []
+    for name, spec in suite.teachers.items():
+        try:
+            for ipc in suite.ipc:
+                teachers[name, ipc] = resolve(spec, spec.get("overrides", {}), ipc)
+        except ScddError as error:
+            failures.append((f"teacher {name!r}", error))
     for row in suite.rows:
         try:
             if row.method == "coreset":
                 check_method(row.selection or "")
             for ipc in suite.ipc:
-                nested = merge(merge(merge(budget, row_overrides(row)), row.overrides), overrides)
-                config = make_run_config(merge(nested, {"recover": {"ipc": ipc}}), preset)
-                check_components(config)
-                check_options(config)
-                cells.append(Cell(row=row, ipc=ipc, config=config))
+                config = resolve(row, row.overrides, ipc)
+                labels = row.labels or suite.labels
+                cells.append(Cell(row, ipc, config, teachers.get((labels, ipc)), labels))
         except ScddError as error:
-            failures.append((row.label, error))
+            failures.append((f"row {row.label!r}", error))
+    covered = {(cell.row.label, cell.ipc, cell.label_key) for cell in cells}
+    for row in (row for row in suite.rows if row.label in suite.cross_rows):
+        for ipc in suite.ipc:
+            main = next((cell for cell in cells if (cell.row.label, cell.ipc) == (row.label, ipc)), None)
+            for name in suite.cross_teachers:
+                if main is None or (name, ipc) not in teachers:
+                    continue
+                cell = Cell(row, ipc, main.config, teachers[name, ipc], name, "cross")
+                if (row.label, ipc, cell.label_key) not in covered:
+                    covered.add((row.label, ipc, cell.label_key))
+                    cells.append(cell)
     if failures:
         (label, error), others = failures[0], [label for label, _ in failures[1:]]
-        more = f" (also failing: {', '.join(repr(o) for o in others)})" if others else ""
-        raise ConfigError(f"suite {suite.name!r}, row {label!r}: {error}{more}")
+        more = f" (also failing: {', '.join(others)})" if others else ""
+        raise ConfigError(f"suite {suite.name!r}, {label}: {error}{more}")
     base = cells[0].config
     for cell in cells:
         if (cell.config.dataset, cell.config.dataset_options, cell.config.data_root) != (
             base.dataset, base.dataset_options, base.data_root
-        ):
+        ) or (cell.label_teacher.dataset, cell.label_teacher.eval_split) != (base.dataset, base.eval_split):
             raise ConfigError(f"suite {suite.name!r}, row {cell.row.label!r}: every row must use the same dataset")
     return Plan(suite=suite, cells=cells, base=base)

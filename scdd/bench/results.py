@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from scdd.artifacts import atomic_path, write_json
+from scdd.bench.gain import Measured, paired_gain
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 CSV_COLUMNS = (
     "suite", "label", "method", "role", "pretrainer", "aligner", "matcher", "architecture", "selection", "ipc",
     "student", "seeds", "top1_mean", "top1_std", "top1_per_seed", "top5_mean", "seconds_per_seed", "setup_seconds",
-    "teacher_top1",
+    "teacher_top1", "table", "labels", "label_teacher_top1", "gain_mean", "gain_std", "gain_per_seed", "gain_note",
 )
 
 
@@ -43,6 +44,10 @@ class CellResult:
     students: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     teacher_seconds: float | None = None
     teacher_top1: float | None = None
+    table: str = "main"
+    labels: str = ""  # readable name of the relabelling teacher
+    label_identity: str = ""  # equal for two cells exactly when their labels are identical (scdd.bench.gain)
+    label_teacher_top1: float | None = None
 
     @classmethod
     def for_cell(cls, cell: Any) -> "CellResult":
@@ -59,6 +64,9 @@ class CellResult:
             architecture=config.squeeze.architecture if uses_teacher else "-",
             selection=row.selection,
             ipc=cell.ipc,
+            table=cell.table,
+            labels=cell.labels_name,
+            label_identity=cell.label_identity,
         )
 
     def add(self, student: str, seed: int, top1: float, top5: float, stage_seconds: dict[str, float]) -> None:
@@ -104,54 +112,104 @@ def summary_rows(suite_name: str, results: list[CellResult]) -> list[dict[str, A
                     "seconds_per_seed": mean_std(values["seconds"])[0],
                     "setup_seconds": result.teacher_seconds,
                     "teacher_top1": result.teacher_top1,
+                    "table": result.table,
+                    "labels": result.labels,
+                    "label_teacher_top1": result.label_teacher_top1,
+                    "label_identity": result.label_identity,
+                    "seed_list": list(values["seeds"]),
                 }
             )
+    add_gains(rows)
     return rows
 
 
-def reading(rows: list[dict[str, Any]]) -> list[str]:
-    """Where each SC-DD row stands against SRe²L and against random real images, per IPC and student.
+def measured(row: dict[str, Any]) -> Measured:
+    return Measured(dict(zip(row["seed_list"], row["top1_per_seed"])), row["label_identity"], row["labels"])
 
-    A difference no larger than the two rows' seed standard deviations added is called within noise.
-    """
+
+def add_gains(rows: list[dict[str, Any]]) -> None:
+    """Each row's paired gain over the random-real row with identical labels (same IPC and student).
+
+    A row with no such baseline gets no gain and a note: the random-real row was relabelled by another
+    teacher (the row is not comparable to it), or the suite has no random-real row."""
+    for row in rows:
+        row.update(gain_mean=None, gain_std=None, gain_per_seed=None, gain_note="")
+        if row["role"] == "random-real":
+            row["gain_note"] = "baseline"
+            continue
+        peers = [other for other in rows if other["role"] == "random-real" and (other["ipc"], other["student"]) == (row["ipc"], row["student"])]
+        same = next((other for other in peers if other["label_identity"] == row["label_identity"]), None)
+        if same is not None:
+            gain = paired_gain(measured(row), measured(same))
+            row.update(gain_mean=gain.mean, gain_std=gain.std, gain_per_seed=[gain.per_seed[seed] for seed in gain.seeds])
+        elif peers:
+            row["gain_note"] = f"labels by {row['labels']}, random real's by {peers[0]['labels']}: not comparable"
+        else:
+            row["gain_note"] = "no random-real row"
+
+
+def verdict(mean: float, std: float) -> str:
+    """A paired difference no larger than the standard deviation of its per-seed values is within noise."""
+    return "within noise" if abs(mean) <= std else ("ahead" if mean > 0 else "behind")
+
+
+def reading(rows: list[dict[str, Any]]) -> list[str]:
+    """Where each SC-DD row stands against random real images and SRe²L, per IPC and student, compared
+    only with rows whose students learnt from identical labels (paired by seed, ``scdd.bench.gain``)."""
     lines = []
-    settings = sorted({(row["ipc"], row["student"]) for row in rows})
-    wins = {"sre2l": [0, 0], "random-real": [0, 0]}
-    for ipc, student in settings:
-        here = [row for row in rows if (row["ipc"], row["student"]) == (ipc, student)]
-        ours = [row for row in here if row["role"] == "sc-dd"]
-        references = {role: next((row for row in here if row["role"] == role), None) for role in wins}
-        for row in ours:
-            parts = []
-            for role, name in (("sre2l", "SRe²L"), ("random-real", "random real")):
-                other = references[role]
-                if other is None:
-                    continue
-                difference = row["top1_mean"] - other["top1_mean"]
-                noise = row["top1_std"] + other["top1_std"]
-                verdict = "within noise" if abs(difference) <= noise else ("ahead" if difference > 0 else "behind")
-                wins[role][1] += 1
-                wins[role][0] += int(verdict == "ahead")
-                parts.append(f"{difference:+.1f} points vs {name} ({other['top1_mean']:.1f} ± {other['top1_std']:.1f}; {verdict})")
-            if parts:
-                lines.append(
-                    f"IPC {ipc}, {student}: {row['label']} {row['top1_mean']:.1f} ± {row['top1_std']:.1f}: " + "; ".join(parts)
-                )
-    for role, name in (("sre2l", "SRe²L"), ("random-real", "random real images")):
-        ahead, total = wins[role]
+    wins = {"random real": [0, 0], "SRe²L": [0, 0]}
+    for row in (row for row in rows if row["role"] == "sc-dd" and row["table"] == "main"):
+        head = f"IPC {row['ipc']}, {row['student']}: {row['label']} {row['top1_mean']:.1f} ± {row['top1_std']:.1f} (labels: {row['labels']})"
+        parts = []
+        if row["gain_mean"] is not None:
+            call = verdict(row["gain_mean"], row["gain_std"])
+            wins["random real"][1] += 1
+            wins["random real"][0] += int(call == "ahead")
+            parts.append(f"{row['gain_mean']:+.1f} ± {row['gain_std']:.1f} points over random real ({call})")
+        else:
+            parts.append(f"no gain over random real ({row['gain_note']})")
+        sre2l = next(
+            (
+                other for other in rows
+                if other["role"] == "sre2l" and other["label_identity"] == row["label_identity"]
+                and (other["ipc"], other["student"]) == (row["ipc"], row["student"])
+            ),
+            None,
+        )
+        if sre2l is not None:
+            difference = paired_gain(measured(row), measured(sre2l))
+            call = verdict(difference.mean, difference.std)
+            wins["SRe²L"][1] += 1
+            wins["SRe²L"][0] += int(call == "ahead")
+            parts.append(f"{difference} vs SRe²L ({call})")
+        lines.append(head + ": " + "; ".join(parts))
+    for name, (ahead, total) in wins.items():
         if total:
-            lines.append(f"SC-DD rows clearly ahead of {name} in {ahead} of {total} comparisons.")
+            lines.append(f"SC-DD rows clearly ahead of {name} (identical labels) in {ahead} of {total} comparisons.")
     return lines
+
+
+def cross_table(rows: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
+    """The cross-teacher table: each ``cross_rows`` row's top-1 and gain with labels by each teacher."""
+    if not suite.cross_rows:
+        return []
+    table = []
+    names = [row.label for row in suite.rows if row.label in suite.cross_rows]
+    for label in names:
+        for found in (row for row in rows if row["label"] == label):
+            table.append({key: found[key] for key in ("label", "ipc", "student", "labels", "label_teacher_top1", "top1_mean",
+                                                       "top1_std", "gain_mean", "gain_std", "gain_note")})
+    return sorted(table, key=lambda entry: (entry["ipc"], entry["student"], names.index(entry["label"]), entry["labels"]))
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow(
             {
-                key: (" ".join(f"{v:.2f}" for v in value) if key == "top1_per_seed" else _csv_value(value))
+                key: (" ".join(f"{v:.2f}" for v in value) if key in ("top1_per_seed", "gain_per_seed") and value else _csv_value(value))
                 for key, value in row.items()
             }
         )
@@ -166,8 +224,12 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def write_results(out_dir: str | Path, plan: Any, results: list[CellResult], seconds: float, *, complete: bool) -> dict[str, Any]:
-    """Write ``results.json`` (suite, protocol, every cell and seed, table, reading) and ``results.csv``, atomically."""
+def write_results(
+    out_dir: str | Path, plan: Any, results: list[CellResult], seconds: float, *, complete: bool,
+    teachers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``results.json`` (suite, protocol, teachers, every cell and seed, table, cross-teacher table,
+    reading) and ``results.csv``, atomically."""
     out_dir = Path(out_dir)
     rows = summary_rows(plan.suite.name, results)
     document = {
@@ -178,14 +240,26 @@ def write_results(out_dir: str | Path, plan: Any, results: list[CellResult], sec
         "protocol": {
             "dataset": plan.base.dataset,
             "data_root": plan.base.data_root,
+            "eval_split": plan.base.eval_split,
+            "validation_fraction": plan.base.validation_fraction if plan.base.eval_split == "validation" else None,
             "teacher_seed": plan.base.seed,
             "seeds": list(plan.suite.seeds),
+            "labels": plan.suite.labels or "each row's own teacher",
             "cells": [
-                {"label": cell.row.label, "ipc": cell.ipc, "config": dataclasses.asdict(cell.config)} for cell in plan.cells
+                {
+                    "label": cell.row.label, "ipc": cell.ipc, "table": cell.table, "labels": cell.labels_name,
+                    "config": dataclasses.asdict(cell.config),
+                    "label_teacher": {
+                        "squeeze": dataclasses.asdict(cell.label_teacher.squeeze), "align": dataclasses.asdict(cell.label_teacher.align)
+                    },
+                }
+                for cell in plan.cells
             ],
         },
+        "teachers": teachers or {},
         "cells": [dataclasses.asdict(result) for result in results],
         "table": rows,
+        "cross_table": cross_table(rows, plan.suite),
         "reading": reading(rows),
     }
     write_json(out_dir / RESULTS_JSON, document)

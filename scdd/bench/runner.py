@@ -2,7 +2,9 @@
 
 Folder layout under the bench's ``out`` folder:
 ``teachers/<pretrainer>-<architecture>-<key>/{squeeze,align}`` (one per distinct teacher) and
-``cells/<row>/ipc<N>/seed<S>/{recover|coreset,relabel,posttrain}``. ``results.json`` and
+``cells/<row>/<labels>/ipc<N>/seed<S>/{recover|coreset,relabel,posttrain}`` with the cell's ``manifest.json``
+(its resolved config and its label teacher's, the teachers, artifacts and top-1; ``load_cell`` rebuilds a
+one-cell plan from it, which ``scdd bench --rerun-cell`` runs again). ``results.json`` and
 ``results.csv`` are rewritten atomically after every finished (cell, seed), so an interrupted
 bench keeps what it measured.
 """
@@ -10,7 +12,9 @@ bench keeps what it measured.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +22,18 @@ from typing import Any
 
 import torch
 
-from scdd.bench.plan import Cell, Plan
+from scdd.analysis.bn_stats import inspect_checkpoint
+from scdd.artifacts import write_json
+from scdd.bench.plan import Cell, Plan, image_key, teacher_key
 from scdd.bench.results import CellResult, write_results
+from scdd.bench.suites import Suite, SuiteRow
+from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.data.base import DatasetSplits
 from scdd.data.loading import load_dataset
+from scdd.errors import ConfigError
 from scdd.pipeline import train_teacher
 from scdd.progress import SILENT, Progress
+from scdd.run_folder import package_versions
 from scdd.stages.coreset import coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
@@ -31,11 +41,34 @@ from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
 
 
+CELL_MANIFEST = "manifest.json"
+
+
 @dataclass
 class Teacher:
     classifier: Path
     seconds: float
     top1: float
+    summary: dict[str, Any] = field(default_factory=dict)  # what results.json's "teachers" says about it
+
+
+def teacher_summary(config: RunConfig, teacher: Teacher) -> dict[str, Any]:
+    """A teacher's components, top-1, cost and BatchNorm statistics (Table 2's BN-mean Var, Eq. 7's entropy)."""
+    layers = inspect_checkpoint(teacher.classifier).layers
+    return {
+        "pretrainer": config.squeeze.pretrainer,
+        "architecture": config.squeeze.architecture,
+        "architecture_options": dict(config.squeeze.architecture_options),
+        "aligner": config.align.aligner,
+        "top1": teacher.top1,
+        "seconds": round(teacher.seconds, 1),
+        "classifier": str(teacher.classifier),
+        "bn_first_mean_variance": layers[0].mean_variance if layers else None,
+        "bn_mean_variance": statistics.fmean(layer.mean_variance for layer in layers) if layers else None,
+        "bn_var_variance": statistics.fmean(layer.var_variance for layer in layers) if layers else None,
+        "bn_entropy": statistics.fmean(layer.entropy for layer in layers) if layers else None,
+        "bn_layers": [dataclasses.asdict(layer) for layer in layers],
+    }
 
 
 @dataclass
@@ -63,55 +96,57 @@ class BenchRun:
 
     # --------------------------------------------------------------- shared work
 
-    def teacher(self, cell: Cell) -> Teacher:
-        key = cell.teacher_key
+    def teacher(self, config: RunConfig) -> Teacher:
+        """The squeeze + align of ``config`` (shared by every cell and seed that names the same one)."""
+        key = teacher_key(config)
         if key not in self.teachers:
-            config = cell.config
             folder = self.out_dir / "teachers" / _slug(f"{config.squeeze.pretrainer}-{config.squeeze.architecture}-{key}")
             squeezed, aligned = train_teacher(
                 config, self.data, folder, device=self.device, seed=config.seed, progress=self.progress
             )
-            self.teachers[key] = Teacher(
+            teacher = Teacher(
                 aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, aligned.metrics["teacher_heldout_top1"]
             )
+            teacher.summary = teacher_summary(config, teacher)
+            self.teachers[key] = teacher
             self.progress.log(
-                f"teacher {config.squeeze.pretrainer}/{config.squeeze.architecture}: held-out top-1 "
-                f"{aligned.metrics['teacher_heldout_top1']:.1f}% ({self.teachers[key].seconds:.0f} s)"
+                f"teacher {config.squeeze.pretrainer}/{config.squeeze.architecture} ({config.align.aligner}): "
+                f"{self.split_name} top-1 {aligned.metrics['teacher_heldout_top1']:.1f}% ({self.teachers[key].seconds:.0f} s)"
             )
         return self.teachers[key]
+
+    @property
+    def split_name(self) -> str:
+        return "validation" if self.plan.base.eval_split == "validation" else "held-out"
 
     def images(self, cell: Cell, seed: int, folder: Path) -> Produced:
         """The cell's distilled set for ``seed``: recovered from its teacher, or a real-image coreset."""
         config = cell.config
-        if cell.row.method == "distill":
-            key = ("recover", cell.teacher_key, repr(config.recover), seed)
-        else:
-            teacher_key = cell.teacher_key if cell.row.selection == "herding" else None  # herding reads its features
-            key = ("coreset", cell.row.selection, teacher_key, cell.ipc, seed)
+        key = (*image_key(cell), seed)
         if key not in self.image_sets:
             if cell.row.method == "distill":
                 result = recover(
-                    config.recover, self.teacher(cell).classifier, folder / "recover",
+                    config.recover, self.teacher(config).classifier, folder / "recover",
                     device=self.device, seed=seed, progress=self.progress,
                 )
-                self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds)
             else:
                 selection = cell.row.selection or ""
                 result = coreset(
                     selection, self.data, cell.ipc, folder / "coreset", seed=seed, device=self.device, progress=self.progress,
-                    classifier_path=self.teacher(cell).classifier if selection == "herding" else None,
+                    classifier_path=self.teacher(config).classifier if selection == "herding" else None,
                 )
-                self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds)
+            self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds)
         return self.image_sets[key]
 
     def soft_labels(self, cell: Cell, seed: int, images: Produced, folder: Path) -> Produced | None:
+        """The label teacher's crop-level soft labels of ``images`` (shared by cells with identical labels)."""
         config = cell.config
         if config.posttrain.labels != "soft":
             return None
-        key = (cell.teacher_key, str(images.path), repr(config.relabel), seed)
+        key = (cell.label_key, str(images.path), repr(config.relabel), seed)
         if key not in self.labels:
             result = relabel(
-                config.relabel, self.teacher(cell).classifier, images.path, folder / "relabel",
+                config.relabel, self.teacher(cell.label_teacher).classifier, images.path, folder / "relabel",
                 device=self.device, seed=seed, progress=self.progress,
             )
             self.labels[key] = Produced(result.artifacts["soft_labels"], result.seconds)
@@ -120,13 +155,15 @@ class BenchRun:
     # --------------------------------------------------------------- one cell
 
     def run_cell(self, cell: Cell, seed: int, result: CellResult) -> None:
-        folder = self.out_dir / "cells" / _slug(cell.row.label) / f"ipc{cell.ipc}" / f"seed{seed}"
-        teacher = self.teacher(cell) if cell.needs_teacher else None
+        folder = cell_folder(self.out_dir, cell, seed)
+        teacher = self.teacher(cell.config) if cell.needs_teacher else None
+        labeller = self.teacher(cell.label_teacher) if cell.config.posttrain.labels == "soft" else None
         images = self.images(cell, seed, folder)
         labels = self.soft_labels(cell, seed, images, folder)
         shared = {"recover" if cell.row.method == "distill" else "coreset": images.seconds}
         if labels is not None:
             shared["relabel"] = labels.seconds
+        students, metrics = {}, {}
         for student in cell.config.posttrain.students:
             config = dataclasses.replace(cell.config.posttrain, students=(student,))
             trained = posttrain(
@@ -135,11 +172,62 @@ class BenchRun:
             )
             evaluated = evaluate(trained.artifacts, self.data, device=self.device)
             (name,) = evaluated.metrics
-            metrics = evaluated.metrics[name]
+            metrics[name] = {key: evaluated.metrics[name][key] for key in ("top1", "top5")}
+            students.update({key: str(path) for key, path in trained.artifacts.items()})
             stages = {**shared, "posttrain": trained.seconds, "evaluate": evaluated.seconds}
-            result.add(name, seed, metrics["top1"], metrics["top5"], stages)
+            result.add(name, seed, metrics[name]["top1"], metrics[name]["top5"], stages)
         if teacher is not None:
             result.teacher_seconds, result.teacher_top1 = teacher.seconds, teacher.top1
+        if labeller is not None:
+            result.label_teacher_top1 = labeller.top1
+        write_json(
+            folder / CELL_MANIFEST,
+            {
+                "scdd_bench_cell": 1,
+                "suite": self.plan.suite.name,
+                "row": dataclasses.asdict(cell.row),
+                "ipc": cell.ipc,
+                "seed": seed,
+                "table": cell.table,
+                "labels": cell.labels,
+                "eval_split": self.plan.base.eval_split,
+                "device": str(self.device),
+                "versions": package_versions(),
+                "config": to_dict(cell.config),
+                "label_config": to_dict(cell.label_teacher),
+                "teachers": {
+                    "images": str(teacher.classifier) if teacher else None,
+                    "labels": str(labeller.classifier) if labeller else None,
+                },
+                "artifacts": {"distilled": str(images.path), "soft_labels": str(labels.path) if labels else None, "students": students},
+                "metrics": metrics,
+            },
+        )
+
+
+def cell_folder(out_dir: Path, cell: Cell, seed: int) -> Path:
+    """``cells/<row>/<labels>/ipc<N>/seed<S>``: one run folder per cell and seed."""
+    labels = _slug(cell.labels) if cell.labels else "own-teacher"
+    return Path(out_dir) / "cells" / _slug(cell.row.label) / labels / f"ipc{cell.ipc}" / f"seed{seed}"
+
+
+def load_cell(manifest: str | Path) -> tuple[Plan, int]:
+    """A one-cell plan (and its seed) rebuilt from a bench cell's ``manifest.json``, to run it again."""
+    path = Path(manifest)
+    if path.is_dir():
+        path = path / CELL_MANIFEST
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not a readable bench cell manifest ({error})") from None
+    if document.get("scdd_bench_cell") != 1:
+        raise ConfigError(f"{path}: not a bench cell manifest")
+    row = SuiteRow(**document["row"])
+    config = apply_overrides(RunConfig(), document["config"])
+    label_config = apply_overrides(RunConfig(), document["label_config"])
+    cell = Cell(row, document["ipc"], config, label_config, document.get("labels", ""), document.get("table", "main"))
+    suite = Suite(name=document["suite"], rows=(row,), ipc=(cell.ipc,), seeds=(document["seed"],))
+    return Plan(suite=suite, cells=[cell], base=config), document["seed"]
 
 
 def run_plan(
@@ -160,7 +248,10 @@ def run_plan(
                 task.advance(1)
                 scores = "  ".join(f"{s} {values['top1'][-1]:.1f}%" for s, values in result.students.items())
                 progress.log(f"[{done}/{total}] {cell.row.label}, IPC {cell.ipc}, seed {seed}: {scores}")
-                document = write_results(out_dir, plan, results, time.perf_counter() - started, complete=done == total)
+                teachers = {key: teacher.summary for key, teacher in bench.teachers.items()}
+                document = write_results(
+                    out_dir, plan, results, time.perf_counter() - started, complete=done == total, teachers=teachers
+                )
     finally:
         task.close()
     return document

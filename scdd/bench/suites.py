@@ -41,6 +41,7 @@ from typing import Any
 from scdd.errors import ConfigError
 
 METHODS = ("distill", "coreset")
+TEACHER_FIELDS = ("pretrainer", "aligner", "architecture", "overrides")
 ROLES = ("sc-dd", "sre2l", "random-real", "herding-real", "")
 
 
@@ -57,6 +58,7 @@ class SuiteRow:
     selection: str | None = None  # coreset rows: "random" or "herding"
     role: str = ""  # what the reading compares: sc-dd, sre2l, random-real, herding-real
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    labels: str = ""  # a suite teacher relabelling this row instead of the suite's (its gain is then flagged)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -80,6 +82,14 @@ class Suite:
     students: tuple[str, ...] = ()  # empty: the preset's students
     overrides: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    # Named teachers ({pretrainer, aligner, architecture, overrides}) that relabel rows. ``labels`` names the one
+    # that relabels every row of the comparison (empty: each row's own teacher, as in SRe²L / SC-DD runs);
+    # ``cross_teachers`` × ``cross_rows`` add the cross-teacher table: those rows' images relabelled by each.
+    teachers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    labels: str = ""
+    preset: str = ""  # a preset for every dataset the suite runs on (default: each dataset's own; --preset wins)
+    cross_teachers: tuple[str, ...] = ()
+    cross_rows: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -92,13 +102,56 @@ class Suite:
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
             raise ConfigError(f"suite {self.name!r}: row label {duplicates[0]!r} is used twice")
+        for name, spec in self.teachers.items():
+            unknown = sorted(set(spec) - set(TEACHER_FIELDS))
+            if unknown:
+                raise ConfigError(f"suite {self.name!r}, teacher {name!r} has no setting {unknown[0]!r}; settings: {', '.join(TEACHER_FIELDS)}")
+            if not spec.get("pretrainer"):
+                raise ConfigError(f"suite {self.name!r}, teacher {name!r} needs a pretrainer")
+        named = [("labels", self.labels)] + [(f"row {row.label!r} labels", row.labels) for row in self.rows]
+        named += [("cross_teachers", name) for name in self.cross_teachers]
+        for where, name in named:
+            if name and name not in self.teachers:
+                known = ", ".join(self.teachers) or "none"
+                raise ConfigError(f"suite {self.name!r}: {where} names teacher {name!r}; the suite's teachers: {known}")
+        missing = sorted(set(self.cross_rows) - set(labels))
+        if missing:
+            raise ConfigError(f"suite {self.name!r}: cross_rows names row {missing[0]!r}, which the suite does not have")
+        if bool(self.cross_rows) != bool(self.cross_teachers):
+            raise ConfigError(f"suite {self.name!r}: a cross-teacher table needs both cross_teachers and cross_rows")
 
 
 _SC_DD = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
 _SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "linear-probe", "matcher": "bn", "role": "sre2l"}
 _REAL = {"method": "coreset", "pretrainer": "supervised"}
 
+# SRe²L's recipe: its supervised model as trained (own head), first BN layer ×10 as in its recovery code.
+_SRE2L_RECIPE = {
+    "method": "distill", "pretrainer": "supervised", "aligner": "pretrained-head", "matcher": "bn", "role": "sre2l",
+    "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 10.0}}},
+}
+_SUPERVISED = {"pretrainer": "supervised", "aligner": "pretrained-head"}
+_FAIR_TEACHERS = {"supervised": _SUPERVISED, "moco-v3": {"pretrainer": "moco-v3", "aligner": "linear-probe"}}
+_FAIR_ROWS = [
+    {"label": "SC-DD (MoCo v3)", "pretrainer": "moco-v3", **_SC_DD},
+    {"label": "SRe²L", **_SRE2L_RECIPE},
+    {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+    {"label": "herding real", "method": "coreset", "selection": "herding", **_SUPERVISED, "role": "herding-real"},
+]
+
 SUITES: dict[str, dict[str, Any]] = {
+    "fair": {
+        "description": "SC-DD vs SRe²L vs real images with identical labels (one supervised teacher relabels every "
+        "row; paired gain over random real), plus the cross-teacher table; the `small` preset's budget",
+        "preset": "small",
+        "ipc": [1, 10, 50],
+        "seeds": [0, 1, 2],
+        "teachers": _FAIR_TEACHERS,
+        "labels": "supervised",
+        "cross_teachers": ["supervised", "moco-v3"],
+        "cross_rows": ["SC-DD (MoCo v3)", "SRe²L", "random real"],
+        "rows": _FAIR_ROWS,
+    },
     "default": {
         "description": "SC-DD with each SSL pretrainer vs SRe²L and real-image coresets (Table 1's protocol), "
         "every row relabelled and post-trained identically; real images are relabelled by the supervised teacher",
@@ -163,7 +216,7 @@ def suite_from_dict(name: str, data: Mapping[str, Any]) -> Suite:
         if extra:
             raise ConfigError(f"suite {name!r}, row {row['label']!r} has no setting {extra[0]!r}; settings: {', '.join(sorted(row_fields))}")
         rows.append(SuiteRow(**row))
-    for key in ("ipc", "seeds", "students"):
+    for key in ("ipc", "seeds", "students", "cross_teachers", "cross_rows"):
         if key in data:
             data[key] = tuple(data[key])
     return Suite(name=name, rows=tuple(rows), **data)

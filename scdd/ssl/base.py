@@ -45,6 +45,7 @@ class PretrainResult:
 
     backbone: nn.Module
     loss_per_epoch: list[float] = field(default_factory=list)
+    head: nn.Module | None = None  # a classification head trained with the backbone (supervised squeezes keep theirs)
 
 
 class PixelEncoder(nn.Sequential):
@@ -106,6 +107,10 @@ class Pretrainer:
         """The backbone the squeeze returns (DINO: the teacher's)."""
         return backbone
 
+    def kept_head(self) -> nn.Module | None:
+        """A classification head trained with the backbone, saved beside it (supervised: its own head)."""
+        return None
+
     # ------------------------------------------------------------------ helpers for methods
 
     @property
@@ -158,4 +163,5 @@ class Pretrainer:
         curve = loop.run(
             batches, lambda batch, at: step(*batch, at, total), after_step=lambda at: self.after_step(at, total), progress=progress
         )
-        return PretrainResult(backbone=self.kept_backbone(backbone).eval(), loss_per_epoch=curve)
+        head = self.kept_head()
+        return PretrainResult(self.kept_backbone(backbone).eval(), curve, head.eval() if head is not None else None)

@@ -37,5 +37,8 @@ class SupervisedPretrainer(Pretrainer):
         view = random_resized_crop(images, self.crop, flip_p=self.flip_p, generator=self.views)
         return F.cross_entropy(self.head(self.encoder(view)), labels, label_smoothing=self.config.label_smoothing)
 
+    def kept_head(self) -> nn.Module:
+        return self.head
+
 
 build = SupervisedPretrainer

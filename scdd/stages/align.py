@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from scdd import distributed
+from scdd.artifacts import load_tensors
 from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import DataError
@@ -48,8 +49,12 @@ def align(
         )
     seed_everything(derive_seed(seed, "align", "init"))
     classifier = Classifier(backbone, data.info.num_classes, data.info.mean, data.info.std)
+    extra = {}
+    if getattr(aligner, "uses_pretrained_head", False):  # the squeeze's own head (SRe²L's teacher)
+        head_file = record.extra.get("head_file")
+        extra["pretrained_head"] = load_tensors(Path(backbone_path).parent / head_file, "head")[0] if head_file else None
     with Stopwatch() as clock:
-        classifier = aligner.align(classifier, data, device=device, seed=derive_seed(seed, "align"), progress=progress)
+        classifier = aligner.align(classifier, data, device=device, seed=derive_seed(seed, "align"), progress=progress, **extra)
     held_out = accuracy(classifier, data.val, device=device)
     out = ModelRecord(
         kind="classifier",

@@ -14,8 +14,9 @@ the global recipe is unchanged. BatchNorm statistics are per process (rank 0's a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,7 +26,7 @@ from scdd.distilled import DistilledSet, load_distilled
 from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
-from scdd.registry import get_component
+from scdd.registry import get_component, normalize_name
 from scdd.runtime import derive_seed, generator, seed_everything
 from scdd.labels import OnlineSoftLabels, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
@@ -40,6 +41,7 @@ __all__ = ["PosttrainConfig", "posttrain", "run_key", "run_seed", "student_file"
 @dataclass
 class PosttrainConfig:
     students: tuple[str, ...] = ("resnet18",)
+    student_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # architecture options by student name
     epochs: int = 300
     batch_size: int = 64
     optimizer: str = "adamw"
@@ -61,6 +63,10 @@ class PosttrainConfig:
             raise ConfigError(f"post-training temperature must be positive, got {self.temperature}")
         if not self.students:
             raise ConfigError("post-training needs at least one student architecture")
+
+    def options_for(self, student: str) -> dict[str, Any]:
+        """The architecture options given for ``student`` (names compared after normalisation)."""
+        return next((dict(v) for k, v in self.student_options.items() if normalize_name(k) == normalize_name(student)), {})
 
 
 def student_file(name: str, run: int = 0, runs: int = 1) -> str:
@@ -94,7 +100,7 @@ def train_student(
     if labels is not None and labels.images != len(distilled.labels):
         raise ConfigError(f"soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}")
     seed_everything(derive_seed(seed, "posttrain", student_name, "init"))
-    student = build_classifier(student_name, distilled.info).to(device)
+    student = build_classifier(student_name, distilled.info, config.options_for(student_name)).to(device)
     count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
     loop = TrainLoop(f"posttrain {student_name}", config, student.parameters(), per_epoch, device, count="epochs")
@@ -139,7 +145,7 @@ def posttrain(
                 record = ModelRecord(
                     kind="classifier",
                     architecture=canonical,
-                    architecture_options={},
+                    architecture_options=config.options_for(canonical),
                     dataset=distilled.info,
                     extra={"trained_on": distilled.source, "labels": label_kind, "ipc": distilled.ipc, "seed": student_seed},
                 )

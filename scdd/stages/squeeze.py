@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from scdd import distributed
+from scdd.artifacts import save_tensors
 from scdd.models.saved import ModelRecord, save_model
 from scdd.data.base import DatasetSplits
 from scdd.models.batchnorm import convert_sync_batchnorm, revert_sync_batchnorm
@@ -25,6 +26,7 @@ from scdd.runtime import derive_seed, seed_everything
 from scdd.stages.common import StageResult, Stopwatch
 
 BACKBONE_FILE = "backbone.safetensors"
+HEAD_FILE = "head.safetensors"  # a head trained with the backbone (supervised squeezes), for the pretrained-head aligner
 
 
 @dataclass
@@ -54,17 +56,23 @@ def squeeze(
     with Stopwatch() as clock:
         result = pretrainer.pretrain(backbone, data, device=device, seed=derive_seed(seed, "squeeze"), progress=progress)
     backbone = revert_sync_batchnorm(result.backbone)
+    extra: dict[str, Any] = {"pretrainer": component.name, "loss_per_epoch": result.loss_per_epoch}
+    artifacts = {}
+    if result.head is not None:
+        head = distributed.on_main(save_tensors, Path(out_dir) / HEAD_FILE, result.head.state_dict(), {"kind": "head"})
+        artifacts["head"] = head
+        extra["head_file"] = HEAD_FILE
     record = ModelRecord(
         kind="backbone",
         architecture=get_component("architecture", config.architecture).name,
         architecture_options=dict(config.architecture_options),
         dataset=data.info,
-        extra={"pretrainer": component.name, "loss_per_epoch": result.loss_per_epoch},
+        extra=extra,
     )
     path = distributed.on_main(save_model, Path(out_dir) / BACKBONE_FILE, backbone, record)  # rank 0 writes
     return StageResult(
         "squeeze",
-        artifacts={"backbone": path},
+        artifacts={"backbone": path, **artifacts},
         metrics={"loss_per_epoch": result.loss_per_epoch},
         seconds=clock.seconds,
     )

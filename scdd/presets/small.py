@@ -1,0 +1,52 @@
+"""The ``small`` preset: the budget of the ``fair`` bench suite, for any 10-class dataset of 8-32 px
+images on 2 CPU cores, grayscale or colour.
+
+Every value was chosen on the validation carve of mnist5k's training images (``eval_split =
+"validation"``) and checked on the digits datasets (see the README's "Measured" section); each is
+scdd's own choice (``SCDD_SOURCE`` in ``scdd presets show``), not the paper's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SMALL: dict[str, Any] = {
+    "squeeze": {
+        "architecture": "convnet",
+        "architecture_options": {"width": 64, "depth": 3},
+        "pretrainer_options": {
+            "epochs": 10,
+            "batch_size": 256,
+            "lr": 0.1,
+            "temperature": 0.2,
+            "hidden_dim": 512,
+            "output_dim": 128,
+            "crop_min_scale": 0.3,
+        },
+        "pretrainer_options_by_name": {
+            "supervised": {"crop_min_scale": 0.8},
+            "moco-v2": {"queue_size": 2048, "encoder_momentum": 0.99},
+            "swav": {"temperature": 0.1, "prototypes": 100, "local_views": 4, "local_crop_scale": (0.1, 0.3)},
+            "dino": {
+                "output_dim": 1024,
+                "bottleneck_dim": 128,
+                "local_views": 4,
+                "local_crop_scale": (0.1, 0.3),
+                "warmup_epochs": 1,
+                "warmup_teacher_temperature_epochs": 3,
+                "base_momentum": 0.95,
+            },
+        },
+    },
+    "align": {"aligner_options": {"epochs": 80, "augment": False, "lr": 0.1, "batch_size": 256}},
+    "recover": {"iterations": 300, "batch_size": 100, "lr": 0.25, "alpha_bn": 0.3, "crop_min_scale": 0.5},
+    "relabel": {"crop_min_scale": 0.25},
+    "posttrain": {
+        "students": ["convnet"],
+        "student_options": {"convnet": {"width": 32, "depth": 3}},
+        "epochs": 200,
+        "batch_size": 50,
+        "lr": 0.005,
+        "temperature": 2.0,
+    },
+}
