@@ -102,7 +102,7 @@ def report(run_dir, out, classes):
 
 
 @click.command()
-@click.option("--suite", "suite_name", default="default", show_default=True, help="Named suite (see --list).")
+@click.option("--suite", "suite_name", default="fair", show_default=True, help="Named suite (see --list).")
 @click.option("--suite-file", type=click.Path(path_type=Path), help="A suite written as JSON instead of a named one.")
 @click.option("--list", "list_suites", is_flag=True, help="List the named suites and exit.")
 @click.option("--plan", "plan_only", is_flag=True, help="Resolve and check every row, print the work, run nothing.")

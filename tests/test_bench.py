@@ -62,23 +62,29 @@ def mini_digits(config, *, data_root=None):
     return DatasetSplits(full.info, per_class(full.train, 40), per_class(full.val, 20))
 
 
-def test_default_suite_is_the_papers_comparison():
-    suite = get_suite("default")
-    distilled = {row.pretrainer: row for row in suite.rows if row.method == "distill"}
-    assert set(distilled) == {"moco-v2", "moco-v3", "swav", "dino", "supervised"}
-    assert all(distilled[name].matcher == "imbalanced-bn" and distilled[name].aligner == "linear-probe"
-               for name in ("moco-v2", "moco-v3", "swav", "dino"))
-    assert distilled["supervised"].matcher == "bn" and distilled["supervised"].role == "sre2l"
-    assert {row.selection for row in suite.rows if row.method == "coreset"} == {"random", "herding"}
-    assert suite.ipc == (1, 10) and len(suite.seeds) >= 2
-    multipliers = [row.overrides["recover"]["matcher_options"]["first_bn_multiplier"] for row in get_suite("first-bn").rows]
+def test_claim_suites_compare_with_identical_labels():
+    table1 = get_suite("table1")
+    distilled = {row.pretrainer: row for row in table1.rows if row.method == "distill" and row.role == "sc-dd"}
+    assert set(distilled) == {"moco-v2", "moco-v3", "swav", "dino"}
+    assert all(row.matcher == "imbalanced-bn" and row.aligner == "linear-probe" for row in distilled.values())
+    recipe, ablation = (row for row in table1.rows if row.role == "sre2l")
+    assert (recipe.aligner, recipe.matcher, recipe.overrides["recover"]["matcher_options"]["first_bn_multiplier"]) == (
+        "pretrained-head", "bn", 10.0
+    )
+    assert (ablation.aligner, ablation.matcher, ablation.overrides) == ("linear-probe", "bn", {})
+    multipliers = [row.overrides["recover"]["matcher_options"]["first_bn_multiplier"]
+                   for row in get_suite("first-bn").rows if row.method == "distill"]
     assert multipliers == [1, 5, 10, 15, 20]
+    for name in ("fair", "table1", "scaling", "first-bn", "alignment", "bn-spread"):
+        suite = get_suite(name)
+        assert suite.labels == "supervised" and len(suite.seeds) >= 3 and suite.preset == "small"
+        assert any(row.role == "random-real" for row in suite.rows)
 
 
 def test_first_bn_suite_shares_one_teacher():
     counts = plan_suite(get_suite("first-bn")).counts()
-    assert counts["teachers (squeeze + align)"] == 1
-    assert counts["recoveries"] == 5 * 2
+    assert counts["teachers (squeeze + align)"] == 2  # the MoCo v3 recovery teacher and the supervised labelling one
+    assert counts["recoveries"] == 5 * 3
 
 
 def test_unregistered_component_fails_before_any_work(tmp_path):
@@ -90,7 +96,7 @@ def test_unregistered_component_fails_before_any_work(tmp_path):
     assert "row 'SC-DD (MoCo v9)': unknown pretrainer 'moco-v9'. Did you mean 'moco-v3'?" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
-    with pytest.raises(ConfigError, match="has no option 'epochz'"):
+    with pytest.raises(ConfigError, match="pretrainer_options has no option 'epochz' for any registered pretrainer"):
         plan_suite(suite_from_dict("x", {**TINY_SUITE, "overrides": {"squeeze": {"pretrainer_options": {"epochz": 1}}}}))
 
 

@@ -23,10 +23,9 @@ from typing import Any
 
 from scdd.bench.gain import label_identity
 from scdd.bench.suites import Suite, SuiteRow
-from scdd.config import RunConfig
+from scdd.config import RunConfig, check_components, filter_component_options, make_run_config
 from scdd.errors import ConfigError, ScddError
-from scdd.config import check_components, filter_component_options, make_run_config
-from scdd.registry import get_component
+from scdd.registry import get_component, get_registry
 from scdd.stages.coreset import check_method
 
 @dataclass(frozen=True)
@@ -154,6 +153,30 @@ def row_overrides(row: SuiteRow | Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
+_OPTION_KINDS = {
+    ("squeeze", "pretrainer_options"): "pretrainer",
+    ("squeeze", "architecture_options"): "architecture",
+    ("align", "aligner_options"): "aligner",
+    ("recover", "matcher_options"): "matcher",
+}
+
+
+def check_budget_options(budget: Mapping[str, Any]) -> None:
+    """A suite budget's shared component options are cut to each row's components, so a misspelt option would
+    vanish silently: every option must be one that some registered component of its kind accepts."""
+    registry = get_registry()
+    for (stage, key), kind in _OPTION_KINDS.items():
+        given = set((budget.get(stage) or {}).get(key) or {})
+        if not given:
+            continue
+        accepted = set()
+        for name in registry.names(kind):
+            accepted |= set(registry.get(kind, name).defaults())
+        unknown = sorted(given - accepted)
+        if unknown:
+            raise ConfigError(f"the budget's {stage}.{key} has no option {unknown[0]!r} for any registered {kind}")
+
+
 def check_options(config: RunConfig) -> None:
     """Validate every component's options now (they are otherwise checked only when the stage runs)."""
     get_component("pretrainer", config.squeeze.pretrainer).make_config(config.squeeze.pretrainer_options)
@@ -173,6 +196,10 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
     overrides = dict(overrides or {})
     budget = merge(suite.overrides, {"posttrain": {"students": list(suite.students)}} if suite.students else {})
     preset = preset or suite.preset or None
+    try:
+        check_budget_options(budget)
+    except ConfigError as error:
+        raise ConfigError(f"suite {suite.name!r}: {error}") from None
 
     def resolve(spec: Any, extra: Mapping[str, Any], ipc: int) -> RunConfig:
         # the suite's budget serves every row: its option dicts are cut to the options of the row's components

@@ -48,6 +48,7 @@ class CellResult:
     labels: str = ""  # readable name of the relabelling teacher
     label_identity: str = ""  # equal for two cells exactly when their labels are identical (scdd.bench.gain)
     label_teacher_top1: float | None = None
+    image_metrics: list[dict[str, Any]] = field(default_factory=list)  # per seed: what recovery measured (Fig. 5)
 
     @classmethod
     def for_cell(cls, cell: Any) -> "CellResult":

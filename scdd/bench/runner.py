@@ -73,10 +73,11 @@ def teacher_summary(config: RunConfig, teacher: Teacher) -> dict[str, Any]:
 
 @dataclass
 class Produced:
-    """A shared artifact and what producing it cost."""
+    """A shared artifact, what producing it cost, and what its stage measured."""
 
     path: Path
     seconds: float
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,7 +136,9 @@ class BenchRun:
                     selection, self.data, cell.ipc, folder / "coreset", seed=seed, device=self.device, progress=self.progress,
                     classifier_path=self.teacher(config).classifier if selection == "herding" else None,
                 )
-            self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds)
+            keep = ("teacher_top1_on_distilled", "loss_bn_first", "loss_bn_last", "loss_ce_first", "loss_ce_last")
+            metrics = {name: result.metrics[name] for name in keep if name in result.metrics}
+            self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds, metrics)
         return self.image_sets[key]
 
     def soft_labels(self, cell: Cell, seed: int, images: Produced, folder: Path) -> Produced | None:
@@ -176,6 +179,7 @@ class BenchRun:
             students.update({key: str(path) for key, path in trained.artifacts.items()})
             stages = {**shared, "posttrain": trained.seconds, "evaluate": evaluated.seconds}
             result.add(name, seed, metrics[name]["top1"], metrics[name]["top5"], stages)
+        result.image_metrics.append({"seed": seed, **images.metrics})
         if teacher is not None:
             result.teacher_seconds, result.teacher_top1 = teacher.seconds, teacher.top1
         if labeller is not None:
@@ -201,6 +205,7 @@ class BenchRun:
                 },
                 "artifacts": {"distilled": str(images.path), "soft_labels": str(labels.path) if labels else None, "students": students},
                 "metrics": metrics,
+                "image_metrics": images.metrics,
             },
         )
 

@@ -152,49 +152,86 @@ SUITES: dict[str, dict[str, Any]] = {
         "cross_rows": ["SC-DD (MoCo v3)", "SRe²L", "random real"],
         "rows": _FAIR_ROWS,
     },
-    "default": {
-        "description": "SC-DD with each SSL pretrainer vs SRe²L and real-image coresets (Table 1's protocol), "
-        "every row relabelled and post-trained identically; real images are relabelled by the supervised teacher",
-        "ipc": [1, 10],
-        "seeds": [0, 1],
-        "overrides": {
-            "squeeze": {"pretrainer_options": {"epochs": 4}},
-            "recover": {"iterations": 200},
-            "posttrain": {"epochs": 150},
-        },
+    "table1": {
+        "description": "Table 1's claim, SC-DD > SRe²L at equal budget: SC-DD with each SSL pretrainer against SRe²L's "
+        "recipe (own head, first BN ×10) and its ×1 / re-trained-probe ablation, every row relabelled by one "
+        "supervised teacher",
+        "preset": "small",
+        "ipc": [10],
+        "seeds": [0, 1, 2],
+        "teachers": {"supervised": _SUPERVISED},
+        "labels": "supervised",
         "rows": [
-            {"label": "SC-DD (MoCo v2)", "pretrainer": "moco-v2", **_SC_DD},
-            {"label": "SC-DD (MoCo v3)", "pretrainer": "moco-v3", **_SC_DD},
-            {"label": "SC-DD (SwAV)", "pretrainer": "swav", **_SC_DD},
-            {"label": "SC-DD (DINO)", "pretrainer": "dino", **_SC_DD},
-            {"label": "SRe²L (supervised + bn)", **_SRE2L},
-            {"label": "random real", "selection": "random", "role": "random-real", **_REAL},
-            {"label": "herding real", "selection": "herding", "role": "herding-real", **_REAL},
+            *({"label": f"SC-DD ({name})", "pretrainer": pretrainer, **_SC_DD}
+              for name, pretrainer in (("MoCo v2", "moco-v2"), ("MoCo v3", "moco-v3"), ("SwAV", "swav"), ("DINO", "dino"))),
+            {"label": "SRe²L", **_SRE2L_RECIPE},
+            {"label": "SRe²L (first BN ×1, re-trained probe)", **_SRE2L},
+            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
         ],
     },
     "scaling": {
-        "description": "Recovery backbones of increasing size, SSL vs supervised (Fig. 2's trend); "
-        "sized for a GPU: ResNet-50 squeezes are slow on a CPU",
+        "description": "Fig. 2's claim, a larger recovery model helps SC-DD and hurts SRe²L: ConvNet widths 16-128 "
+        "recover for both, one supervised width-64 teacher relabels every row",
+        "preset": "small",
         "ipc": [10],
-        "seeds": [0],
+        "seeds": [0, 1, 2],
+        "teachers": {"supervised": _SUPERVISED},
+        "labels": "supervised",
         "rows": [
-            {"label": f"{name} ({arch})", "architecture": arch, **kind}
-            for arch in ("resnet10-slim", "resnet18", "resnet50")
-            for name, kind in (("SC-DD (MoCo v3)", {"pretrainer": "moco-v3", **_SC_DD}), ("SRe²L", _SRE2L))
+            *(
+                {"label": f"{name} (width {width})", **kind,
+                 "overrides": {**kind.get("overrides", {}), "squeeze": {"architecture_options": {"width": width}}}}
+                for width in (16, 32, 64, 128)
+                for name, kind in (("SC-DD (MoCo v3)", {"pretrainer": "moco-v3", **_SC_DD}), ("SRe²L", _SRE2L_RECIPE))
+            ),
+            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
         ],
     },
     "first-bn": {
-        "description": "First-BN multiplier of Eq. 8 (Table 5): one MoCo v3 teacher, recovery with 1×, 5×, 10×, 15×, 20×",
+        "description": "Table 5's claim, the first-BN multiplier of Eq. 8 peaks near 10×: one MoCo v3 teacher recovers "
+        "with 1×, 5×, 10×, 15×, 20×; one supervised teacher relabels every row",
+        "preset": "small",
         "ipc": [10],
-        "seeds": [0, 1],
+        "seeds": [0, 1, 2],
+        "teachers": {"supervised": _SUPERVISED},
+        "labels": "supervised",
         "rows": [
-            {
-                "label": f"first BN ×{multiplier}",
-                "pretrainer": "moco-v3",
-                **_SC_DD,
-                "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": float(multiplier)}}},
-            }
-            for multiplier in (1, 5, 10, 15, 20)
+            *(
+                {"label": f"first BN ×{multiplier}", "pretrainer": "moco-v3", **_SC_DD,
+                 "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": float(multiplier)}}}}
+                for multiplier in (1, 5, 10, 15, 20)
+            ),
+            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+        ],
+    },
+    "alignment": {
+        "description": "Sec. 2.2's claim, a linear probe recovers better than fine-tuning: one MoCo v3 squeeze aligned "
+        "both ways; one supervised teacher relabels every row",
+        "preset": "small",
+        "ipc": [10],
+        "seeds": [0, 1, 2],
+        "teachers": {"supervised": _SUPERVISED},
+        "labels": "supervised",
+        "rows": [
+            {"label": "SC-DD (MoCo v3, linear probe)", "pretrainer": "moco-v3", **_SC_DD},
+            {"label": "SC-DD (MoCo v3, fine-tuned)", "pretrainer": "moco-v3", **{**_SC_DD, "aligner": "finetune"},
+             "overrides": {"align": {"aligner_options": {"epochs": 10, "lr": 0.01, "batch_size": 256, "crop_min_scale": 0.8}}}},
+            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+        ],
+    },
+    "bn-spread": {
+        "description": "Table 2 / Fig. 4's claim, SSL BN statistics spread more than supervised ones: every pretrainer's "
+        "teacher with its BatchNorm statistics, and the recovery each makes at IPC 1 (one supervised teacher labels)",
+        "preset": "small",
+        "ipc": [1],
+        "seeds": [0, 1, 2],
+        "teachers": {"supervised": _SUPERVISED},
+        "labels": "supervised",
+        "rows": [
+            *({"label": f"SC-DD ({name})", "pretrainer": pretrainer, **_SC_DD}
+              for name, pretrainer in (("MoCo v2", "moco-v2"), ("MoCo v3", "moco-v3"), ("SwAV", "swav"), ("DINO", "dino"))),
+            {"label": "SRe²L", **_SRE2L_RECIPE},
+            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
         ],
     },
 }
