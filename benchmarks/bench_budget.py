@@ -1,12 +1,13 @@
 """Estimate a bench suite's wall time on this machine from measured unit costs.
 
-Times one of each kind of work with the suite's resolved budget (one squeeze epoch, scaled to the
-suite's epochs; one align; one recovery, relabel, post-training and evaluation per IPC), then
-multiplies by the suite's plan counts (``scdd bench --plan``). Components this installation lacks
-are stood in for by a proxy of the same kind (``--proxy-pretrainer``, ``bn`` → ``imbalanced-bn``,
-``herding`` → ``random``) for counting and timing, so the estimate exists before every plugin does.
+Times a short slice of each kind of work with the suite's resolved budget and scales it: one squeeze
+epoch per distinct teacher (scaled to its epochs) and its align; per IPC, a slice of one recovery
+(scaled to its iterations), a random coreset, and a slice of relabelling and post-training (scaled to
+their epochs) plus one evaluation. Then it multiplies by the plan's counts (``scdd bench --plan``):
+teachers once, recoveries, coresets, relabels and student trainings per seed. The process CPU time of
+each slice is printed too: on a shared machine it is closer to what an idle core would take.
 
-    python benchmarks/bench_budget.py --suite default --threads 2
+    python benchmarks/bench_budget.py --suite fair --threads 2
 """
 
 from __future__ import annotations
@@ -20,111 +21,107 @@ from pathlib import Path
 import torch
 
 from scdd.bench import get_suite, plan_suite
-from scdd.bench.plan import coreset_function
-from scdd.errors import ScddError
+from scdd.bench.plan import image_key, teacher_key
 from scdd.data.loading import load_dataset
-from scdd.registry import get_registry
 from scdd.stages.align import align
-from scdd.stages.coreset import coreset_random
+from scdd.stages.coreset import coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
 from scdd.stages.squeeze import squeeze
 
-
-def with_proxies(suite, proxy_pretrainer: str):
-    """The suite with unregistered pretrainers, matchers and selections replaced by stand-ins."""
-    registry = get_registry()
-    rows = []
-    for row in suite.rows:
-        changes = {}
-        if row.pretrainer and row.pretrainer not in registry.names("pretrainer"):
-            changes["pretrainer"] = proxy_pretrainer
-        if row.matcher and row.matcher not in registry.names("matcher"):
-            changes["matcher"] = "imbalanced-bn"
-        if row.selection:
-            try:
-                coreset_function(row.selection)
-            except ScddError:
-                changes["selection"] = "random"
-        if changes:
-            print(f"  {row.label}: timed with {changes}")
-        rows.append(dataclasses.replace(row, **changes))
-    return dataclasses.replace(suite, rows=tuple(rows))
+SLICE_EPOCHS = 10  # relabel / post-training epochs timed, then scaled
+SLICE_ITERATIONS = 20  # recovery iterations timed, then scaled
 
 
 def timed(action):
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     result = action()
-    return result, time.perf_counter() - start
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", default="default")
+    parser.add_argument("--suite", default="fair")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--proxy-pretrainer", default="moco-v3")
+    parser.add_argument("--eval-split", default="held-out", choices=["held-out", "validation"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-
-    suite = with_proxies(get_suite(args.suite), args.proxy_pretrainer)
-    plan = plan_suite(suite, {"device": "cpu"})
+    suite = get_suite(args.suite)
+    plan = plan_suite(suite, {"device": "cpu", "eval_split": args.eval_split})
     data = load_dataset(plan.base)
-    seconds: dict[str, float] = {}
+    seeds = len(suite.seeds)
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
-        for pretrainer in sorted({cell.config.squeeze.pretrainer for cell in plan.cells if cell.needs_teacher}):
-            cell = next(c for c in plan.cells if c.config.squeeze.pretrainer == pretrainer)
-            epochs = cell.config.squeeze.pretrainer_options.get("epochs", 1)
-            one_epoch = dataclasses.replace(
-                cell.config.squeeze, pretrainer_options={**cell.config.squeeze.pretrainer_options, "epochs": 1}
-            )
-            squeezed, elapsed = timed(lambda: squeeze(one_epoch, data, out / pretrainer / "s", device=device, seed=0))
-            seconds[f"squeeze {pretrainer} ({epochs} epochs)"] = elapsed * epochs
-            aligned, elapsed = timed(
-                lambda: align(cell.config.align, squeezed.artifacts["backbone"], data, out / pretrainer / "a", device=device, seed=0)
-            )
-            seconds[f"align {pretrainer}"] = elapsed
-        teacher = aligned.artifacts["classifier"]
+        teachers = {}
+        for cell in plan.cells:
+            for config in ([cell.config] if cell.needs_teacher else []) + [cell.label_teacher]:
+                teachers.setdefault(teacher_key(config), config)
+        classifier = None
+        for key, config in teachers.items():
+            epochs = config.squeeze.pretrainer_options.get("epochs", 1)
+            one = dataclasses.replace(config.squeeze, pretrainer_options={**config.squeeze.pretrainer_options, "epochs": 1})
+            name = f"teacher {config.squeeze.pretrainer}/{config.squeeze.architecture} {config.squeeze.architecture_options}"
+            squeezed, w, c = timed(lambda: squeeze(one, data, out / key / "s", device=device, seed=0))
+            aligned, w2, c2 = timed(lambda: align(config.align, squeezed.artifacts["backbone"], data, out / key / "a", device=device, seed=0))
+            wall[name], cpu[name] = w * epochs + w2, c * epochs + c2
+            classifier = classifier or aligned.artifacts["classifier"]
         for ipc in suite.ipc:
-            cell = next(c for c in plan.cells if c.ipc == ipc and c.row.method == "distill")
+            cells = [cell for cell in plan.cells if cell.ipc == ipc]
+            distill = next((cell for cell in cells if cell.row.method == "distill"), cells[0])
             folder = out / f"ipc{ipc}"
-            recovered, seconds[f"recover ipc {ipc}"] = timed(
-                lambda: recover(cell.config.recover, teacher, folder / "r", device=device, seed=0)
+            recovered = (distill.config.recover.iterations, None)
+            if distill.row.method == "distill":
+                short = dataclasses.replace(distill.config.recover, iterations=SLICE_ITERATIONS)
+                result, w, c = timed(lambda: recover(short, classifier, folder / "r", device=device, seed=0))
+                scale = distill.config.recover.iterations / SLICE_ITERATIONS
+                wall[f"ipc {ipc} recovery"], cpu[f"ipc {ipc} recovery"] = w * scale, c * scale
+            subset, w, c = timed(lambda: coreset("random", data, ipc, folder / "c", seed=0))
+            wall[f"ipc {ipc} coreset"], cpu[f"ipc {ipc} coreset"] = w, c
+            images = subset.artifacts["distilled"]
+            epochs = distill.config.posttrain.epochs
+            relabel_config = dataclasses.replace(distill.config.relabel, epochs=min(epochs, SLICE_EPOCHS))
+            post_config = dataclasses.replace(distill.config.posttrain, epochs=min(epochs, SLICE_EPOCHS))
+            scale = epochs / min(epochs, SLICE_EPOCHS)
+            labels, w, c = timed(lambda: relabel(relabel_config, classifier, images, folder / "l", device=device, seed=0))
+            wall[f"ipc {ipc} relabel"], cpu[f"ipc {ipc} relabel"] = w * scale, c * scale
+            trained, w, c = timed(
+                lambda: posttrain(post_config, images, labels.artifacts["soft_labels"], folder / "p", device=device, seed=0)
             )
-            _, seconds[f"coreset ipc {ipc}"] = timed(lambda: coreset_random(data, ipc, folder / "c", seed=0))
-            labels, seconds[f"relabel ipc {ipc}"] = timed(
-                lambda: relabel(cell.config.relabel, teacher, recovered.artifacts["distilled"], folder / "l", device=device, seed=0)
-            )
-            student = dataclasses.replace(cell.config.posttrain, students=cell.config.posttrain.students[:1])
-            trained, seconds[f"posttrain ipc {ipc}"] = timed(
-                lambda: posttrain(student, recovered.artifacts["distilled"], labels.artifacts["soft_labels"], folder / "p", device=device, seed=0)
-            )
-            _, seconds[f"evaluate ipc {ipc}"] = timed(lambda: evaluate(trained.artifacts, data, device=device))
-    for name, value in seconds.items():
-        print(f"  {name:<40} {value:8.1f} s")
+            _, w2, c2 = timed(lambda: evaluate(trained.artifacts, data, device=device))
+            per_student = len(post_config.students)
+            wall[f"ipc {ipc} posttrain + evaluate"] = (w * scale + w2) / per_student
+            cpu[f"ipc {ipc} posttrain + evaluate"] = (c * scale + c2) / per_student
+            del recovered
+    for name in wall:
+        print(f"  {name:<60} {wall[name]:8.1f} s wall {cpu[name]:8.1f} s CPU")
 
-    seeds = len(suite.seeds)
-    # Shared work is counted by the suite's own components, not the proxies standing in for them.
-    original = {row.label: row.pretrainer for row in get_suite(args.suite).rows}
-    teachers = {
-        (original[c.row.label], c.config.squeeze.architecture): c.config.squeeze.pretrainer for c in plan.cells if c.needs_teacher
-    }
-    total = sum(
-        seconds[next(n for n in seconds if n.startswith(f"squeeze {p} "))] + seconds[f"align {p}"] for p in teachers.values()
+    def total(costs: dict[str, float]) -> float:
+        result = sum(value for name, value in costs.items() if name.startswith("teacher "))
+        for ipc in suite.ipc:
+            cells = [cell for cell in plan.cells if cell.ipc == ipc]
+            recoveries = {image_key(cell) for cell in cells if cell.row.method == "distill"}
+            coresets = {image_key(cell) for cell in cells if cell.row.method == "coreset"}
+            relabels = {(image_key(cell), cell.label_key) for cell in cells if cell.config.posttrain.labels == "soft"}
+            students = sum(len(cell.config.posttrain.students) for cell in cells)
+            result += seeds * (
+                len(recoveries) * costs.get(f"ipc {ipc} recovery", 0.0)
+                + len(coresets) * costs[f"ipc {ipc} coreset"]
+                + len(relabels) * costs[f"ipc {ipc} relabel"]
+                + students * costs[f"ipc {ipc} posttrain + evaluate"]
+            )
+        return result
+
+    counts = plan.counts()
+    print(", ".join(f"{value} {name}" for name, value in counts.items()))
+    print(
+        f"estimated time of suite {suite.name!r} with {args.threads} threads: {total(wall) / 60:.1f} min wall "
+        f"({total(cpu) / 60:.1f} min of process CPU time)"
     )
-    recoveries = {(original[c.row.label], c.ipc, repr(c.config.recover)) for c in plan.cells if c.row.method == "distill"}
-    total += sum(seconds[f"recover ipc {ipc}"] for _, ipc, _ in recoveries) * seeds
-    for cell in plan.cells:
-        per_seed = seconds[f"relabel ipc {cell.ipc}"] * (cell.config.posttrain.labels == "soft")
-        per_seed += (seconds[f"posttrain ipc {cell.ipc}"] + seconds[f"evaluate ipc {cell.ipc}"]) * len(cell.config.posttrain.students)
-        if cell.row.method == "coreset":
-            per_seed += seconds[f"coreset ipc {cell.ipc}"]
-        total += per_seed * seeds
-    print(f"teachers {len(teachers)}, recoveries {len(recoveries) * seeds}, cells {len(plan.cells)} × {seeds} seeds")
-    print(f"estimated wall time of suite {suite.name!r}: {total:.0f} s ({total / 60:.1f} min) with {args.threads} threads")
 
 
 if __name__ == "__main__":

@@ -197,16 +197,18 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
     budget = merge(suite.overrides, {"posttrain": {"students": list(suite.students)}} if suite.students else {})
     preset = preset or suite.preset or None
     try:
-        check_budget_options(budget)
+        for shared in (budget, *suite.ipc_overrides.values()):
+            check_budget_options(shared)
     except ConfigError as error:
         raise ConfigError(f"suite {suite.name!r}: {error}") from None
 
     def resolve(spec: Any, extra: Mapping[str, Any], ipc: int) -> RunConfig:
         # the suite's budget serves every row: its option dicts are cut to the options of the row's components
         # (as a preset's are), while the row's own overrides must fit its components
-        names = {stage: {key: budget[stage][key]} for stage, key in _SLOTS.values() if key in budget.get(stage, {})}
+        shared = merge(budget, suite.ipc_overrides.get(str(ipc), {}))
+        names = {stage: {key: shared[stage][key]} for stage, key in _SLOTS.values() if key in shared.get(stage, {})}
         chosen = make_run_config(merge(merge(merge(names, row_overrides(spec)), extra), overrides), preset)
-        nested = merge(merge(merge(filter_component_options(budget, chosen), row_overrides(spec)), extra), overrides)
+        nested = merge(merge(merge(filter_component_options(shared, chosen), row_overrides(spec)), extra), overrides)
         config = make_run_config(merge(nested, {"recover": {"ipc": ipc}}), preset)
         check_components(config)
         check_options(config)

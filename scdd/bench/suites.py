@@ -88,6 +88,7 @@ class Suite:
     teachers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     labels: str = ""
     preset: str = ""  # a preset for every dataset the suite runs on (default: each dataset's own; --preset wins)
+    ipc_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # budget by IPC ("1": {...}), over ``overrides``
     cross_teachers: tuple[str, ...] = ()
     cross_rows: tuple[str, ...] = ()
 
@@ -117,6 +118,9 @@ class Suite:
         missing = sorted(set(self.cross_rows) - set(labels))
         if missing:
             raise ConfigError(f"suite {self.name!r}: cross_rows names row {missing[0]!r}, which the suite does not have")
+        for key in self.ipc_overrides:
+            if not str(key).isdigit() or int(key) < 1:
+                raise ConfigError(f"suite {self.name!r}: ipc_overrides keys are IPC values, got {key!r}")
         if bool(self.cross_rows) != bool(self.cross_teachers):
             raise ConfigError(f"suite {self.name!r}: a cross-teacher table needs both cross_teachers and cross_rows")
 

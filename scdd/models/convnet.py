@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from scdd.errors import ConfigError
@@ -33,6 +34,13 @@ class ConvNetConfig:
             raise ConfigError(f"convnet pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
 
 
+class HalvingPool(nn.Module):
+    """2x2 average pooling; a map already down to one pixel (a small multi-crop view) passes unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 2) if min(x.shape[-2:]) >= 2 else x
+
+
 class ConvNet(nn.Module):
     """Pixels (already normalised) to features: ``num_features`` is ``width × side²`` when flattened."""
 
@@ -47,17 +55,20 @@ class ConvNet(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             if side >= 2:
-                layers.append(nn.AvgPool2d(2))
+                layers.append(HalvingPool())
                 side //= 2
             channels = config.width
         self.features = nn.Sequential(*layers)
         self.pool = config.pool
+        self.side = side
         self.num_features = config.width * (side * side if config.pool == "flatten" else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
         if self.pool == "avg":
             return x.mean(dim=(2, 3))
+        if x.shape[-2:] != (self.side, self.side):
+            x = F.adaptive_avg_pool2d(x, self.side)
         return torch.flatten(x, 1)
 
 
