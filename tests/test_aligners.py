@@ -8,8 +8,9 @@ from click.testing import CliRunner
 from scdd.cli import cli
 from scdd.registry import get_component, get_registry
 
-from scdd.artifacts import load_tensors
+from scdd.artifacts import load_tensors, save_tensors
 from scdd.config import make_run_config
+from scdd.errors import ConfigError
 from scdd.models.build import build_backbone
 from scdd.models.classifier import batchnorm_state
 from scdd.models.saved import ModelRecord, load_model, save_model
@@ -26,9 +27,12 @@ def backbone_file(mnist, tmp_path_factory):
     backbone = build_backbone("resnet10-slim", mnist.info)
     with torch.no_grad():
         backbone.train()(mnist.train.batch(torch.arange(0, len(mnist.train), 10))[0])
+    folder = tmp_path_factory.mktemp("backbone")
+    head = torch.nn.Linear(backbone.num_features, mnist.info.num_classes)  # as a supervised squeeze leaves one
+    save_tensors(folder / "head.safetensors", head.state_dict(), {"kind": "head"})
     record = ModelRecord(kind="backbone", architecture="resnet10-slim", architecture_options={}, dataset=mnist.info,
-                         extra={"pretrainer": "none"})
-    return save_model(tmp_path_factory.mktemp("backbone") / "backbone.safetensors", backbone.eval(), record)
+                         extra={"pretrainer": "none", "head_file": "head.safetensors"})
+    return save_model(folder / "backbone.safetensors", backbone.eval(), record)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,8 @@ def classifier_files(mnist_subset, backbone_file, tmp_path_factory):
     files = {}
     for name in get_registry().names("aligner"):
         out = tmp_path_factory.mktemp(name)
-        result = align(AlignConfig(aligner=name, aligner_options=TINY_ALIGN), backbone_file, data, out, device=CPU, seed=0)
+        options = TINY_ALIGN if get_component("aligner", name).defaults() else {}
+        result = align(AlignConfig(aligner=name, aligner_options=options), backbone_file, data, out, device=CPU, seed=0)
         files[name] = (result.artifacts["classifier"], result.metrics["teacher_heldout_top1"])
     return files
 
@@ -95,3 +100,40 @@ def test_sre2l_recipe_is_supervised_squeeze_with_uniform_bn_matching():
         assert torch.equal(matcher.weights(), torch.ones(2, 2))
     finally:
         matcher.detach()
+
+
+def test_pretrained_head_is_the_squeezes_own_head_untouched(backbone_file, classifier_files, mnist_subset, tmp_path):
+    """SRe²L's teacher: the supervised model as trained; nothing in it moves."""
+    classifier, _ = load_model(classifier_files["pretrained-head"][0], "classifier")
+    backbone, _ = load_model(backbone_file, "backbone")
+    head = load_tensors(backbone_file.parent / "head.safetensors", "head")[0]
+    assert torch.equal(classifier.head.weight, head["weight"]) and torch.equal(classifier.head.bias, head["bias"])
+    assert all(torch.equal(value, backbone.state_dict()[key]) for key, value in classifier.backbone.state_dict().items())
+    # a backbone squeezed without a head (every self-supervised pretrainer) is refused in one line
+    bare, record = load_model(backbone_file, "backbone")
+    record.extra.pop("head_file")
+    path = save_model(tmp_path / "bare" / "backbone.safetensors", bare, record)
+    with pytest.raises(ConfigError, match="needs a backbone squeezed with a classification head"):
+        align(AlignConfig(aligner="pretrained-head"), path, mnist_subset(64, 20, seed=1), tmp_path / "out", device=CPU, seed=0)
+    assert not (tmp_path / "out" / "classifier.safetensors").exists()
+
+
+def test_supervised_squeeze_saves_its_head_for_the_pretrained_head_aligner(mnist_subset, tmp_path):
+    from scdd.stages.squeeze import SqueezeConfig, squeeze
+
+    data = mnist_subset(256, 100, seed=2)
+    options = {"epochs": 6, "batch_size": 32, "lr": 0.1, "crop_min_scale": 0.8}
+    config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet",
+                           architecture_options={"width": 16})
+    squeezed = squeeze(config, data, tmp_path / "squeeze", device=CPU, seed=0)
+    assert squeezed.artifacts["head"].name == "head.safetensors"
+    aligned = align(AlignConfig(aligner="pretrained-head"), squeezed.artifacts["backbone"], data, tmp_path / "align", device=CPU, seed=0)
+    # the teacher is the squeeze's network as trained: backbone + its own head, no probe fitted
+    backbone, _ = load_model(squeezed.artifacts["backbone"], "backbone")
+    head = load_tensors(squeezed.artifacts["head"], "head")[0]
+    with torch.no_grad():
+        logits = torch.nn.functional.linear(backbone.eval()(torch.cat([data.val.batch(torch.arange(100))[0]]).sub(0.1307).div(0.3081)),
+                                            head["weight"], head["bias"])
+    own = 100.0 * (logits.argmax(1) == data.val.labels).float().mean().item()
+    assert aligned.metrics["teacher_heldout_top1"] == pytest.approx(own)
+    assert own > 50.0

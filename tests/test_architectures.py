@@ -83,3 +83,18 @@ def test_squeezenet_head_starts_small_like_torchvisions_last_layer():
     assert torch.count_nonzero(squeezenet.head.bias) == 0
     resnet = build_classifier("resnet10-slim", _info(1, 28))
     assert resnet.head.weight.std().item() > 0.02 and torch.count_nonzero(resnet.head.bias) > 0
+
+
+@pytest.mark.parametrize("size, channels", [(28, 1), (8, 1), (32, 3)])
+def test_convnet_flattens_its_native_map_and_takes_smaller_views(size, channels):
+    """ConvNet-BN (DC/DSA/MTT's ConvNet with BatchNorm): width x side² flattened features at the dataset's size;
+    multi-crop views smaller than that give features of the same size."""
+    model = build_classifier("convnet", _info(channels, size), {"width": 16, "depth": 3})
+    side = {28: 3, 8: 1, 32: 4}[size]
+    assert model.backbone.num_features == 16 * side * side
+    assert len([m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]) == 3
+    with torch.no_grad():
+        assert model.eval().features(torch.rand(2, channels, size, size)).shape == (2, 16 * side * side)
+        assert model.features(torch.rand(2, channels, size // 2 - 1, size // 2 - 1)).shape == (2, 16 * side * side)
+    wide = build_classifier("convnet", _info(channels, size), {"width": 32, "depth": 2, "pool": "avg"})
+    assert wide.backbone.num_features == 32

@@ -9,7 +9,7 @@ from PIL import Image
 from scdd.registry import get_component
 
 from scdd.data.base import iterate_batches
-from scdd.errors import DataError
+from scdd.errors import ConfigError, DataError
 
 
 def _load(name, root, **options):
@@ -137,3 +137,50 @@ def test_imagefolder_errors_are_one_line_and_named(tmp_path):
         _load("imagefolder", tmp_path, image_size=12, channels=1, strict=True)
     whole = _load("imagefolder", tmp_path)  # without strict the file is skipped and counted
     assert len(whole.skipped) == 1 and "00.png: cannot decode image" in whole.skipped[0]
+
+
+def test_digits_split_is_fixed_and_the_colour_variant_keeps_it():
+    gray, again = _load("digits", "."), _load("digits", ".")
+    assert (gray.info.channels, gray.info.image_size, len(gray.train), len(gray.val)) == (1, 8, 1297, 500)
+    assert torch.equal(gray.train.images, again.train.images) and torch.bincount(gray.val.labels).tolist() == [50] * 10
+    colour = _load("digits-colour", ".", image_size=16)
+    assert (colour.info.channels, colour.info.image_size) == (3, 16) and colour.info.name == "digits-colour"
+    assert torch.equal(colour.train.labels, gray.train.labels)  # same images and split, coloured
+    pixels = colour.train.images.float() / 255
+    spread = (pixels.amax(dim=(2, 3)) - pixels.amin(dim=(2, 3))).mean(dim=1)
+    assert spread.min() > 0.2  # every image's digit stands out from its background
+    assert len(torch.unique(pixels[:, :, 0, 0], dim=0)) > 1000  # backgrounds differ image to image
+    assert [round(value, 2) for value in colour.info.mean] != [round(gray.info.mean[0], 2)] * 3
+
+
+def test_validation_carve_is_stratified_fixed_and_disjoint_for_any_dataset(mnist):
+    from torch.utils.data import Subset
+
+    from scdd.data.base import DatasetSplits, labels_of
+    from scdd.data.carve import carve_validation, select_split
+
+    carved = carve_validation(mnist, 0.2)
+    assert torch.bincount(carved.val.labels).tolist() == [80] * 10 and len(carved.train) == 3200
+    kept = {image.numpy().tobytes() for image in carved.train.images}
+    assert not any(image.numpy().tobytes() in kept for image in carved.val.images)
+    assert len(kept | {image.numpy().tobytes() for image in carved.val.images}) == len(mnist.train)
+    assert torch.equal(carve_validation(mnist, 0.2).val.images, carved.val.images)  # no run seed changes it
+    assert select_split(mnist, "held-out", 0.2) is mnist
+    # a dataset that is not in memory is carved by index, its labels read without decoding any image
+    lazy = DatasetSplits(mnist.info, Subset(mnist.train, list(range(len(mnist.train)))), mnist.val)
+    lazy.train.targets = mnist.train.labels
+    lazy_carve = carve_validation(lazy, 0.2)
+    assert torch.equal(labels_of(lazy_carve.val), carved.val.labels)
+    assert torch.equal(lazy_carve.val[0][0], carved.val[0][0])
+    with pytest.raises(ConfigError, match="validation_fraction must be between 0 and 1"):
+        carve_validation(mnist, 1.5)
+
+
+def test_eval_split_is_a_run_setting_recorded_in_the_config():
+    from scdd.pipeline import load_dataset, make_run_config
+
+    config = make_run_config({"eval_split": "validation", "validation_fraction": 0.1})
+    data = load_dataset(config)
+    assert (len(data.train), len(data.val)) == (3600, 400)
+    with pytest.raises(ConfigError, match="eval_split must be one of held-out, validation"):
+        make_run_config({"eval_split": "test"})

@@ -99,3 +99,18 @@ def test_archs_lists_every_architecture_with_parameters():
     for name in ("resnet18", "regnet-x-8gf", "mobilenet-v3-large", "shufflenet-v2-x0.5", "squeezenet1.0", "vit-tiny", "vgg11-bn"):
         assert name in result.output
     assert "11.17M" in result.output  # ResNet-18, 1-channel CIFAR stem, 10 classes
+
+
+def test_student_options_shape_the_student_and_its_record(png_folder, tmp_path):
+    """posttrain.student_options: architecture options by student name (a width-8 ConvNet-BN here), kept in the
+    student's artifact so evaluate and relabel rebuild the same network."""
+    from scdd.artifacts import load_model
+
+    _, manifest = _run(
+        png_folder, tmp_path / "run", "--students", "convnet,resnet10-slim",
+        "--set", "posttrain.student_options.convnet.width=8", "--set", "posttrain.student_options.convnet.depth=2",
+    )
+    model, record = load_model(tmp_path / "run" / "posttrain" / "student-convnet.safetensors", "classifier")
+    assert record.architecture_options == {"width": 8, "depth": 2}
+    assert model.backbone.num_features == 8 * 4 * 4  # 16 px halved twice, 8 channels
+    assert set(manifest["metrics"]["students"]) == {"convnet", "resnet10-slim"}

@@ -243,3 +243,16 @@ def test_swav_queue_is_used_once_full_newest_first():
     scores = queue.scores(prototypes)
     assert [tuple(s.shape) for s in scores] == [(4, 5), (4, 5)]
     assert torch.allclose(queue.items[0], F.normalize(torch.cat([batches[2][0], batches[1][0]]), dim=1))
+
+
+def test_min_steps_raises_epochs_on_a_small_training_set(mnist_subset, tmp_path):
+    """A budget in optimiser steps: 10 steps of batch 64 need 3 epochs of 256 images (4 steps each), 1 of 1024."""
+    from scdd.stages.squeeze import SqueezeConfig, squeeze
+
+    options = {"epochs": 1, "batch_size": 64, "min_steps": 10, "lr": 0.05}
+    config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet",
+                           architecture_options={"width": 8})
+    small = squeeze(config, mnist_subset(256, 10, seed=0), tmp_path / "small", device=torch.device("cpu"), seed=0)
+    assert len(small.metrics["loss_per_epoch"]) == 3
+    large = squeeze(config, mnist_subset(1024, 10, seed=0), tmp_path / "large", device=torch.device("cpu"), seed=0)
+    assert len(large.metrics["loss_per_epoch"]) == 1

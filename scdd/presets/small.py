@@ -22,9 +22,10 @@ SMALL: dict[str, Any] = {
             "hidden_dim": 512,
             "output_dim": 128,
             "crop_min_scale": 0.3,
+            "min_steps": 150,
         },
         "pretrainer_options_by_name": {
-            "supervised": {"crop_min_scale": 0.8},
+            "supervised": {"crop_min_scale": 0.8, "epochs": 15},
             "moco-v2": {"queue_size": 2048, "encoder_momentum": 0.99},
             "swav": {"temperature": 0.1, "prototypes": 100, "local_views": 4, "local_crop_scale": (0.1, 0.3)},
             "dino": {

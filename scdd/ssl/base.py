@@ -10,12 +10,14 @@ torchrun, and the backbone handed back in eval mode.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from scdd import distributed
 from scdd.augment import MultiCropSpec, ViewSpec, multi_crop, random_view
@@ -33,10 +35,18 @@ class PretrainConfig(TrainingConfig):
     batch 512, cosine, 200 epochs)."""
 
     warmup_epochs: int = 0
+    # at least this many optimiser steps: the squeeze raises ``epochs`` to reach it on a small training set,
+    # so one budget gives datasets of any size the same number of updates (0: epochs as given)
+    min_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError("pretraining needs epochs >= 1 and batch_size >= 2")
+        if self.epochs < 1 or self.batch_size < 2 or self.min_steps < 0:
+            raise ConfigError("pretraining needs epochs >= 1, batch_size >= 2 and min_steps >= 0")
+
+    def for_data(self, train: Dataset) -> "PretrainConfig":
+        """This budget with ``epochs`` raised so that ``min_steps`` optimiser steps run on ``train``."""
+        per_epoch = steps_per_epoch(train, self.batch_size, drop_last=True)
+        return dataclasses.replace(self, epochs=max(self.epochs, -(-self.min_steps // per_epoch)))
 
 
 @dataclass
@@ -138,7 +148,7 @@ class Pretrainer:
         self, backbone: nn.Module, data: DatasetSplits, *, device: torch.device, seed: int, progress: Progress = SILENT
     ) -> PretrainResult:
         """Train ``backbone`` (in place) with this objective on ``data.train``."""
-        config = self.config
+        config = self.config = self.config.for_data(data.train)  # a budget in optimiser steps becomes epochs
         self.data, self.device, self.seed, self.generators = data, device, seed, {}
         backbone.to(device).train()
         self.views = self.generator("views")
