@@ -15,6 +15,7 @@ from scdd.models.build import build_backbone
 from scdd.models.classifier import batchnorm_state
 from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.stages.align import AlignConfig, align
+from scdd.stages.squeeze import SqueezeConfig, squeeze
 
 CPU = torch.device("cpu")
 TINY_ALIGN = {"epochs": 4, "batch_size": 32, "lr": 0.05}
@@ -119,8 +120,6 @@ def test_pretrained_head_is_the_squeezes_own_head_untouched(backbone_file, class
 
 
 def test_supervised_squeeze_saves_its_head_for_the_pretrained_head_aligner(mnist_subset, tmp_path):
-    from scdd.stages.squeeze import SqueezeConfig, squeeze
-
     data = mnist_subset(256, 100, seed=2)
     options = {"epochs": 6, "batch_size": 32, "lr": 0.1, "crop_min_scale": 0.8}
     config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet",

@@ -1,10 +1,16 @@
 """The paired gain over random real images with identical labels, and the identical-labels rule."""
 
 import pytest
+import torch
 
-from scdd.bench import LabelMismatchError, Measured, get_suite, paired_gain, plan_suite, suite_from_dict
+from scdd.artifacts import ModelRecord, save_model
+from scdd.bench import LabelMismatchError, Measured, gain_over_random_real, get_suite, paired_gain, plan_suite, suite_from_dict
 from scdd.bench.results import add_gains
+from scdd.distilled import load_distilled
 from scdd.errors import ConfigError
+from scdd.models.build import build_classifier
+from scdd.pipeline import make_run_config
+from scdd.stages.coreset import coreset
 
 
 def test_paired_gain_matches_hand_computed_differences():
@@ -87,3 +93,24 @@ def test_fair_suite_relabels_every_row_with_one_teacher():
     assert sre2l.config.align.aligner == "pretrained-head" and sre2l.config.recover.matcher_options["first_bn_multiplier"] == 10
     cross = {(cell.row.label, cell.labels) for cell in plan.cells if cell.table == "cross"}
     assert {labels for _, labels in cross} and all(label in plan.suite.cross_rows for label, _ in cross)
+
+
+def test_gain_over_random_real_pairs_each_seed_with_its_random_subset(mnist_subset, tmp_path):
+    """The library call a plugin makes for its own images: both sets relabelled by one teacher, post-trained alike."""
+    data = mnist_subset(200, 50, seed=3)
+    torch.manual_seed(0)
+    teacher = build_classifier("convnet", data.info, {"width": 8})
+    with torch.no_grad():
+        teacher.train()(data.train.batch(torch.arange(200))[0])
+    path = save_model(tmp_path / "teacher.safetensors", teacher.eval(),
+                      ModelRecord("classifier", "convnet", {"width": 8}, data.info, {}))
+    # the "method": a random subset drawn with other seeds than the baseline's
+    images = {seed: coreset("random", data, 1, tmp_path / f"method{seed}", seed=seed + 100).artifacts["distilled"] for seed in (0, 1)}
+    config = make_run_config({"posttrain": {"students": ["convnet"], "student_options": {"convnet": {"width": 8}}, "epochs": 2}})
+    (name, result), = gain_over_random_real(images, path, config, tmp_path / "gain", device=torch.device("cpu"), data=data).items()
+    assert name == "convnet" and set(result.method.top1) == set(result.random_real.top1) == {0, 1}
+    assert result.method.labels == result.random_real.labels
+    assert dict(result.gain.per_seed) == pytest.approx({s: result.method.top1[s] - result.random_real.top1[s] for s in (0, 1)})
+    expected = load_distilled(coreset("random", data, 1, tmp_path / "check", seed=1).artifacts["distilled"]).images
+    used = load_distilled(tmp_path / "gain" / "seed1" / "random-real" / "coreset" / "distilled.safetensors").images
+    assert torch.equal(used, expected)

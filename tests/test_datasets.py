@@ -7,9 +7,13 @@ import pytest
 import torch
 from PIL import Image
 from scdd.registry import get_component
+from torch.utils.data import Subset
 
-from scdd.data.base import iterate_batches
+from scdd.data.base import DatasetSplits, iterate_batches, labels_of
+from scdd.data.carve import carve_validation, select_split
 from scdd.errors import ConfigError, DataError
+from scdd.config import make_run_config
+from scdd.data.loading import load_dataset
 
 
 def _load(name, root, **options):
@@ -154,11 +158,6 @@ def test_digits_split_is_fixed_and_the_colour_variant_keeps_it():
 
 
 def test_validation_carve_is_stratified_fixed_and_disjoint_for_any_dataset(mnist):
-    from torch.utils.data import Subset
-
-    from scdd.data.base import DatasetSplits, labels_of
-    from scdd.data.carve import carve_validation, select_split
-
     carved = carve_validation(mnist, 0.2)
     assert torch.bincount(carved.val.labels).tolist() == [80] * 10 and len(carved.train) == 3200
     kept = {image.numpy().tobytes() for image in carved.train.images}
@@ -177,8 +176,6 @@ def test_validation_carve_is_stratified_fixed_and_disjoint_for_any_dataset(mnist
 
 
 def test_eval_split_is_a_run_setting_recorded_in_the_config():
-    from scdd.pipeline import load_dataset, make_run_config
-
     config = make_run_config({"eval_split": "validation", "validation_fraction": 0.1})
     data = load_dataset(config)
     assert (len(data.train), len(data.val)) == (3600, 400)

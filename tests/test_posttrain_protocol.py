@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from scdd.models.saved import load_model
 from scdd.cli import cli
 
 from scdd.distilled import load_distilled
@@ -104,8 +105,6 @@ def test_archs_lists_every_architecture_with_parameters():
 def test_student_options_shape_the_student_and_its_record(png_folder, tmp_path):
     """posttrain.student_options: architecture options by student name (a width-8 ConvNet-BN here), kept in the
     student's artifact so evaluate and relabel rebuild the same network."""
-    from scdd.artifacts import load_model
-
     _, manifest = _run(
         png_folder, tmp_path / "run", "--students", "convnet,resnet10-slim",
         "--set", "posttrain.student_options.convnet.width=8", "--set", "posttrain.student_options.convnet.depth=2",

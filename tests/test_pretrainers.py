@@ -26,6 +26,7 @@ from scdd.ssl.swav import (
     normalize_prototypes,
     prototype_scores,
 )
+from scdd.stages.squeeze import SqueezeConfig, squeeze
 
 FAST = {"epochs": 2, "batch_size": 64}
 # Small heads so that the tests spend their time in the backbone.
@@ -247,8 +248,6 @@ def test_swav_queue_is_used_once_full_newest_first():
 
 def test_min_steps_raises_epochs_on_a_small_training_set(mnist_subset, tmp_path):
     """A budget in optimiser steps: 10 steps of batch 64 need 3 epochs of 256 images (4 steps each), 1 of 1024."""
-    from scdd.stages.squeeze import SqueezeConfig, squeeze
-
     options = {"epochs": 1, "batch_size": 64, "min_steps": 10, "lr": 0.05}
     config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet",
                            architecture_options={"width": 8})
