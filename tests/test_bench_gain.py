@@ -1,11 +1,15 @@
 """The paired gain over random real images with identical labels, and the identical-labels rule."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import torch
 
 from scdd.artifacts import ModelRecord, save_model
 from scdd.bench import LabelMismatchError, Measured, gain_over_random_real, get_suite, paired_gain, plan_suite, suite_from_dict
 from scdd.bench.results import add_gains
+from scdd.bench.suites import Suite, SuiteRow
 from scdd.distilled import load_distilled
 from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
@@ -114,3 +118,10 @@ def test_gain_over_random_real_pairs_each_seed_with_its_random_subset(mnist_subs
     expected = load_distilled(coreset("random", data, 1, tmp_path / "check", seed=1).artifacts["distilled"]).images
     used = load_distilled(tmp_path / "gain" / "seed1" / "random-real" / "coreset" / "distilled.safetensors").images
     assert torch.equal(used, expected)
+
+
+def test_docs_describe_every_suite_and_row_setting():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "bench.md").read_text()
+    for cls, skip in ((Suite, {"name", "description"}), (SuiteRow, set())):
+        for name in {f.name for f in dataclasses.fields(cls)} - skip:
+            assert f"`{name}`" in doc, f"docs/bench.md does not describe {cls.__name__}.{name}"
