@@ -64,6 +64,12 @@ class Cell:
         return label_identity(teacher, self.config.relabel, self.config.posttrain)
 
     @property
+    def recovery_budget(self) -> str:
+        """Equal for two cells recovered with the same settings apart from the matcher (Table 1's "equal budget")."""
+        recover = dataclasses.replace(self.config.recover, matcher="", matcher_options={})
+        return _digest(dataclasses.asdict(recover))
+
+    @property
     def labels_name(self) -> str:
         """A readable name of the relabelling teacher."""
         if self.config.posttrain.labels != "soft":

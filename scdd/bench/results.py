@@ -47,6 +47,7 @@ class CellResult:
     table: str = "main"
     labels: str = ""  # readable name of the relabelling teacher
     label_identity: str = ""  # equal for two cells exactly when their labels are identical (scdd.bench.gain)
+    recovery_budget: str = ""  # equal for distilled rows recovered with the same settings but the matcher's
     label_teacher_top1: float | None = None
     image_metrics: list[dict[str, Any]] = field(default_factory=list)  # per seed: what recovery measured (Fig. 5)
 
@@ -68,6 +69,7 @@ class CellResult:
             table=cell.table,
             labels=cell.labels_name,
             label_identity=cell.label_identity,
+            recovery_budget=cell.recovery_budget if distill else "",
         )
 
     def add(self, student: str, seed: int, top1: float, top5: float, stage_seconds: dict[str, float]) -> None:
@@ -117,6 +119,7 @@ def summary_rows(suite_name: str, results: list[CellResult]) -> list[dict[str, A
                     "labels": result.labels,
                     "label_teacher_top1": result.label_teacher_top1,
                     "label_identity": result.label_identity,
+                    "recovery_budget": result.recovery_budget,
                     "seed_list": list(values["seeds"]),
                 }
             )
@@ -169,20 +172,19 @@ def reading(rows: list[dict[str, Any]]) -> list[str]:
             parts.append(f"{row['gain_mean']:+.1f} ± {row['gain_std']:.1f} points over random real ({call})")
         else:
             parts.append(f"no gain over random real ({row['gain_note']})")
-        sre2l = next(
-            (
-                other for other in rows
-                if other["role"] == "sre2l" and other["label_identity"] == row["label_identity"]
-                and (other["ipc"], other["student"]) == (row["ipc"], row["student"])
-            ),
-            None,
-        )
-        if sre2l is not None:
-            difference = paired_gain(measured(row), measured(sre2l))
+        sre2l = [
+            other for other in rows
+            if other["role"] == "sre2l" and other["label_identity"] == row["label_identity"]
+            and (other["ipc"], other["student"]) == (row["ipc"], row["student"])
+        ]
+        # at equal budget: the SRe²L rows recovered with the same settings, where the suite has them
+        sre2l = [other for other in sre2l if other["recovery_budget"] == row["recovery_budget"]] or sre2l
+        for other in sre2l:
+            difference = paired_gain(measured(row), measured(other))
             call = verdict(difference.mean, difference.std)
             wins["SRe²L"][1] += 1
             wins["SRe²L"][0] += int(call == "ahead")
-            parts.append(f"{difference} vs SRe²L ({call})")
+            parts.append(f"{difference} vs {other['label']} ({call})")
         lines.append(head + ": " + "; ".join(parts))
     for name, (ahead, total) in wins.items():
         if total:
