@@ -40,7 +40,7 @@ SMALL: dict[str, Any] = {
         },
     },
     "align": {"aligner_options": {"epochs": 80, "augment": False, "lr": 0.1, "batch_size": 256}},
-    "recover": {"iterations": 300, "batch_size": 100, "lr": 0.25, "alpha_bn": 0.3, "crop_min_scale": 0.5},
+    "recover": {"iterations": 300, "batch_size": 100, "lr": 0.25, "alpha_bn": 0.03, "crop_min_scale": 0.5},
     "relabel": {"crop_min_scale": 0.25},
     "posttrain": {
         "students": ["convnet"],
