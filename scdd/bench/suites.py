@@ -139,13 +139,27 @@ _SUPERVISED = {"pretrainer": "supervised", "aligner": "pretrained-head"}
 # with random real images: the smallest budget within 0.5 points of the longest tried (IPC 1: still rising at
 # 2,000 epochs, the longest the suite's time allows).
 _SMALL_BY_IPC = {"1": {"posttrain": {"epochs": 2000}}, "50": {"posttrain": {"epochs": 50}}}
+_RANDOM_REAL = {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"}
 _FAIR_TEACHERS = {"supervised": _SUPERVISED, "moco-v3": {"pretrainer": "moco-v3", "aligner": "linear-probe"}}
 _FAIR_ROWS = [
     {"label": "SC-DD (MoCo v3)", "pretrainer": "moco-v3", **_SC_DD},
     {"label": "SRe²L", **_SRE2L_RECIPE},
-    {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+    _RANDOM_REAL,
     {"label": "herding real", "method": "coreset", "selection": "herding", **_SUPERVISED, "role": "herding-real"},
 ]
+_SSL_ROWS = [
+    {"label": f"SC-DD ({name})", "pretrainer": pretrainer, **_SC_DD}
+    for name, pretrainer in (("MoCo v2", "moco-v2"), ("MoCo v3", "moco-v3"), ("SwAV", "swav"), ("DINO", "dino"))
+]
+
+
+def _claim(description: str, rows: list[dict[str, Any]], ipc: tuple[int, ...] = (1, 10)) -> dict[str, Any]:
+    """A claim suite: the ``small`` preset's budget, seeds 0-2, one supervised teacher relabelling every row."""
+    return {
+        "description": description, "preset": "small", "ipc": list(ipc), "ipc_overrides": _SMALL_BY_IPC,
+        "seeds": [0, 1, 2], "teachers": {"supervised": _SUPERVISED}, "labels": "supervised", "rows": rows,
+    }
+
 
 SUITES: dict[str, dict[str, Any]] = {
     "fair": {
@@ -161,93 +175,62 @@ SUITES: dict[str, dict[str, Any]] = {
         "cross_rows": ["SC-DD (MoCo v3)", "SRe²L", "random real"],
         "rows": _FAIR_ROWS,
     },
-    "table1": {
-        "description": "Table 1's claim, SC-DD > SRe²L at equal budget: SC-DD with each SSL pretrainer against SRe²L's "
+    "table1": _claim(
+        "Table 1's claim, SC-DD > SRe²L at equal budget: SC-DD with each SSL pretrainer against SRe²L's "
         "recipe (own head, first BN ×10) and its ×1 / re-trained-probe ablation, every row relabelled by one "
         "supervised teacher",
-        "preset": "small",
-        "ipc": [1, 10],
-        "ipc_overrides": _SMALL_BY_IPC,
-        "seeds": [0, 1, 2],
-        "teachers": {"supervised": _SUPERVISED},
-        "labels": "supervised",
-        "rows": [
-            *({"label": f"SC-DD ({name})", "pretrainer": pretrainer, **_SC_DD}
-              for name, pretrainer in (("MoCo v2", "moco-v2"), ("MoCo v3", "moco-v3"), ("SwAV", "swav"), ("DINO", "dino"))),
+        [
+            *_SSL_ROWS,
             {"label": "SRe²L", **_SRE2L_RECIPE},
             {"label": "SRe²L (first BN ×1, re-trained probe)", **_SRE2L},
-            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+            _RANDOM_REAL,
         ],
-    },
-    "scaling": {
-        "description": "Fig. 2's claim, a larger recovery model helps SC-DD and hurts SRe²L: ConvNet widths 16-128 "
+    ),
+    "scaling": _claim(
+        "Fig. 2's claim, a larger recovery model helps SC-DD and hurts SRe²L: ConvNet widths 16-128 "
         "recover for both, one supervised width-64 teacher relabels every row",
-        "preset": "small",
-        "ipc": [1, 10],
-        "ipc_overrides": _SMALL_BY_IPC,
-        "seeds": [0, 1, 2],
-        "teachers": {"supervised": _SUPERVISED},
-        "labels": "supervised",
-        "rows": [
+        [
             *(
                 {"label": f"{name} (width {width})", **kind,
                  "overrides": {**kind.get("overrides", {}), "squeeze": {"architecture_options": {"width": width}}}}
                 for width in (16, 32, 64, 128)
                 for name, kind in (("SC-DD (MoCo v3)", {"pretrainer": "moco-v3", **_SC_DD}), ("SRe²L", _SRE2L_RECIPE))
             ),
-            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+            _RANDOM_REAL,
         ],
-    },
-    "first-bn": {
-        "description": "Table 5's claim, the first-BN multiplier of Eq. 8 peaks near 10×: one MoCo v3 teacher recovers "
+    ),
+    "first-bn": _claim(
+        "Table 5's claim, the first-BN multiplier of Eq. 8 peaks near 10×: one MoCo v3 teacher recovers "
         "with 1×, 5×, 10×, 15×, 20×; one supervised teacher relabels every row",
-        "preset": "small",
-        "ipc": [1, 10],
-        "ipc_overrides": _SMALL_BY_IPC,
-        "seeds": [0, 1, 2],
-        "teachers": {"supervised": _SUPERVISED},
-        "labels": "supervised",
-        "rows": [
+        [
             *(
                 {"label": f"first BN ×{multiplier}", "pretrainer": "moco-v3", **_SC_DD,
                  "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": float(multiplier)}}}}
                 for multiplier in (1, 5, 10, 15, 20)
             ),
-            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+            _RANDOM_REAL,
         ],
-    },
-    "alignment": {
-        "description": "Sec. 2.2's claim, a linear probe recovers better than fine-tuning: one MoCo v3 squeeze aligned "
+    ),
+    "alignment": _claim(
+        "Sec. 2.2's claim, a linear probe recovers better than fine-tuning: one MoCo v3 squeeze aligned "
         "both ways; one supervised teacher relabels every row",
-        "preset": "small",
-        "ipc": [1, 10],
-        "ipc_overrides": _SMALL_BY_IPC,
-        "seeds": [0, 1, 2],
-        "teachers": {"supervised": _SUPERVISED},
-        "labels": "supervised",
-        "rows": [
+        [
             {"label": "SC-DD (MoCo v3, linear probe)", "pretrainer": "moco-v3", **_SC_DD},
             {"label": "SC-DD (MoCo v3, fine-tuned)", "pretrainer": "moco-v3", **{**_SC_DD, "aligner": "finetune"},
              "overrides": {"align": {"aligner_options": {"epochs": 10, "lr": 0.01, "batch_size": 256, "crop_min_scale": 0.8}}}},
-            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+            _RANDOM_REAL,
         ],
-    },
-    "bn-spread": {
-        "description": "Table 2 / Fig. 4's claim, SSL BN statistics spread more than supervised ones: every pretrainer's "
+    ),
+    "bn-spread": _claim(
+        "Table 2 / Fig. 4's claim, SSL BN statistics spread more than supervised ones: every pretrainer's "
         "teacher with its BatchNorm statistics, and the recovery each makes at IPC 1 (one supervised teacher labels)",
-        "preset": "small",
-        "ipc": [1],
-        "ipc_overrides": _SMALL_BY_IPC,
-        "seeds": [0, 1, 2],
-        "teachers": {"supervised": _SUPERVISED},
-        "labels": "supervised",
-        "rows": [
-            *({"label": f"SC-DD ({name})", "pretrainer": pretrainer, **_SC_DD}
-              for name, pretrainer in (("MoCo v2", "moco-v2"), ("MoCo v3", "moco-v3"), ("SwAV", "swav"), ("DINO", "dino"))),
+        [
+            *_SSL_ROWS,
             {"label": "SRe²L", **_SRE2L_RECIPE},
-            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+            _RANDOM_REAL,
         ],
-    },
+        ipc=(1,),
+    ),
 }
 
 

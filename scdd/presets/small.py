@@ -10,33 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from scdd.presets.mnist5k import MNIST5K
+
+_MNIST5K_SQUEEZE = MNIST5K["squeeze"]
+# the multi-crop methods keep the embedded default's budget (4 small views, short warm-ups)
+_MNIST5K_BY_NAME = _MNIST5K_SQUEEZE["pretrainer_options_by_name"]
+
 SMALL: dict[str, Any] = {
     "squeeze": {
         "architecture": "convnet",
         "architecture_options": {"width": 64, "depth": 3},
-        "pretrainer_options": {
-            "epochs": 10,
-            "batch_size": 256,
-            "lr": 0.1,
-            "temperature": 0.2,
-            "hidden_dim": 512,
-            "output_dim": 128,
-            "crop_min_scale": 0.3,
-            "min_steps": 150,
-        },
+        # the embedded default's optimiser and heads (batch 256, lr 0.1, T 0.2, MLP 512 → 128, crops from 0.3),
+        # 10 epochs, and at least 150 optimiser steps on small training sets
+        "pretrainer_options": {**_MNIST5K_SQUEEZE["pretrainer_options"], "epochs": 10, "min_steps": 150},
         "pretrainer_options_by_name": {
             "supervised": {"crop_min_scale": 0.8, "epochs": 15},
             "moco-v2": {"queue_size": 2048, "encoder_momentum": 0.99},
-            "swav": {"temperature": 0.1, "prototypes": 100, "local_views": 4, "local_crop_scale": (0.1, 0.3)},
-            "dino": {
-                "output_dim": 1024,
-                "bottleneck_dim": 128,
-                "local_views": 4,
-                "local_crop_scale": (0.1, 0.3),
-                "warmup_epochs": 1,
-                "warmup_teacher_temperature_epochs": 3,
-                "base_momentum": 0.95,
-            },
+            "swav": _MNIST5K_BY_NAME["swav"],
+            "dino": _MNIST5K_BY_NAME["dino"],
         },
     },
     "align": {"aligner_options": {"epochs": 80, "augment": False, "lr": 0.1, "batch_size": 256}},
