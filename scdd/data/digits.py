@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
+from scdd.data.mnist5k import fixed_held_out
 from scdd.errors import ConfigError
 
 SPLIT_SEED = 20240607  # fixed: the held-out split never depends on a run's seed
@@ -64,9 +65,7 @@ def _colours(count: int) -> tuple[np.ndarray, np.ndarray]:
 def load_digits_dataset(config: DigitsConfig, *, data_root: object = None) -> DatasetSplits:
     """The deterministic train / held-out split of scikit-learn's digits, grayscale or coloured."""
     intensity, labels = _arrays()
-    per_class = np.bincount(labels, minlength=10).min()
-    if not 0 < config.held_out_per_class < per_class:
-        raise ConfigError(f"digits: held_out_per_class must be between 1 and {per_class - 1}")
+    train_index, val_index = fixed_held_out("digits", labels, config.held_out_per_class, SPLIT_SEED)
     pixels = torch.from_numpy(intensity)[:, None]  # [N, 1, 8, 8] in [0, 1]
     if config.colour:
         foreground, background = (torch.from_numpy(c)[:, :, None, None] for c in _colours(len(labels)))
@@ -74,13 +73,6 @@ def load_digits_dataset(config: DigitsConfig, *, data_root: object = None) -> Da
     if config.image_size != pixels.shape[-1]:
         pixels = F.interpolate(pixels, size=config.image_size, mode="bilinear", align_corners=False).clamp(0, 1)
     images = (pixels * 255).round().to(torch.uint8)
-    rng = np.random.default_rng(SPLIT_SEED)
-    val_index, train_index = [], []
-    for label in range(10):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        val_index.append(members[: config.held_out_per_class])
-        train_index.append(members[config.held_out_per_class :])
-    train_index, val_index = np.sort(np.concatenate(train_index)), np.sort(np.concatenate(val_index))
     train_pixels = images[train_index].float() / 255
     channels = images.shape[1]
     info = DatasetInfo(

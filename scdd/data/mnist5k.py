@@ -38,19 +38,25 @@ def _load_arrays() -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8).reshape(-1, 1, 28, 28), labels.astype(np.int64)
 
 
-def load_mnist5k(config: Mnist5kConfig, *, data_root: object = None) -> DatasetSplits:
-    """Build the deterministic train / held-out split of the embedded MNIST subset."""
-    images, labels = _load_arrays()
-    per_class = np.bincount(labels, minlength=10).min()
-    if not 0 < config.held_out_per_class < per_class:
-        raise ConfigError(f"mnist5k: held_out_per_class must be between 1 and {per_class - 1}")
-    rng = np.random.default_rng(SPLIT_SEED)
+def fixed_held_out(name: str, labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, held_out)`` sorted indices of a 10-class array dataset: ``per_class`` images of every
+    class held out, chosen by a fixed ``seed`` (never a run's)."""
+    smallest = np.bincount(labels, minlength=10).min()
+    if not 0 < per_class < smallest:
+        raise ConfigError(f"{name}: held_out_per_class must be between 1 and {smallest - 1}")
+    rng = np.random.default_rng(seed)
     val_index, train_index = [], []
     for label in range(10):
         members = rng.permutation(np.flatnonzero(labels == label))
-        val_index.append(members[: config.held_out_per_class])
-        train_index.append(members[config.held_out_per_class :])
-    train_index, val_index = np.sort(np.concatenate(train_index)), np.sort(np.concatenate(val_index))
+        val_index.append(members[:per_class])
+        train_index.append(members[per_class:])
+    return np.sort(np.concatenate(train_index)), np.sort(np.concatenate(val_index))
+
+
+def load_mnist5k(config: Mnist5kConfig, *, data_root: object = None) -> DatasetSplits:
+    """Build the deterministic train / held-out split of the embedded MNIST subset."""
+    images, labels = _load_arrays()
+    train_index, val_index = fixed_held_out("mnist5k", labels, config.held_out_per_class, SPLIT_SEED)
     info = DatasetInfo(
         name="mnist5k",
         num_classes=10,
