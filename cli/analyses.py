@@ -14,7 +14,8 @@ import click
 
 from scdd.errors import ConfigError
 from scdd.cli.options import data_options, data_root_text, overrides, progress, set_option
-from scdd.cli.render import bench_table, bn_layer_tables, bn_summary_table, cross_teacher_table, plan_table, suites_table, teachers_table
+from scdd.cli.bench_tables import bench_table, cross_teacher_table, plan_table, suites_table, teachers_table
+from scdd.cli.render import bn_layer_tables, bn_summary_table
 from scdd.cli.render import out as stdout
 
 

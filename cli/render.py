@@ -145,7 +145,7 @@ def preset_table(name: str, rows: list[tuple[str, Any, str, str]]) -> Table:
 # ----------------------------------------------------------------------------- analyses
 
 
-def _scientific(value: float | None) -> str:
+def scientific(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
@@ -160,9 +160,9 @@ def bn_summary_table(results: list[Any]) -> Table:
         summary = result.summary()
         table.add_row(
             result.label, result.architecture, str(len(result.layers)),
-            _scientific(summary["first_bn_mean_variance"]), _scientific(summary["first_bn_var_variance"]),
-            f"{summary['first_bn_entropy']:.3f}", _scientific(summary["mean_mean_variance"]),
-            _scientific(summary["mean_var_variance"]), f"{summary['mean_entropy']:.3f}",
+            scientific(summary["first_bn_mean_variance"]), scientific(summary["first_bn_var_variance"]),
+            f"{summary['first_bn_entropy']:.3f}", scientific(summary["mean_mean_variance"]),
+            scientific(summary["mean_var_variance"]), f"{summary['mean_entropy']:.3f}",
         )
     return table
 
@@ -193,90 +193,10 @@ def bn_layer_tables(results: list[Any]) -> list[Table]:
             for result in results:
                 layer = next((s for s in result.layers if s.name == name), None)
                 value = None if layer is None else getattr(layer, attribute)
-                cells.append("-" if value is None else (f"{value:.3f}" if attribute == "entropy" else _scientific(value)))
+                cells.append("-" if value is None else (f"{value:.3f}" if attribute == "entropy" else scientific(value)))
             table.add_row(str(index), name, *cells)
         tables.append(table)
     return tables
-
-
-def _gain_text(row: dict[str, Any]) -> str:
-    if row["gain_mean"] is not None:
-        return f"{row['gain_mean']:+.2f} ± {row['gain_std']:.2f}"
-    return "-" if row["gain_note"] == "baseline" else f"n/a ({row['gain_note']})"
-
-
-def bench_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """method × IPC × student: top-1 mean ± std over seeds, the paired gain over random real with identical
-    labels, the labelling teacher, seconds per seed, the image teacher's setup seconds and top-1."""
-    table = Table(title=title, pad_edge=False)
-    table.add_column("method", min_width=12)
-    table.add_column("IPC", justify="right", no_wrap=True)
-    table.add_column("student", no_wrap=True)
-    table.add_column("top-1 %", justify="right", no_wrap=True)
-    table.add_column("gain vs random real", justify="right")
-    table.add_column("labels")
-    for column in ("s/seed", "setup s", "teacher"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for row in rows:
-        table.add_row(
-            row["label"], str(row["ipc"]), row["student"], f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}",
-            _gain_text(row), row["labels"], f"{row['seconds_per_seed']:.1f}",
-            "-" if row["setup_seconds"] is None else f"{row['setup_seconds']:.1f}",
-            "-" if row["teacher_top1"] is None else f"{row['teacher_top1']:.1f}",
-        )
-    return table
-
-
-def teachers_table(teachers: dict[str, dict[str, Any]], title: str) -> Table:
-    """Every teacher of a bench: components, top-1, squeeze + align seconds, BatchNorm statistics (Table 2, Eq. 7)."""
-    table = Table(title=title, pad_edge=False)
-    for column in ("pretrainer", "architecture", "aligner"):
-        table.add_column(column)
-    for column in ("top-1 %", "seconds", "BN₀ Var(μ)", "mean Var(μ)", "mean Var(σ²)", "mean entropy"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for teacher in teachers.values():
-        options = ",".join(f"{k}={v}" for k, v in teacher["architecture_options"].items())
-        table.add_row(
-            teacher["pretrainer"], teacher["architecture"] + (f" ({options})" if options else ""), teacher["aligner"],
-            f"{teacher['top1']:.1f}", f"{teacher['seconds']:.0f}",
-            *(_scientific(teacher[key]) for key in ("bn_first_mean_variance", "bn_mean_variance", "bn_var_variance")),
-            f"{teacher['bn_entropy']:.3f}",
-        )
-    return table
-
-
-def cross_teacher_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """Images (rows) relabelled by each teacher: top-1 mean ± std and the gain over random real with those labels."""
-    table = Table(title=title, pad_edge=False)
-    for column in ("images", "IPC", "student", "labels", "label teacher"):
-        table.add_column(column, no_wrap=column != "images")
-    table.add_column("top-1 %", justify="right", no_wrap=True)
-    table.add_column("gain vs random real", justify="right")
-    for row in rows:
-        table.add_row(
-            row["label"], str(row["ipc"]), row["student"], row["labels"],
-            "-" if row["label_teacher_top1"] is None else f"{row['label_teacher_top1']:.1f}",
-            f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}", _gain_text(row),
-        )
-    return table
-
-
-def suites_table(suites: list[tuple[str, str, int, str]]) -> Table:
-    table = Table(title="bench suites")
-    for column in ("suite", "rows", "ipc × seeds", "description"):
-        table.add_column(column)
-    for name, rows, grid, description in suites:
-        table.add_row(name, str(rows), grid, description)
-    return table
-
-
-def plan_table(suite_name: str, cells: list[tuple[str, int, str, str, str, str]], counts: dict[str, int]) -> Table:
-    table = Table(title=f"plan of suite {suite_name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    for column in ("row", "IPC", "squeeze / selection", "labels", "recover", "students"):
-        table.add_column(column)
-    for label, ipc, source, labels, recover, students in cells:
-        table.add_row(label, str(ipc), source, labels, recover, students)
-    return table
 
 
 def import_table(report: dict[str, Any], source: str) -> Table:
