@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from scdd.artifacts import ModelRecord, save_model
 from scdd.bench import LabelMismatchError, Measured, gain_over_random_real, get_suite, paired_gain, plan_suite, suite_from_dict
 from scdd.bench.results import add_gains
 from scdd.bench.suites import Suite, SuiteRow
+from scdd.config import make_run_config
 from scdd.distilled import load_distilled
 from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
-from scdd.pipeline import make_run_config
+from scdd.models.saved import ModelRecord, save_model
 from scdd.stages.coreset import coreset
 
 
