@@ -45,6 +45,7 @@ class ColourDigitsConfig(DigitsConfig):
 
 @functools.cache
 def _arrays() -> tuple[np.ndarray, np.ndarray]:
+    # lazy: scikit-learn is slow to import and only these datasets need it (the report's clustering likewise)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
