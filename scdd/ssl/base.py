@@ -5,7 +5,8 @@ A method subclasses ``Pretrainer`` and supplies only its heads (``build``), its 
 step (``loss``), plus ``after_step`` when it keeps a momentum encoder. The base runs the epochs
 through ``scdd.training.TrainLoop``: Table 14's optimiser and cosine schedule, per-epoch progress
 kept for resuming (every module ``build`` returns, and the method's random generators), DDP under
-torchrun, and the backbone handed back in eval mode.
+torchrun, and the backbone handed back in eval mode (with ``kept_head``, a head trained with it). A
+budget may be given in optimiser steps too: ``min_steps`` raises the epochs on a small training set.
 """
 
 from __future__ import annotations
