@@ -84,7 +84,7 @@ def test_claim_suites_compare_with_identical_labels():
 def test_first_bn_suite_shares_one_teacher():
     counts = plan_suite(get_suite("first-bn")).counts()
     assert counts["teachers (squeeze + align)"] == 2  # the MoCo v3 recovery teacher and the supervised labelling one
-    assert counts["recoveries"] == 5 * 3
+    assert counts["recoveries"] == 5 * 2 * 3  # multipliers × IPC 1 and 10 × seeds
 
 
 def test_unregistered_component_fails_before_any_work(tmp_path):
