@@ -6,25 +6,14 @@ A row is one method: ``distill`` (squeeze → align → recover → relabel → 
 ``overrides`` are nested settings as ``--set`` takes them. Suite ``overrides`` (the budget) apply to
 every row first, then the row's, then the command line's ``--set``.
 
-Budget of ``default`` on the embedded data, 2 idle CPU cores. Reference costs with the mnist5k
-preset: an SSL squeeze ≈ 16 s per epoch (≈ 130 s for the preset's 8), recovery at IPC 10 ≈ 40 s for
-300 iterations, post-training ≈ 20 s per student per seed for 200 epochs; IPC 1 costs about a
-seventh of IPC 10 (measured: 36 s against 275 s per seed). Hence the suite's shorter budget
-(squeeze 4 epochs, recovery 200 iterations, post-training 150 epochs) and two seeds:
-
-- 5 teachers (4 SSL + supervised) squeezed and linear-probed once, shared by both IPCs and seeds:
-  4 × (64 + 10) s + ≈ 25 s ≈ 5.5 min;
-- per seed, 5 recovered rows and 2 real-image rows, each relabelled and post-trained at IPC 10
-  (recovery ≈ 27 s, relabel ≈ 3 s, post-training ≈ 15 s) and IPC 1 (≈ 6 s in all):
-  5 × (45 + 6) + 2 × (18 + 4) ≈ 5 min;
-- 2 seeds: ≈ 5.5 + 10 ≈ 16 min, leaving room for pretrainers slower per epoch than MoCo v3
-  (multi-crop SwAV / DINO) inside 30 minutes.
-
-A run of this protocol with the components of the first release (MoCo v3, supervised, random
-real: 2 teachers, 12 cells) took 2,668 s on a 2-core machine shared with several other jobs, where
-the same squeeze ran ≈ 6.5× slower than the reference (471 s for 4 epochs); scaled to the whole
-suite that is ≈ 100 min there and ≈ 16 min idle. ``benchmarks/bench_budget.py`` measures the unit
-costs on the machine at hand and prints the estimate.
+Budget of ``fair`` on the embedded data (the ``small`` preset; unit costs measured with one torch
+thread on a shared 2-core machine, on the 3,200-image validation carve): the supervised teacher
+(15 epochs) ≈ 90-100 s and the MoCo v3 teacher (10 epochs + an 80-epoch probe) ≈ 290 s, shared by
+every IPC and seed; per seed, each cell's relabelling + post-training ≈ 26 s at IPC 1 (2,000 epochs
+of 10 images), ≈ 28 s at IPC 10 (200 epochs) and ≈ 47 s at IPC 50 (50 epochs), plus the recoveries.
+21 cells per seed (main table and cross-teacher table) come to ≈ 1,000 s a seed: ≈ 57 min for IPC 1,
+10 and 50 with 3 seeds (an estimate from these unit costs, not a measured end-to-end run).
+``benchmarks/bench_budget.py`` measures the unit costs on the machine at hand and prints the estimate.
 
 ``scdd bench --plan`` prints the exact number of each kind of work for any suite.
 """
