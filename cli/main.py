@@ -81,14 +81,22 @@ def _ready() -> click.Group:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Under torchrun (``WORLD_SIZE`` > 1) the process joins the group
-    first (``scdd.distributed``) and leaves it at exit."""
+    first (``scdd.distributed``), leaves it and its threads at the end, then exits with the command's
+    status (``distributed.exit_process``)."""
     args = argv if argv is not None else sys.argv[1:]
     if not launched():
         _ready().main(args=args, prog_name="scdd")
         return
-    from scdd.distributed import session  # lazy: torch.distributed, only under torchrun
+    from scdd.distributed import exit_process, session  # lazy: torch.distributed, only under torchrun
 
     if secondary_rank():
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (open for the life of the process)
-    with session():
-        _ready().main(args=args, prog_name="scdd")
+    status: int | str | None = 0
+    try:
+        with session():
+            _ready().main(args=args, prog_name="scdd")
+    except SystemExit as stop:  # click ends every command with one; the group is left by now
+        status = stop.code
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+    exit_process(status if isinstance(status, int) else int(status is not None))
