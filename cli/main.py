@@ -25,16 +25,28 @@ from scdd.cli.models import COMMANDS as MODEL_COMMANDS
 from scdd.cli.options import launched, secondary_rank
 from scdd.cli.run import run
 from scdd.cli.stages import COMMANDS as STAGE_COMMANDS
-from scdd.errors import ScddError
+from scdd.errors import ProgressNotReused, ScddError
 from scdd.registry import plugin_state
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` that prints scdd's warnings as one ``warning:`` line on stderr."""
+    if issubclass(category, ProgressNotReused):
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 class ScddGroup(click.Group):
-    """Turns the library's typed errors into one-line messages (``--debug`` keeps the traceback)."""
+    """Turns the library's typed errors into one-line messages (``--debug`` keeps the traceback) and
+    its warnings into one-line ``warning:`` messages."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", ProgressNotReused)
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except ScddError as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
