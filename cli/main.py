@@ -25,16 +25,28 @@ from scdd.cli.models import COMMANDS as MODEL_COMMANDS
 from scdd.cli.options import launched, secondary_rank
 from scdd.cli.run import run
 from scdd.cli.stages import COMMANDS as STAGE_COMMANDS
-from scdd.errors import ScddError
+from scdd.errors import ProgressNotReused, ScddError
 from scdd.registry import plugin_state
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` that prints scdd's warnings as one ``warning:`` line on stderr."""
+    if issubclass(category, ProgressNotReused):
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 class ScddGroup(click.Group):
-    """Turns the library's typed errors into one-line messages (``--debug`` keeps the traceback)."""
+    """Turns the library's typed errors into one-line messages (``--debug`` keeps the traceback) and
+    its warnings into one-line ``warning:`` messages."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", ProgressNotReused)
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except ScddError as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -81,14 +93,22 @@ def _ready() -> click.Group:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Under torchrun (``WORLD_SIZE`` > 1) the process joins the group
-    first (``scdd.distributed``) and leaves it at exit."""
+    first (``scdd.distributed``), leaves it and its threads at the end, then exits with the command's
+    status (``distributed.exit_process``)."""
     args = argv if argv is not None else sys.argv[1:]
     if not launched():
         _ready().main(args=args, prog_name="scdd")
         return
-    from scdd.distributed import session  # lazy: torch.distributed, only under torchrun
+    from scdd.distributed import exit_process, session  # lazy: torch.distributed, only under torchrun
 
     if secondary_rank():
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (open for the life of the process)
-    with session():
-        _ready().main(args=args, prog_name="scdd")
+    status: int | str | None = 0
+    try:
+        with session():
+            _ready().main(args=args, prog_name="scdd")
+    except SystemExit as stop:  # click ends every command with one; the group is left by now
+        status = stop.code
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+    exit_process(status if isinstance(status, int) else int(status is not None))

@@ -1,5 +1,9 @@
 """Artifact files: safetensors tensors with JSON metadata, written atomically (temporary file + rename).
 
+An atomic write is durable as well: the temporary file (or every file and folder of a staged folder)
+is flushed to the disk (``fsync``) before the rename, and the folder holding it after, so what a
+rename published survives a power loss or kernel crash, not only a killed process.
+
 No pickle-based format is ever written. Model artifacts (a backbone or classifier that rebuilds
 through the registry) are ``scdd.models.saved``.
 """
@@ -22,19 +26,46 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from scdd.data.base import DatasetInfo
-from scdd.errors import ArtifactError, DiskFullError
+from scdd.errors import ArtifactError, DiskFullError, os_reason
 from PIL import Image
 
 FORMAT_VERSION = "1"
 IMAGE_METADATA_FILE = "metadata.jsonl"  # Hugging Face imagefolder's per-file metadata
 
 
+def sync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk (``fsync``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p`` whose new folders' entries are flushed to the disk, outermost first."""
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for new in reversed(created):
+        sync_path(new.parent)
+
+
+def _sync_tree(path: Path) -> None:
+    if path.is_dir():
+        for inner in sorted(path.rglob("*"), reverse=True):  # files before the folders that hold them
+            sync_path(inner)
+    sync_path(path)
+
+
 @contextlib.contextmanager
 def _staged(path: Path, staging: Path, remove: Callable[[Path], Any]) -> Iterator[Path]:
-    """Yield ``staging``; on success rename it onto ``path``, on error ``remove`` it (a full disk is one line)."""
+    """Yield ``staging``; on success flush it, rename it onto ``path`` and flush the folder holding
+    it; on error ``remove`` it (a full disk is one line)."""
     try:
         yield staging
+        _sync_tree(staging)
         os.replace(staging, path)
+        sync_path(path.parent)
     except OSError as error:
         raise_if_disk_full(error, path)
         raise
@@ -46,7 +77,7 @@ def _staged(path: Path, staging: Path, remove: Callable[[Path], Any]) -> Iterato
 def atomic_path(path: str | Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary path beside ``path``; on success it is renamed onto ``path``, on error removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return _staged(path, Path(tmp), Path.unlink)
@@ -92,7 +123,7 @@ def read_metadata(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as handle:
             raw_meta = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
-        raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
+        raise _unreadable(path, error) from None
     try:
         metadata = {key[5:]: json.loads(value) for key, value in raw_meta.items() if key.startswith("scdd.")}
     except json.JSONDecodeError:
@@ -108,8 +139,14 @@ def load_tensors(path: str | Path, kind: str | None = None) -> tuple[dict[str, t
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise ArtifactError(f"{path}: not a readable safetensors file ({error})") from None
+        raise _unreadable(path, error) from None
     return tensors, metadata
+
+
+def _unreadable(path: Path | str, error: BaseException) -> ArtifactError:
+    """A file the OS would not let scdd read is told apart from one whose content is damaged."""
+    reason = os_reason(error)
+    return ArtifactError(f"{path}: {reason}" if reason else f"{path}: not a readable safetensors file ({error})")
 
 
 def dataset_info_from(metadata: Mapping[str, Any], path: Path | str) -> DatasetInfo:
@@ -129,7 +166,7 @@ def export_image_folder(
     file's class index and name (so ``datasets.load_dataset("imagefolder", data_dir=folder)`` reads the labels);
     the folder appears whole or not at all."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(folder.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     with _staged(folder, staging, shutil.rmtree):
         pixels = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)

@@ -28,6 +28,9 @@ def load_distilled(path: str | Path) -> DistilledSet:
     tensors, metadata = load_tensors(path, "distilled")
     if "images" not in tensors or "labels" not in tensors:
         raise ArtifactError(f"{path}: a distilled set needs 'images' and 'labels' tensors")
+    bad = int((~torch.isfinite(tensors["images"].float())).sum())
+    if bad:
+        raise ArtifactError(f"{path}: {bad} pixel value(s) are NaN or infinite; the distilled set is damaged")
     return DistilledSet(
         images=tensors["images"].float(),
         labels=tensors["labels"].long(),

@@ -18,13 +18,19 @@ What the stages use:
   (``DistributedDataParallel`` around what trains is ``scdd.training.ddp``.)
 * ``on_main(fn, ...)``: run ``fn`` (a write) on rank 0 only; every rank returns its result or
   raises its error, so the other ranks wait for the write.
+
+Exit: ``session`` leaves the group and its threads; ``exit_process`` ends the process, without
+interpreter finalisation if a gloo thread outlived the group (see ``gloo_threads``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -35,6 +41,8 @@ from scdd.data.base import ImageTensorDataset, iterate_batches, to_float_pixels
 from scdd.errors import ConfigError
 
 __all__ = [
+    "exit_process",
+    "gloo_threads",
     "init",
     "is_distributed",
     "is_main",
@@ -79,6 +87,12 @@ def init() -> bool:
         return False
     if dist.is_initialized():
         return True
+    # Lazy (7 s, and only a distributed run needs it): DistributedDataParallel's constructor imports
+    # torch._dynamo; imported while a group exists, it keeps the gloo backend alive past
+    # destroy_process_group, and a gloo worker thread left running at interpreter exit aborts the
+    # process (std::terminate). Imported before the group exists, it holds nothing.
+    import torch._dynamo  # noqa: F401
+
     use_cuda = torch.cuda.is_available() and dist.is_nccl_available()
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -87,10 +101,41 @@ def init() -> bool:
 
 
 def teardown() -> None:
-    """Leave the process group (no-op when none was joined)."""
+    """Leave the process group (no-op when none was joined). Collecting garbage first frees
+    DistributedDataParallel wrappers left in reference cycles, so the group's last owner is gone and
+    its destruction joins its worker threads."""
     if launched():
         if dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
+
+
+GLOO_THREAD_NAMES = ("pt_gloo_runloop", "gloo_tcp_loop")
+
+
+def gloo_threads() -> list[str]:
+    """Names of this process's gloo worker and transport threads still running (Linux's
+    ``/proc/self/task``; none where that does not exist)."""
+    names = []
+    for comm in Path("/proc/self/task").glob("*/comm"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            names.append(comm.read_text().strip())
+    return [name for name in names if name in GLOO_THREAD_NAMES]
+
+
+def exit_process(status: int) -> None:
+    """End a torchrun process with ``status`` after ``teardown``. If a gloo thread is still running
+    (a plugin kept a group or DDP wrapper alive), interpreter finalisation could race it to a
+    std::terminate, so the process flushes its output and ends at once (``os._exit``), with one line."""
+    leftover = gloo_threads()
+    if not leftover:
+        sys.exit(status)
+    print(f"warning: gloo threads still running after leaving the process group ({', '.join(leftover)}); "
+          "exiting without interpreter finalisation", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "ScddError",
     "ConfigError",
@@ -14,6 +16,8 @@ __all__ = [
     "UnknownComponentError",
     "DuplicateComponentError",
     "DiskFullError",
+    "ProgressNotReused",
+    "os_reason",
 ]
 
 
@@ -49,3 +53,20 @@ class DuplicateComponentError(ScddError):
 
 class DiskFullError(ScddError):
     """The disk filled up while an artifact was being written; the partial file was removed."""
+
+
+class ProgressNotReused(UserWarning):
+    """Kept progress that cannot be used (unreadable, made with other settings, of other shapes): the
+    work it held is done again. The CLI prints it as one ``warning:`` line naming the file and why."""
+
+
+def os_reason(error: BaseException) -> str | None:
+    """Why the operating system would not let scdd read a file (permission, a folder, an I/O error),
+    in words; None when the failure lies in the file's content (corrupt, truncated, another format)."""
+    if isinstance(error, PermissionError):
+        return "permission denied (scdd cannot read it; check its owner and mode)"
+    if isinstance(error, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(error, OSError) and error.errno:
+        return f"cannot be read ({os.strerror(error.errno)})"
+    return None

@@ -21,7 +21,7 @@ from scdd.distributed import is_main, on_main
 from scdd.progress import SILENT, Progress
 from scdd.report import write_report
 from scdd.report.clustering import choose_classes
-from scdd.run_folder import RunRecord, open_run_folder, run_recorded_stage, write_manifest
+from scdd.run_folder import RunRecord, locked_run_folder, run_recorded_stage, write_manifest
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
@@ -67,8 +67,16 @@ def run_pipeline(
     if config.method != "sc-dd":
         class_members(data, config.recover.ipc)  # a class with fewer real images than the IPC fails before any work
     out_dir = Path(out_dir)
-    # an existing run folder continues when its resolved config matches (scdd.resume), else is refused
-    previous = on_main(open_run_folder, out_dir, {"config": to_dict(config)}, overwrite=overwrite)  # rank 0 decides
+    # an existing run folder continues when its resolved config matches (run_folder), else is refused;
+    # it stays locked against other processes until the run ends
+    with locked_run_folder(out_dir, {"config": to_dict(config)}, overwrite=overwrite) as previous:
+        return _run_stages(config, out_dir, previous, data, device, progress, notes)
+
+
+def _run_stages(
+    config: RunConfig, out_dir: Path, previous, data: DatasetSplits, device, progress: Progress, notes: Mapping[str, Any] | None
+) -> RunRecord:
+    """The stages in order into the locked ``out_dir``, continuing ``previous`` (its earlier record, or None)."""
     record = RunRecord(config=config, device=str(device), data=skipped_summary(data), notes=dict(notes or {}))
     if previous is not None:
         record.created, record.stages = previous.get("created", record.created), dict(previous.get("stages", {}))

@@ -8,17 +8,19 @@ Running the same command on the same folder again continues it: finished stages 
 record, the unfinished one resumes from its progress (``scdd.resume.scope``). A folder made with
 other settings is refused with one line naming the differing settings, unless ``--overwrite``
 (which starts over). Folders whose outputs are never continued (``prepare_out_dir``) are refused
-whenever they already hold files.
+whenever they already hold files. A run or stage command holds the folder's lock while it runs
+(``locked_run_folder``, ``scdd.run_lock``): a second process on the folder is refused in one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import platform
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -29,6 +31,7 @@ from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.distributed import is_main, on_main, world_size
 from scdd.errors import ConfigError
 from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
+from scdd.run_lock import LOCK_FILE, acquire, release
 from scdd.stages.common import StageResult
 
 MANIFEST_FILE = "manifest.json"
@@ -113,10 +116,10 @@ def _discard_progress(out_dir: Path) -> None:
 
 
 def _holds_files(out_dir: Path) -> bool:
-    """Whether ``out_dir`` exists and holds anything (a path that is not a folder is refused)."""
+    """Whether ``out_dir`` exists and holds anything but its lock file (a path that is not a folder is refused)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} exists and is not a folder")
-    return out_dir.exists() and any(out_dir.iterdir())
+    return out_dir.exists() and any(path.name != LOCK_FILE for path in out_dir.iterdir())
 
 
 def _already_holds(out_dir: Path) -> ConfigError:
@@ -169,6 +172,31 @@ def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwri
             f"pass --overwrite to start over, or choose another folder"
         )
     return previous
+
+
+def _open_locked(out_dir: Path, identity: Mapping[str, Any], overwrite: bool, record: str) -> tuple[dict[str, Any] | None, int]:
+    if _holds_files(out_dir) and not overwrite and not (out_dir / record).is_file():
+        raise _already_holds(out_dir)  # refused before anything is created in it
+    fd = acquire(out_dir)
+    try:
+        return open_run_folder(out_dir, identity, overwrite=overwrite, record=record), fd
+    except BaseException:
+        release(fd)
+        raise
+
+
+@contextlib.contextmanager
+def locked_run_folder(
+    out_dir: Path, identity: Mapping[str, Any], *, overwrite: bool, record: str = MANIFEST_FILE
+) -> Iterator[dict[str, Any] | None]:
+    """``open_run_folder`` under the folder's lock, held (by rank 0 under torchrun) until the block
+    ends; yields the earlier record or None. A folder another process holds is refused in one line."""
+    previous, fd = on_main(_open_locked, Path(out_dir), identity, overwrite, record)
+    try:
+        yield previous
+    finally:
+        if is_main():
+            release(fd)
 
 
 def finished_result(entry: Mapping[str, Any] | None, out_dir: Path, name: str) -> StageResult | None:
@@ -238,14 +266,16 @@ def run_stage_command(
         "config": normalized(dict(config)),
         "inputs": {key: file_sha256(path) if path is not None and Path(path).is_file() else None for key, path in inputs.items()},
     }
-    previous = on_main(open_run_folder, out_dir, identity, overwrite=overwrite, record=STAGE_RECORD)
-    record = {**identity, "stages": dict((previous or {}).get("stages", {}))}
     path = out_dir / STAGE_RECORD
     try:
-        return run_recorded_stage(stage, out_dir, record["stages"], lambda: on_main(write_json, path, record), action, stage_dir=out_dir)
+        with locked_run_folder(out_dir, identity, overwrite=overwrite, record=STAGE_RECORD) as previous:
+            record = {**identity, "stages": dict((previous or {}).get("stages", {}))}
+            return run_recorded_stage(
+                stage, out_dir, record["stages"], lambda: on_main(write_json, path, record), action, stage_dir=out_dir
+            )
     except BaseException:
         nothing_kept = not (out_dir / PROGRESS_FOLDER).exists()
-        if is_main() and created and nothing_kept and set(p.name for p in out_dir.iterdir()) <= {STAGE_RECORD}:
+        if is_main() and created and nothing_kept and out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= {STAGE_RECORD, LOCK_FILE}:
             shutil.rmtree(out_dir, ignore_errors=True)  # a stage that failed before any work leaves no folder
         raise
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import scdd.artifacts
-from scdd.artifacts import save_tensors
+from scdd.artifacts import load_tensors, save_tensors
 from scdd.data.base import DatasetInfo
 from scdd.models.build import build_classifier
 from scdd.models.saved import ModelRecord, save_model
@@ -55,6 +55,29 @@ def _distilled(path: Path) -> Path:
     images = torch.rand(20, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(20) % 10
     return save_tensors(path, {"images": images, "labels": labels}, {"kind": "distilled", "dataset": asdict(_info()), "ipc": 2, "source": "test"})
+
+
+def _nan_distilled(path: Path) -> Path:
+    tensors, metadata = load_tensors(_distilled(path.with_name("whole.safetensors")))
+    tensors["images"][0, 0, 0, :2] = torch.tensor([float("nan"), float("inf")])
+    return save_tensors(path, tensors, metadata)
+
+
+def _reshaped_folder(root: Path, empty_train: str | None = None, extra_val: str | None = None) -> Path:
+    """A 3-class image folder with one training class emptied, or a validation class the training split lacks."""
+    _image_folder(root, classes=3)
+    for path in (root / "train" / str(empty_train)).glob("*.png"):
+        path.unlink()
+    if extra_val:
+        (root / "val" / extra_val).mkdir()
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "val" / extra_val / "0.png")
+    return root
+
+
+def _denied(monkeypatch, path: Path) -> Path:
+    path.write_bytes(b"unreadable for this user")
+    monkeypatch.setattr(scdd.artifacts, "safe_open", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied")))
+    return path
 
 
 def _broken_plugin(monkeypatch) -> None:
@@ -108,6 +131,10 @@ CASES = [
     Case('truncated safetensors artifact', lambda d, m: (d / 'c.safetensors').write_bytes(_classifier(d / 'whole.safetensors').read_bytes()[:5000]) and _cli('recover {} --out {}', d / 'c.safetensors', d / 'out'), 'DIR/c.safetensors: not a readable safetensors file (Error while deserializing header: invalid header length)'),
     Case('pickle checkpoint that needs full unpickling', lambda d, m: _cli('import-checkpoint {} --format torchvision --out {}', _pickle_checkpoint(d / 'full.pth'), d / 'out'), 'DIR/full.pth: the file pickles Python objects (argparse.Namespace), and unpickling can run arbitrary code; pass --trust-pickle only if you trust where the file came from'),
     Case('truncated pickle checkpoint', lambda d, m: _cli('import-checkpoint {} --format torchvision --out {}', _pickle_checkpoint(d / 'cut.pth', truncate=True), d / 'out'), 'DIR/cut.pth: corrupt or truncated checkpoint (PytorchStreamReader failed reading zip archive: failed finding central directory)'),
+    Case('NaN or infinite pixels in a distilled set', lambda d, m: _cli('posttrain {} --hard-labels --students resnet10-slim --epochs 1 --device cpu --out {}', _nan_distilled(d / 'nan.safetensors'), d / 'out'), 'DIR/nan.safetensors: 2 pixel value(s) are NaN or infinite; the distilled set is damaged'),
+    Case('a training class folder without images beside others', lambda d, m: _cli('squeeze --dataset imagefolder --data-root {} --out {}', _reshaped_folder(d / 'data', empty_train='c1'), d / 'out'), 'DIR/data/train/c1: class folder holds no image files; every class needs training images'),
+    Case('validation classes that differ from the training classes', lambda d, m: _cli('squeeze --dataset imagefolder --data-root {} --out {}', _reshaped_folder(d / 'data', extra_val='c9'), d / 'out'), "DIR/data/val: class folder 'c9' is not among the training classes"),
+    Case('artifact scdd may not read (permission denied)', lambda d, m: _cli('align {} --out {}', _denied(m, d / 'backbone.safetensors'), d / 'out'), 'DIR/backbone.safetensors: permission denied (scdd cannot read it; check its owner and mode)'),
     Case('`--out` folder holding other files', lambda d, m: (d / 'out').mkdir() or ((d / 'out' / 'notes.txt').write_text('mine') and _cli('run --out {}', d / 'out')), '--out DIR/out already holds other files; choose another folder or pass --overwrite'),
 ]
 

@@ -63,11 +63,16 @@ def test_first_multiplier_scales_only_first_layer():
     assert torch.allclose(terms[10.0][1], terms[1.0][1])
 
 
-def test_detach_removes_hooks():
+def test_detach_leaves_no_layer_patched():
+    """``attach`` replaces each BN layer's ``forward`` with an instance attribute; ``detach`` must remove
+    every one (and add no hook), so the model runs its own forward again."""
     model = _model()
+    layers = [layer for layer in model.modules() if isinstance(layer, nn.BatchNorm2d)]
     matcher = BNStatMatcher(BNMatchConfig()).attach(model)
+    assert layers and all("forward" in layer.__dict__ for layer in layers)
     matcher.detach()
-    assert all(not layer._forward_hooks for layer in model if isinstance(layer, nn.BatchNorm2d))
+    assert not [layer for layer in layers if "forward" in layer.__dict__ or layer._forward_hooks or layer._forward_pre_hooks]
+    assert all(layer.forward.__func__ is type(layer).forward for layer in layers)
 
 
 # ----------------------------------------------------------------------------- fused statistics and gradients

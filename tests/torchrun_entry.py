@@ -1,6 +1,7 @@
 """Entry point that tests/test_distributed.py starts under torchrun: it records, per rank, every
 file-system write into a watched folder (Python audit events: opens for writing, mkdir, rename),
-then runs the scdd CLI with the remaining arguments.
+then runs the scdd CLI with the remaining arguments; when the CLI returns (after leaving the process
+group), it lists the process's threads in LOG_DIR/threads-rankR.txt, one name a line.
 
 Usage: ``torchrun ... tests/torchrun_entry.py LOG_DIR WATCHED_DIR scdd-arguments...``
 """
@@ -47,8 +48,11 @@ def main() -> None:
             busy.pop()
 
     sys.addaudithook(hook)
-
-    scdd_main(sys.argv[3:])
+    try:
+        scdd_main(sys.argv[3:])
+    finally:
+        threads = [comm.read_text().strip() for comm in Path("/proc/self/task").glob("*/comm")]
+        (log_dir / f"threads-rank{os.environ['RANK']}.txt").write_text("\n".join(threads) + "\n")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[str], li
     """(class names, file paths, labels) of a ``<class>/*`` folder, by torchvision's ImageFolder rules."""
     if not folder.is_dir():
         raise DataError(f"{folder}: folder missing")
+    scanning_training = classes is None
     if classes is None:
         classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
         if not classes:
@@ -91,6 +92,10 @@ def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[str], li
         raise DataError(f"{folder}: {error}") from None
     if not samples:
         raise DataError(f"{folder}: no image files ({', '.join(IMG_EXTENSIONS[:4])}, ...)")
+    if scanning_training:
+        empty = sorted(set(classes) - {classes[label] for _, label in samples})
+        if empty:
+            raise DataError(f"{folder / empty[0]}: class folder holds no image files; every class needs training images")
     return classes, [path for path, _ in samples], [label for _, label in samples]
 
 

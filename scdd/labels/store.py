@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from scdd.artifacts import file_sha256, load_tensors, save_tensors
+from scdd.artifacts import file_sha256, load_tensors, save_tensors, sync_path
 from scdd.artifacts import read_metadata as read_artifact_metadata
 from scdd.models.saved import load_model
 from scdd.errors import ArtifactError
@@ -74,6 +74,7 @@ class ShardWriter:
             raise ArtifactError(f"soft labels: {self._next_epoch} of {self.total} epochs written")
         for staging, final in [*self._written[1:], self._written[0]]:
             os.replace(staging, final)
+        sync_path(self.folder)  # the renames, durable (each staged file was flushed when written)
         return [final for _, final in self._written]
 
     def abort(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from scdd.errors import ArtifactError
+from scdd.errors import ArtifactError, os_reason
 
 _UNSAFE_MARK = "Weights only load failed"
 
@@ -23,6 +23,12 @@ def _first_line(error: BaseException) -> str:
     """The error's first sentence (torch appends paragraphs of advice to some)."""
     text = str(error).strip()
     return text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
+
+
+def _damaged(path: Path, error: BaseException) -> ArtifactError:
+    """Corrupt or truncated, unless the OS would not let scdd read the file (permission, a folder, I/O)."""
+    reason = os_reason(error)
+    return ArtifactError(f"{path}: {reason}" if reason else f"{path}: corrupt or truncated checkpoint ({_first_line(error)})")
 
 
 def _unsafe_globals(message: str) -> str:
@@ -47,9 +53,9 @@ def load_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
                 f"{path}: the file pickles Python objects ({_unsafe_globals(message)}), and unpickling can run "
                 "arbitrary code; pass --trust-pickle only if you trust where the file came from"
             ) from None
-    except Exception as error:  # torch raises RuntimeError, EOFError, zipfile and OS errors for damaged files
-        raise ArtifactError(f"{path}: corrupt or truncated checkpoint ({_first_line(error)})") from None
+    except Exception as error:  # torch raises RuntimeError, EOFError and zipfile errors for damaged files
+        raise _damaged(path, error) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise ArtifactError(f"{path}: corrupt or truncated checkpoint ({_first_line(error)})") from None
+        raise _damaged(path, error) from None

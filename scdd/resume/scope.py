@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 from scdd.distributed import world_size
+from scdd.errors import ProgressNotReused, os_reason
 
 PROGRESS_FOLDER = ".progress"
 
@@ -75,3 +78,25 @@ def safe_key(*parts: object) -> str:
     """A file-name-safe key from parts such as ``("posttrain", "resnet18", 0)``."""
     text = "-".join(str(part) for part in parts)
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def warn_not_reused(path: Path, reason: str, redone: str) -> None:
+    """Say in one line that the progress file ``path`` is not used, why, and what is done again."""
+    warnings.warn(ProgressNotReused(f"{path} {reason}; {redone}"), stacklevel=3)
+
+
+def read_failure(error: BaseException) -> str:
+    """Why a progress file could not be read, in a few words."""
+    if os_reason(error):
+        return str(os_reason(error))
+    if isinstance(error, KeyError):
+        return "holds no scdd progress record"
+    return f"is unreadable ({' '.join(str(error).split()) or type(error).__name__})"
+
+
+def identity_differences(saved: Any, wanted: dict[str, Any]) -> str:
+    """The identity keys whose saved values differ from this attempt's, for a warning."""
+    if not isinstance(saved, dict):
+        return "was saved without its settings"
+    keys = sorted(key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key))
+    return f"was saved with other settings ({', '.join(keys)})"

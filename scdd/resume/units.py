@@ -18,9 +18,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from scdd.artifacts import atomic_path
-from scdd.resume.scope import current_scope, safe_key
+from scdd.resume.scope import current_scope, identity_differences, read_failure, safe_key, warn_not_reused
 
 _META_KEY = "scdd.unit"
+_REDONE = "this unit is computed again"
 
 
 class UnitStore:
@@ -43,9 +44,11 @@ class UnitStore:
             with safe_open(str(path), framework="pt") as handle:
                 meta = json.loads((handle.metadata() or {})[_META_KEY])
             tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError, KeyError):
+        except (SafetensorError, OSError, ValueError, KeyError) as error:
+            warn_not_reused(path, read_failure(error), _REDONE)
             return None
         if meta.get("identity") != self.identity:
+            warn_not_reused(path, identity_differences(meta.get("identity"), self.identity), _REDONE)
             return None
         if self.scope is not None and count:
             self.scope.count("units_reused")

@@ -26,9 +26,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from scdd.artifacts import atomic_path
-from scdd.resume.scope import current_scope, safe_key
+from scdd.resume.scope import current_scope, identity_differences, read_failure, safe_key, warn_not_reused
 
 _META_KEY = "scdd.progress"
+_REDONE = "this training loop starts again from its first epoch"
 SAVE_SHARE = 0.1  # most of a loop's time spent saving checkpoints; 0 saves after every epoch
 
 
@@ -124,8 +125,9 @@ class EpochCheckpoint:
             with safe_open(str(self.path), framework="pt") as handle:
                 meta = json.loads((handle.metadata() or {})[_META_KEY])
             return load_file(str(self.path)), meta
-        except (SafetensorError, OSError, ValueError, KeyError):
-            return None  # unreadable progress is never trusted; the loop starts over
+        except (SafetensorError, OSError, ValueError, KeyError) as error:
+            warn_not_reused(self.path, read_failure(error), _REDONE)  # never trusted: the loop starts over
+            return None
 
     def restore(self) -> tuple[int, list[float], dict[str, Any]]:
         """Load the saved state into the live objects; returns (epochs done, curve, extra), (0, [], {}) when none fits."""
@@ -134,11 +136,14 @@ class EpochCheckpoint:
             return 0, [], {}
         tensors, meta = read
         if meta.get("identity") != self.identity:
+            warn_not_reused(self.path, identity_differences(meta.get("identity"), self.identity), _REDONE)
             return 0, [], {}
         targets = {f"m.{name}.{key}": value for name, module in self.modules.items() for key, value in _module_tensors(module).items()}
         targets.update({f"t.{name}": value for name, value in self.tensors.items()})
         for key, target in targets.items():
             if key not in tensors or tensors[key].shape != target.shape:
+                found = f"holds {key} of shape {tuple(tensors[key].shape)}, the loop's is {tuple(target.shape)}" if key in tensors else f"lacks {key}"
+                warn_not_reused(self.path, found, _REDONE)
                 return 0, [], {}
         with torch.no_grad():
             for key, target in targets.items():
