@@ -18,3 +18,10 @@ def register_matchers(register):
         aliases=["sre2l-bn"],
         description="SRe²L's uniform batch-vs-global BN matching (every layer weight 1)",
     )
+    register(
+        "class-aware-bn",
+        "scdd.matchers.class_aware:build",
+        config="scdd.matchers.class_aware:ClassAwareBNConfig",
+        aliases=["edc-bn"],
+        description="EDC's soft category-aware matching: Eq. 8 mixed with class-conditional BN statistics of real images (reads training data)",
+    )

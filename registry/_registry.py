@@ -17,7 +17,7 @@ from typing import Any
 from scdd._options import build_dataclass
 from scdd.errors import ConfigError, DuplicateComponentError, UnknownComponentError
 
-KINDS = ("pretrainer", "aligner", "matcher", "architecture", "dataset")
+KINDS = ("pretrainer", "aligner", "matcher", "architecture", "dataset", "initializer", "crop_schedule", "regularizer")
 
 
 def normalize_name(name: str) -> str:

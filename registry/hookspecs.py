@@ -42,5 +42,20 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_initializers(register: Register) -> None:
+    """Register recovery's starting images; factory(config) returns an object with ``reads_data``, ``prepare(context)`` and ``start(members)`` (``scdd.recovery.initializers``)."""
+
+
+@hookspec
+def register_crop_schedules(register: Register) -> None:
+    """Register recovery crop-scale schedules; factory(config) returns an object with ``scale(step, total, base)`` (``scdd.recovery.schedules``)."""
+
+
+@hookspec
+def register_regularizers(register: Register) -> None:
+    """Register extra recovery terms; factory(config) returns an object with ``begin(latent)``, ``loss(step)`` and ``after_step(latent)`` (``scdd.recovery.regularizers``)."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands to the ``scdd`` command group."""

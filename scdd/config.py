@@ -31,6 +31,9 @@ _OPTION_SLOTS = (
     ("squeeze", "architecture", "architecture_options", "architecture"),
     ("align", "aligner", "aligner_options", "aligner"),
     ("recover", "matcher", "matcher_options", "matcher"),
+    ("recover", "initializer", "initializer_options", "initializer"),
+    ("recover", "crop_schedule", "crop_schedule_options", "crop_schedule"),
+    ("recover", "regularizer", "regularizer_options", "regularizer"),
 )
 
 
@@ -167,5 +170,9 @@ def check_components(config: RunConfig, *, dataset: bool = True) -> None:
     get_component("architecture", config.squeeze.architecture)
     get_component("aligner", config.align.aligner)
     get_component("matcher", config.recover.matcher)
+    get_component("initializer", config.recover.initializer)
+    get_component("crop_schedule", config.recover.crop_schedule)
+    if config.recover.regularizer:
+        get_component("regularizer", config.recover.regularizer)
     for student in config.posttrain.students:
         get_component("architecture", student)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scdd.config import RunConfig, check_components, to_dict
-from scdd.data.base import DatasetSplits
+from scdd.data.base import DatasetSplits, class_members
 from scdd.data.loading import load_dataset, skipped_summary
 from scdd.curves import TENSORBOARD_DIR, CurveRecorder, tensorboard_writer
 from scdd.distributed import is_main, on_main
@@ -25,7 +25,7 @@ from scdd.run_folder import RunRecord, locked_run_folder, run_recorded_stage, wr
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
-from scdd.stages.coreset import class_members, coreset
+from scdd.stages.coreset import coreset
 from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
@@ -94,7 +94,7 @@ def _run_stages(
     squeezed = run_stage("squeeze", lambda d: squeeze(config.squeeze, data, d, **common))
     aligned = run_stage("align", lambda d: align(config.align, squeezed.artifacts["backbone"], data, d, **common))
     if config.method == "sc-dd":
-        recovered = run_stage("recover", lambda d: recover(config.recover, aligned.artifacts["classifier"], d, **common))
+        recovered = run_stage("recover", lambda d: recover(config.recover, aligned.artifacts["classifier"], d, data=data, **common))
     else:  # a real-image coreset replaces recovery; the aligned model still relabels it
         recovered = run_stage(
             "coreset",

@@ -8,17 +8,9 @@ from scdd.errors import ConfigError
 from scdd.matchers.bn import BNMatchConfig, BNStatMatcher, UniformBNConfig, build_uniform
 from scdd.matchers.moments import batch_moments
 from scdd.models.classifier import batchnorm_state
+from toy_models import two_bn_model
 
 pytestmark = pytest.mark.numerics  # every test here compares two computations of the same statistics
-
-
-def _model():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.BatchNorm2d(6))
-    for bn in (model[1], model[4]):
-        bn.running_mean.uniform_(-1, 1)
-        bn.running_var.uniform_(0.5, 2)
-    return model.eval()
 
 
 def _reference(model, x, mean_weights, var_weights):
@@ -37,7 +29,7 @@ def _reference(model, x, mean_weights, var_weights):
 
 
 def test_imbalanced_loss_matches_direct_computation():
-    model, x = _model(), torch.randn(8, 1, 10, 10)
+    model, x = two_bn_model(), torch.randn(8, 1, 10, 10)
     with BNStatMatcher(BNMatchConfig(first_bn_multiplier=10.0)).attach(model) as matcher:
         model(x)
         loss = matcher.loss()
@@ -45,7 +37,7 @@ def test_imbalanced_loss_matches_direct_computation():
 
 
 def test_explicit_per_layer_weights():
-    model, x = _model(), torch.randn(8, 1, 10, 10)
+    model, x = two_bn_model(), torch.randn(8, 1, 10, 10)
     config = BNMatchConfig(mean_weights=(2.0, 0.5), var_weights=(0.0, 3.0))
     with BNStatMatcher(config).attach(model) as matcher:
         model(x)
@@ -53,7 +45,7 @@ def test_explicit_per_layer_weights():
 
 
 def test_first_multiplier_scales_only_first_layer():
-    model, x = _model(), torch.randn(8, 1, 10, 10)
+    model, x = two_bn_model(), torch.randn(8, 1, 10, 10)
     terms = {}
     for multiplier in (1.0, 10.0):
         with BNStatMatcher(BNMatchConfig(first_bn_multiplier=multiplier)).attach(model) as matcher:
@@ -66,7 +58,7 @@ def test_first_multiplier_scales_only_first_layer():
 def test_detach_leaves_no_layer_patched():
     """``attach`` replaces each BN layer's ``forward`` with an instance attribute; ``detach`` must remove
     every one (and add no hook), so the model runs its own forward again."""
-    model = _model()
+    model = two_bn_model()
     layers = [layer for layer in model.modules() if isinstance(layer, nn.BatchNorm2d)]
     matcher = BNStatMatcher(BNMatchConfig()).attach(model)
     assert layers and all("forward" in layer.__dict__ for layer in layers)
@@ -82,7 +74,7 @@ def test_detach_leaves_no_layer_patched():
 
 
 def _double_model():
-    model = _model().double()
+    model = two_bn_model().double()
     for bn in (model[1], model[4]):
         bn.weight.data.uniform_(0.5, 2)
         bn.bias.data.uniform_(-1, 1)
@@ -138,7 +130,7 @@ def test_batch_moments_match_reference(case):
 
 
 def test_matching_leaves_running_statistics_and_forward_untouched():
-    model = _model()
+    model = two_bn_model()
     before = batchnorm_state(model)
     x = torch.randn(8, 1, 10, 10, requires_grad=True)
     with BNStatMatcher(BNMatchConfig()).attach(model) as matcher:
@@ -150,7 +142,7 @@ def test_matching_leaves_running_statistics_and_forward_untouched():
 
 
 def test_uniform_bn_matcher_weighs_every_layer_one():
-    model, x = _model(), torch.randn(8, 1, 10, 10)
+    model, x = two_bn_model(), torch.randn(8, 1, 10, 10)
     with build_uniform(UniformBNConfig()).attach(model) as matcher:
         model(x)
         assert torch.allclose(matcher.loss(), _reference(model, x, [1.0, 1.0], [1.0, 1.0]), rtol=1e-5)
@@ -161,13 +153,13 @@ def test_uniform_bn_matcher_weighs_every_layer_one():
 
 def test_wrong_number_of_layer_weights_names_the_problem():
     with pytest.raises(ConfigError, match="mean_weights has 3 values but the model has 2 BatchNorm layers"):
-        BNStatMatcher(BNMatchConfig(mean_weights=(1.0, 1.0, 1.0))).attach(_model())
+        BNStatMatcher(BNMatchConfig(mean_weights=(1.0, 1.0, 1.0))).attach(two_bn_model())
 
 
 def test_learnable_weights_balance_layers_and_reset():
     """Optimising only the log-scales drives each layer's weighted term to its configured weight
     (β_k‖·‖ → β⁰_k): the learned coefficient is β⁰_k divided by the layer's mismatch."""
-    model, x = _model(), torch.randn(8, 1, 10, 10)
+    model, x = two_bn_model(), torch.randn(8, 1, 10, 10)
     matcher = BNStatMatcher(BNMatchConfig(first_bn_multiplier=2.0, learnable=True, learnable_lr=0.2)).attach(model)
     (group,) = matcher.param_groups()
     optimizer = torch.optim.Adam(group["params"], lr=group["lr"])

@@ -88,7 +88,7 @@ def test_plugins_can_be_restricted_by_environment(monkeypatch):
     monkeypatch.setenv("SCDD_DISABLE_PLUGINS", "pretrainers")
     reset_plugins()
     assert "moco-v3" not in get_registry().names("pretrainer")
-    assert get_registry().names("matcher") == ["bn", "imbalanced-bn"]
+    assert get_registry().names("matcher") == ["bn", "class-aware-bn", "imbalanced-bn"]
 
 
 def test_package_list_covers_every_folder():

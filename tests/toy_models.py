@@ -1,5 +1,6 @@
 """Toy architectures for the pruning tests: a torchvision-style VGG, a VGG-BN backbone and a CNN
-without BatchNorm, registered in process by the ``test_architectures`` fixture (conftest.py)."""
+without BatchNorm, registered in process by the ``test_architectures`` fixture (conftest.py); and
+the matcher tests' two-BN model."""
 
 from __future__ import annotations
 
@@ -55,3 +56,13 @@ def randomise_bn(model: nn.Module) -> None:
             module.running_var.uniform_(0.5, 2.0)
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.5, 0.5)
+
+
+def two_bn_model() -> nn.Module:
+    """Two conv → BN layers (4 and 6 channels) with random running statistics, in eval mode: the matcher tests' model."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.BatchNorm2d(6))
+    for bn in (model[1], model[4]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    return model.eval()

@@ -80,5 +80,9 @@ class SyntheticViews:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         boxes, flips, shifts = self.sample()
-        grid = shifted_crop_grid(boxes, flips, shifts, self.size, out=self._grid)
-        return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+        shifted_crop_grid(boxes, flips, shifts, self.size, out=self._grid)
+        return self.again(images)
+
+    def again(self, images: torch.Tensor) -> torch.Tensor:
+        """The last step's view (same crops, flips and shifts) of other images of the batch's shape."""
+        return F.grid_sample(images, self._grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from scdd.errors import DataError
+from scdd.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -117,3 +117,17 @@ def steps_per_epoch(dataset: Dataset, batch_size: int, drop_last: bool) -> int:
     if drop_last and n >= batch_size:
         return n // batch_size
     return -(-n // batch_size)
+
+
+def class_members(data: DatasetSplits, ipc: int) -> list[torch.Tensor]:
+    """Each class's training-image indices; a class with fewer than ``ipc`` images is a ``DataError``."""
+    if ipc < 1:
+        raise ConfigError(f"ipc must be at least 1, got {ipc}")
+    labels = labels_of(data.train)
+    members = []
+    for label in range(data.info.num_classes):
+        indices = torch.nonzero(labels == label).flatten()
+        if len(indices) < ipc:
+            raise DataError(f"class {data.info.class_names[label]!r} has {len(indices)} training images, fewer than ipc {ipc}")
+        members.append(indices)
+    return members

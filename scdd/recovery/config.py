@@ -17,6 +17,12 @@ class RecoverConfig:
 
     matcher: str = "imbalanced-bn"
     matcher_options: dict[str, Any] = field(default_factory=dict)
+    initializer: str = "noise"  # starting images (Sec. 2.4: Gaussian noise, data-free); see scdd.recovery.initializers
+    initializer_options: dict[str, Any] = field(default_factory=dict)
+    crop_schedule: str = "constant"  # crop scales per step (the paper's: constant); see scdd.recovery.schedules
+    crop_schedule_options: dict[str, Any] = field(default_factory=dict)
+    regularizer: str = ""  # an extra objective term (none in the paper); see scdd.recovery.regularizers
+    regularizer_options: dict[str, Any] = field(default_factory=dict)
     ipc: int = 50
     iterations: int = 1000  # Table 16 "recovering iteration"
     batch_size: int = 50  # Table 16

@@ -1,4 +1,5 @@
-"""The recovery loop: synthesise images from Gaussian noise by Eq. 9.
+"""The recovery loop: synthesise images by Eq. 9, from Gaussian noise (the paper's start) or the
+registered ``initializer``'s starting images.
 
 Each batch minimises ``CE(model(view(x')), y) + α · R_reg(view(x')) [+ priors]`` where ``R_reg``
 is the registered matcher's statistic-matching loss (Eq. 8). Optimisation follows SRe²L/SC-DD:
@@ -7,10 +8,12 @@ every synthetic image each step, and clipping to the valid pixel range after eac
 live in normalised space, as the paper's learning rates assume, and go through the backbone and
 head directly (the classifier's normalisation is the identity there).
 
+Each step's crop scales come from the registered ``crop_schedule`` (the paper's: constant), and a
+registered ``regularizer`` (none in the paper) may add a term to the objective.
+
 Batches hold many classes at once: the (class, ipc-index) pairs are taken ipc-index major and cut
-into batches of ``batch_size``. Every image starts from noise seeded by its own (class,
-ipc-index) and every batch's views from a seed of its first member and size, so the same config
-recomputes any image bit for bit: ``synthesize(..., members=[...])`` reruns only the batches
+into batches of ``batch_size``. Every image's start is fixed by its own (class, ipc-index) and
+every batch's views by a seed of its first member and size, so the same config recomputes any image bit for bit: ``synthesize(..., members=[...])`` reruns only the batches
 holding the requested images, and under torchrun each process runs a share of the batches
 (``scdd.distributed.map_units``) with the same result as one process. The hot loop never waits
 on the device: losses go into on-device trajectories, and progress reads them asynchronously.
@@ -19,6 +22,7 @@ on the device: losses go into on-device trajectories, and progress reads them as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -27,7 +31,7 @@ import torch.nn.functional as F
 
 from scdd import distributed
 from scdd.augment import CropSpec
-from scdd.data.base import DatasetInfo
+from scdd.data.base import DatasetInfo, DatasetSplits
 from scdd.errors import ConfigError
 from scdd.matchers.base import StatMatcher, matcher_param_groups, reset_matcher
 from scdd.models.classifier import Classifier
@@ -35,7 +39,9 @@ from scdd.progress import SILENT, Progress
 from scdd.augment.recovery import RecoveryViewSpec, SyntheticViews
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.monitor import LossMonitor
+from scdd.recovery.initializers import InitContext, Initializer
 from scdd.recovery.priors import l2_prior, total_variation
+from scdd.recovery.regularizers import RecoveryStep
 from scdd.registry import get_component
 from scdd.resume.units import unit_store
 from scdd.runtime import generator
@@ -54,6 +60,7 @@ class Synthesis:
     ipc_index: torch.Tensor
     loss_ce: torch.Tensor  # [batches, iterations]
     loss_bn: torch.Tensor  # [batches, iterations]
+    reads_training_data: bool = False  # a component started from or matched real training images
 
 
 def recovery_order(num_classes: int, ipc: int) -> list[Member]:
@@ -67,12 +74,6 @@ def recovery_batches(num_classes: int, ipc: int, batch_size: int) -> list[list[M
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def initial_noise(info: DatasetInfo, members: Sequence[Member], seed: int) -> torch.Tensor:
-    """Standard-normal starting point (in normalised space) of each (class, ipc-index) image."""
-    shape = (info.channels, info.image_size, info.image_size)
-    return torch.stack([torch.randn(shape, generator=generator(seed, "recover-init", c, i)) for c, i in members])
-
-
 def view_spec(info: DatasetInfo, config: RecoverConfig) -> RecoveryViewSpec:
     return RecoveryViewSpec(
         crop=CropSpec(scale=(config.crop_min_scale, config.crop_max_scale)),
@@ -81,11 +82,44 @@ def view_spec(info: DatasetInfo, config: RecoverConfig) -> RecoveryViewSpec:
     )
 
 
-class BatchRecovery:
-    """Everything one recovery run shares across its batches: model, matcher, bounds, settings."""
+@dataclass
+class Components:
+    """The registered components of one recovery: matcher (Eq. 8), initializer, crop schedule, extra term."""
 
-    def __init__(self, classifier: Classifier, matcher: StatMatcher, info: DatasetInfo, config: RecoverConfig, device: torch.device, seed: int) -> None:
-        self.classifier, self.matcher, self.info, self.config, self.device, self.seed = classifier, matcher, info, config, device, seed
+    matcher: StatMatcher
+    initializer: Initializer
+    schedule: object
+    regularizer: object | None
+
+    @classmethod
+    def build(cls, config: RecoverConfig) -> "Components":
+        regularizer = get_component("regularizer", config.regularizer).build(config.regularizer_options) if config.regularizer else None
+        return cls(
+            get_component("matcher", config.matcher).build(config.matcher_options),
+            get_component("initializer", config.initializer).build(config.initializer_options),
+            get_component("crop_schedule", config.crop_schedule).build(config.crop_schedule_options),
+            regularizer,
+        )
+
+    def reads_data(self) -> bool:
+        """Whether recovery reads real training images (then the distilled set is not data-free)."""
+        return bool(getattr(self.initializer, "reads_data", False) or getattr(self.matcher, "reads_data", False))
+
+    def prepare(self, classifier: Classifier, context: InitContext) -> None:
+        """Give the components what they read before the first batch (training images only where they need them)."""
+        if self.reads_data() and context.data is None:
+            raise ConfigError("this recovery reads the training images (a real-data initializer or matcher): run it in `scdd run`")
+        self.initializer.prepare(context)
+        if callable(getattr(self.matcher, "prepare", None)):
+            self.matcher.prepare(classifier, context.data, device=context.device)
+
+
+class BatchRecovery:
+    """Everything one recovery run shares across its batches: model, components, bounds, settings."""
+
+    def __init__(self, classifier: Classifier, parts: Components, info: DatasetInfo, config: RecoverConfig, device: torch.device, seed: int) -> None:
+        self.classifier, self.parts, self.info, self.config, self.device, self.seed = classifier, parts, info, config, device, seed
+        self.matcher = parts.matcher
         self.mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
         self.low, self.high = (0 - self.mean) / self.std, (1 - self.mean) / self.std
@@ -105,20 +139,32 @@ class BatchRecovery:
         """Optimise one batch; returns its pixels in [0, 1] (CPU) and its L_CE and L_BN per step (CPU)."""
         config, device, n = self.config, self.device, len(members)
         targets = torch.tensor([label for label, _ in members], device=device)
-        latent = initial_noise(self.info, members, self.seed).to(device).requires_grad_(True)
+        latent = self.parts.initializer.start(members).to(device).requires_grad_(True)
         reset_matcher(self.matcher)
+        if callable(getattr(self.matcher, "set_targets", None)):
+            self.matcher.set_targets(targets)
+        crops, extra = self.parts.schedule, self.parts.regularizer
+        if extra is not None:
+            extra.begin(latent)
         groups = [{"params": [latent]}, *matcher_param_groups(self.matcher)]
         optimizer = make_optimizer(config.optimizer, groups, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
         schedule = cosine_schedule(optimizer, config.iterations)
         views = SyntheticViews(n, self.info.image_size, self.spec, generator(self.seed, "recover-augment", *members[0], n, device=device), device)
         loss_ce = torch.zeros(config.iterations, device=device)
         loss_bn = torch.zeros(config.iterations, device=device)
+        base = (config.crop_min_scale, config.crop_max_scale)
         for step in range(config.iterations):
+            scale = crops.scale(step, config.iterations, base)
+            if scale != views.spec.crop.scale:
+                views.spec = dataclasses.replace(views.spec, crop=CropSpec(scale=scale))
             view = views(latent)
             with self._autocast():
-                ce = F.cross_entropy(self.logits(view).float(), targets)
+                logits = self.logits(view).float()
+                ce = F.cross_entropy(logits, targets)
                 bn = self.matcher.loss()
                 loss = ce + config.alpha_bn * bn
+                if extra is not None:
+                    loss = loss + extra.loss(RecoveryStep(step, config.iterations, latent, view, logits, targets, views.again, self.logits))
                 if config.tv_weight:
                     loss = loss + config.tv_weight * total_variation(view.float())
                 if config.l2_weight:
@@ -129,6 +175,8 @@ class BatchRecovery:
             schedule.step()
             with torch.no_grad():
                 latent.clamp_(self.low, self.high)
+                if extra is not None:
+                    extra.after_step(latent)
                 loss_ce[step] = ce.detach()
                 loss_bn[step] = bn.detach()
             monitor.step(step, ce, bn, last=step + 1 == config.iterations)
@@ -154,8 +202,10 @@ def synthesize(
     seed: int,
     progress: Progress = SILENT,
     members: Sequence[Member] | None = None,
+    data: DatasetSplits | None = None,
 ) -> Synthesis:
-    """Recover ``config.ipc`` images per class from ``classifier`` (data-free).
+    """Recover ``config.ipc`` images per class from ``classifier``: data-free unless a component
+    reads the training images (``data``; the real-image initializers, ``class-aware-bn``).
 
     With ``members``, only those (class, ipc-index) images are returned, in that order, computed
     by rerunning just the batches that hold them: bit-identical to the same images of a full run
@@ -164,12 +214,14 @@ def synthesize(
     classifier.to(device=device, memory_format=memory_format).eval()
     for parameter in classifier.parameters():
         parameter.requires_grad_(False)
-    matcher = get_component("matcher", config.matcher).build(config.matcher_options)
+    parts = Components.build(config)
+    parts.prepare(classifier, InitContext(info, config.ipc, seed, device, classifier, data))
+    matcher = parts.matcher
     batches = recovery_batches(info.num_classes, config.ipc, config.batch_size)
     wanted = None if members is None else _check_members(members, info.num_classes, config.ipc)
     if wanted is not None:
         batches = [batch for batch in batches if set(batch) & set(wanted)]
-    engine = BatchRecovery(classifier, matcher, info, config, device, seed)
+    engine = BatchRecovery(classifier, parts, info, config, device, seed)
     task = progress.task("recover", len(distributed.shard_units(batches)) * config.iterations)
     monitor = LossMonitor(task, ("ce", "bn"), device, every=SYNC_EVERY, stage="recover")
     images, ce_curves, bn_curves, done = [], [], [], []
@@ -210,4 +262,5 @@ def synthesize(
         ipc_index=torch.tensor([index for _, index in done], dtype=torch.long),
         loss_ce=torch.stack(ce_curves),
         loss_bn=torch.stack(bn_curves),
+        reads_training_data=parts.reads_data(),
     )

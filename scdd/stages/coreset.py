@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Subset
 
 from scdd.artifacts import save_tensors
 from scdd.models.saved import load_model
-from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches, labels_of, to_float_pixels
+from scdd.data.base import DatasetSplits, ImageTensorDataset, class_members, iterate_batches, labels_of, to_float_pixels
 from scdd.distributed import on_main
 from scdd.errors import ConfigError, DataError
 from scdd.models.classifier import Classifier
@@ -25,20 +25,6 @@ from scdd.stages.common import StageResult, Stopwatch, info_dict
 from scdd.stages.recover import DISTILLED_FILE
 
 CORESET_METHODS = ("random", "herding")
-
-
-def class_members(data: DatasetSplits, ipc: int) -> list[torch.Tensor]:
-    """Each class's training-image indices; a class with fewer than ``ipc`` images is a ``DataError``."""
-    if ipc < 1:
-        raise ConfigError(f"ipc must be at least 1, got {ipc}")
-    labels = labels_of(data.train)
-    members = []
-    for label in range(data.info.num_classes):
-        indices = torch.nonzero(labels == label).flatten()
-        if len(indices) < ipc:
-            raise DataError(f"class {data.info.class_names[label]!r} has {len(indices)} training images, fewer than ipc {ipc}")
-        members.append(indices)
-    return members
 
 
 def _gather(data: DatasetSplits, chosen: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

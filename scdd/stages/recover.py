@@ -1,4 +1,6 @@
-"""Stage 3, recover: synthesise a distilled set from an aligned classifier (Eq. 9), data-free.
+"""Stage 3, recover: synthesise a distilled set from an aligned classifier (Eq. 9); data-free with
+the paper's components, reading the training images with a real-data initializer or matcher
+(recorded as ``reads_training_data`` in the artifact and ``data_free`` in the stage's metrics).
 
 The loop itself is ``scdd.recovery.engine``; this stage loads the classifier, runs it, checks how
 the classifier labels the recovered images, and writes the artifacts: the images losslessly
@@ -13,12 +15,14 @@ from pathlib import Path
 import torch
 
 from scdd.artifacts import export_image_folder, save_tensors
+from scdd.data.base import DatasetSplits
 from scdd.models.saved import load_model
 from scdd.distributed import on_main
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
 from scdd.recovery.config import RecoverConfig
-from scdd.recovery.engine import Synthesis, initial_noise, recovery_batches, recovery_order, synthesize
+from scdd.recovery.engine import Synthesis, recovery_batches, recovery_order, synthesize
+from scdd.recovery.initializers import initial_noise
 from scdd.registry import get_component
 from scdd.stages.common import StageResult, Stopwatch, info_dict
 
@@ -34,8 +38,17 @@ __all__ = [
 ]
 
 DISTILLED_FILE = "distilled.safetensors"
+COMPONENT_SLOTS = ("matcher", "initializer", "crop_schedule", "regularizer")  # recorded by name and resolved options
 TRAJECTORY_FILE = "trajectory.safetensors"
 IMAGE_FOLDER = "images"
+
+
+def resolved_options(kind: str, name: str, options: dict) -> tuple[str, dict]:
+    """A configured component's canonical name and its options with defaults filled in (unset: ``("", {})``)."""
+    if not name:
+        return "", {}
+    component = get_component(kind, name)
+    return component.name, dataclasses.asdict(component.make_config(options)) if component.config else dict(options)
 
 
 @torch.no_grad()
@@ -57,15 +70,16 @@ def recover(
     device: torch.device,
     seed: int,
     progress: Progress = SILENT,
+    data: DatasetSplits | None = None,
 ) -> StageResult:
-    """Recover a distilled set from an aligned classifier; writes the images (safetensors + PNG folder)
-    and the L_CE / L_BN trajectories (Fig. 5)."""
+    """Recover a distilled set from an aligned classifier (reading ``data`` only where a component
+    needs training images); writes the images (safetensors + PNG folder) and the L_CE / L_BN
+    trajectories (Fig. 5)."""
     classifier, record = load_model(classifier_path, "classifier")
     info = record.dataset
-    matcher = get_component("matcher", config.matcher)
-    matcher_options = dataclasses.asdict(matcher.make_config(config.matcher_options)) if matcher.config else {}
+    chosen = {kind: resolved_options(kind, getattr(config, kind), getattr(config, f"{kind}_options")) for kind in COMPONENT_SLOTS}
     with Stopwatch() as clock:
-        result = synthesize(classifier, info, config, device=device, seed=seed, progress=progress)
+        result = synthesize(classifier, info, config, device=device, seed=seed, progress=progress, data=data)
     agreement = teacher_agreement(classifier.float().to(memory_format=torch.contiguous_format), result.images, result.labels, device)
     out_dir = Path(out_dir)
     metadata = {
@@ -73,11 +87,12 @@ def recover(
         "dataset": info_dict(info),
         "ipc": config.ipc,
         "source": "recover",
-        "matcher": matcher.name,
-        "matcher_options": matcher_options,
+        "reads_training_data": result.reads_training_data,
         "aligner": record.extra.get("aligner"),
         "pretrainer": record.extra.get("pretrainer"),
     }
+    for kind, (name, options) in chosen.items():
+        metadata[kind], metadata[f"{kind}_options"] = name, options
     distilled = on_main(  # rank 0 writes, the others wait
         save_tensors,
         out_dir / DISTILLED_FILE,
@@ -94,6 +109,7 @@ def recover(
         artifacts={"distilled": distilled, "trajectory": trajectory, "image_folder": folder},
         metrics={
             "images": len(result.labels),
+            "data_free": not result.reads_training_data,
             "teacher_top1_on_distilled": agreement,
             "loss_bn_first": bn_first,
             "loss_bn_last": bn_last,
