@@ -128,7 +128,7 @@ class BenchRun:
             if cell.row.method == "distill":
                 result = recover(
                     config.recover, self.teacher(config).classifier, folder / "recover",
-                    device=self.device, seed=seed, progress=self.progress,
+                    device=self.device, seed=seed, progress=self.progress, data=self.data,
                 )
             else:
                 selection = cell.row.selection or ""
