@@ -70,11 +70,18 @@ def run_pipeline(
     # an existing run folder continues when its resolved config matches (run_folder), else is refused;
     # it stays locked against other processes until the run ends
     with locked_run_folder(out_dir, {"config": to_dict(config)}, overwrite=overwrite) as previous:
-        return _run_stages(config, out_dir, previous, data, device, progress, notes)
+        return _run_stages(config, out_dir, previous, data, device, progress, notes, tensorboard)
 
 
 def _run_stages(
-    config: RunConfig, out_dir: Path, previous, data: DatasetSplits, device, progress: Progress, notes: Mapping[str, Any] | None
+    config: RunConfig,
+    out_dir: Path,
+    previous,
+    data: DatasetSplits,
+    device,
+    progress: Progress,
+    notes: Mapping[str, Any] | None,
+    tensorboard: bool,
 ) -> RunRecord:
     """The stages in order into the locked ``out_dir``, continuing ``previous`` (its earlier record, or None)."""
     record = RunRecord(config=config, device=str(device), data=skipped_summary(data), notes=dict(notes or {}))
