@@ -28,7 +28,7 @@ from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component, normalize_name
 from scdd.runtime import derive_seed, generator, seed_everything
-from scdd.labels import OnlineSoftLabels, open_soft_labels
+from scdd.labels import OnlineSoftLabels, PlanSpec, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.training import TrainLoop
 from scdd.training.distilled import SoftLabelSource, distilled_batches, distilled_loss
@@ -50,8 +50,11 @@ class PosttrainConfig:
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     temperature: float = 20.0
+    temperature_squared: bool = True  # scale the KL by T² (SRe²L Tiny code); the official CIFAR/ImageNet code does not
     labels: str = "soft"
-    crop_min_scale: float = 0.08
+    crop_min_scale: float = 0.08  # these three: `scdd run` copies relabel's crop settings
+    crop: str = "resized"
+    crop_padding: int = 4
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
 
     def __post_init__(self) -> None:
@@ -108,12 +111,17 @@ def train_student(
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
     loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})
     model = loop.wrap(student)  # under torchrun: gradients averaged over processes
+    hard_plan = PlanSpec(config.crop_min_scale, distilled.info.hflip, crop=config.crop, crop_padding=config.crop_padding, image_size=distilled.info.image_size)
     batches = distilled_batches(
-        distilled, labels, student, batch_size=config.batch_size, order=order, seed=seed,
-        crop_min_scale=config.crop_min_scale, device=device,
+        distilled, labels, student, batch_size=config.batch_size, order=order, seed=seed, hard_plan=hard_plan, device=device,
     )
     classes = distilled.labels.to(device)
-    curve = loop.run(batches, lambda batch, _: distilled_loss(model(batch[1]), batch, classes, config.temperature), progress=progress)
+    squared = config.temperature_squared
+
+    def loss(batch, _):
+        return distilled_loss(model(batch[1]), batch, classes, config.temperature, squared=squared)
+
+    curve = loop.run(batches, loss, progress=progress)
     return student.eval(), curve
 
 

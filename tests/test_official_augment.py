@@ -1,0 +1,111 @@
+"""The official code's augmentations: roll-only and per-batch recovery views, RandomCrop with
+padding, MixUp / CutMix drawn once per batch from Beta(α, α), and the KD loss without T²."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from scdd.augment import CropSpec
+from scdd.augment.recovery import RecoveryViewSpec, SyntheticViews
+from scdd.config import make_run_config
+from scdd.data.base import DatasetInfo
+from scdd.distilled import load_distilled
+from scdd.errors import ConfigError
+from scdd.labels import PlanSpec, SoftTargets, StoredSoftLabels, plan_epoch, render_crops, replay_batches, soft_label_loss
+from scdd.recovery.config import RecoverConfig
+from scdd.recovery.engine import view_spec
+from scdd.stages.relabel import RelabelConfig, relabel
+from scdd.training.distilled import distilled_batches
+from test_soft_labels import _make_set
+
+CPU = torch.device("cpu")
+INFO32 = DatasetInfo("fake", 10, 3, 32, (0.5,) * 3, (0.25,) * 3, tuple(map(str, range(10))), hflip=True)
+
+
+def _views(per_batch: bool, crop: CropSpec | None = CropSpec(scale=(0.3, 1.0)), flip_p=0.5, max_shift=4, n=6, size=12):
+    spec = RecoveryViewSpec(crop=crop, flip_p=flip_p, max_shift=max_shift, per_batch=per_batch)
+    return SyntheticViews(n, size, spec, torch.Generator().manual_seed(0), CPU)
+
+
+def test_per_batch_views_give_every_image_the_same_view():
+    image = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(1)).expand(6, 1, 12, 12)
+    for _ in range(5):
+        boxes, flips, shifts = _views(True).sample()
+        assert all(torch.equal(t, t[:1].expand_as(t)) for t in (boxes, flips, shifts))
+    same = _views(True)(image)
+    assert torch.equal(same, same[:1].expand_as(same))
+    differ = _views(False)(image)  # per image: the same picture gets different views
+    assert not torch.allclose(differ, differ[:1].expand_as(differ))
+
+
+def test_roll_only_views_are_whole_images_rolled_by_0_to_4_pixels():
+    spec = view_spec(INFO32, RecoverConfig(crop=False, flip=False, view_scope="batch", jitter=0.125))
+    assert spec.crop is None and spec.flip_p == 0 and spec.max_shift == 4 and spec.per_batch
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    views = SyntheticViews(3, 32, spec, torch.Generator().manual_seed(0), CPU)
+    seen = set()
+    for _ in range(40):
+        out = views(images)
+        rolls = [(a, b) for a in range(5) for b in range(5) if torch.allclose(out, torch.roll(images, (a, b), (2, 3)), atol=1e-5)]
+        assert len(rolls) == 1
+        seen.add(rolls[0])
+    assert {a for a, _ in seen} == {b for _, b in seen} == set(range(5))
+
+
+def test_padded_crop_shifts_within_padding_and_fills_black():
+    spec = PlanSpec(hflip=False, crop="padded", crop_padding=4, image_size=32)
+    images = torch.rand(300, 3, 32, 32, generator=torch.Generator().manual_seed(3)) + 0.5
+    plan = plan_epoch(300, 0, spec, seed=0)
+    crops = render_crops(images, plan, torch.arange(300), 32, CPU)
+    shifts = ((plan.boxes[:, :2] - 0.5) * 32).round().long()
+    assert torch.allclose((plan.boxes[:, :2] - 0.5) * 32, shifts.float(), atol=1e-5)  # whole pixels
+    assert set(shifts.flatten().tolist()) == set(range(-4, 5))
+    padded = F.pad(images, (4, 4, 4, 4))
+    for image, crop, (dx, dy) in zip(padded, crops, shifts.tolist()):
+        assert torch.allclose(crop, image[:, 4 + dy : 36 + dy, 4 + dx : 36 + dx], atol=1e-5)
+    with pytest.raises(ConfigError, match="padded crops"):
+        PlanSpec(crop="padded")  # no image size
+
+
+@pytest.mark.parametrize("mix", ["mixup", "cutmix"])
+def test_batch_scope_mixing_draws_one_beta_lambda_per_batch_and_partners_within_it(mix):
+    spec = PlanSpec(mix=mix, mix_alpha=0.8, mix_scope="batch", mix_batch=16)
+    lambdas = []
+    for epoch in range(60):
+        plan = plan_epoch(640, epoch, spec, seed=0)
+        assert sorted(plan.order.tolist()) == list(range(640))
+        for group in plan.order.split(16):
+            assert set(plan.partners[group].tolist()) == set(group.tolist())  # a permutation of the batch
+            mixed = plan.lambdas if mix == "mixup" else plan.regions
+            assert torch.equal(mixed[group], mixed[group[:1]].expand(len(group), *mixed.shape[1:]))
+            if mix == "mixup":
+                lambdas.append(float(plan.lambdas[group[0]]))
+    if mix == "mixup":
+        assert stats.kstest(lambdas, stats.beta(0.8, 0.8).cdf).pvalue > 0.01
+        assert stats.kstest(lambdas, stats.beta(2.0, 2.0).cdf).pvalue < 0.01
+
+
+def test_stored_batch_mixed_labels_replay_their_batches(tmp_path):
+    teacher, distilled = _make_set(tmp_path, images=40)
+    config = RelabelConfig(epochs=2, mix="cutmix", mix_scope="batch", mix_batch=8)
+    labels = StoredSoftLabels(relabel(config, teacher, distilled, tmp_path / "labels", device=CPU, seed=0).artifacts["soft_labels"])
+    plan, _ = labels.epoch(1)
+    images = torch.rand(40, 1, 16, 16)
+    batches = [index for index, _, _ in replay_batches(labels, images, 1, torch.randperm(40), 8, image_size=16, device=CPU)]
+    assert [b.tolist() for b in batches] == [g.tolist() for g in plan.order.split(8)]
+    with pytest.raises(ConfigError, match="mixed per batch of 8"):
+        distilled_batches(load_distilled(distilled), labels, torch.nn.Identity(), batch_size=16, order=torch.Generator(), seed=0, device=CPU)
+
+
+def test_kd_loss_without_temperature_squared():
+    student, teacher = torch.randn(5, 7), torch.randn(5, 7)
+    plain = soft_label_loss(student, SoftTargets(logits=teacher), 30.0, squared=False)
+    expected = F.kl_div(F.log_softmax(student / 30, 1), F.softmax(teacher / 30, 1), reduction="batchmean")
+    assert torch.allclose(plain, expected, atol=1e-7)
+    assert torch.allclose(soft_label_loss(student, teacher, 30.0), plain * 900, rtol=1e-5)
+
+
+def test_run_config_ties_crop_and_mix_batch_to_posttraining():
+    config = make_run_config({"relabel": {"crop": "padded", "crop_padding": 2}, "posttrain": {"batch_size": 32}})
+    assert (config.posttrain.crop, config.posttrain.crop_padding, config.relabel.mix_batch) == ("padded", 2, 32)
