@@ -1,5 +1,6 @@
 """The official code's augmentations: roll-only and per-batch recovery views, RandomCrop with
-padding, MixUp / CutMix drawn once per batch from Beta(α, α), and the KD loss without T²."""
+padding, MixUp / CutMix drawn once per batch from Beta(α, α), the KD loss without T², and MoCo's
+CIFAR demo head and views."""
 
 import pytest
 import torch
@@ -15,6 +16,8 @@ from scdd.errors import ConfigError
 from scdd.labels import PlanSpec, SoftTargets, StoredSoftLabels, plan_epoch, render_crops, replay_batches, soft_label_loss
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.engine import view_spec
+from scdd.ssl import moco_v2
+from scdd.ssl.moco_v2 import MoCoV2Config
 from scdd.stages.relabel import RelabelConfig, relabel
 from scdd.training.distilled import distilled_batches
 from test_soft_labels import _make_set
@@ -109,3 +112,14 @@ def test_kd_loss_without_temperature_squared():
 def test_run_config_ties_crop_and_mix_batch_to_posttraining():
     config = make_run_config({"relabel": {"crop": "padded", "crop_padding": 2}, "posttrain": {"batch_size": 32}})
     assert (config.posttrain.crop, config.posttrain.crop_padding, config.relabel.mix_batch) == ("padded", 2, 32)
+
+
+def test_moco_v2_cifar_demo_head_is_one_linear_layer_and_views_have_no_blur():
+    config = MoCoV2Config(queue_size=4096, encoder_momentum=0.99, temperature=0.1, head="linear", crop_min_scale=0.08, blur_p=0.0)
+    head = moco_v2.projection_head(config, 512)
+    assert isinstance(head, torch.nn.Linear) and (head.in_features, head.out_features) == (512, 128) and head.bias is not None
+    assert moco_v2.view_spec(config, 0.5).blur_p == 0 and moco_v2.view_spec(config, 0.5).crop.scale == (0.08, 1.0)
+    mlp = moco_v2.projection_head(MoCoV2Config(), 512)
+    assert sum(isinstance(m, torch.nn.Linear) for m in mlp.modules()) == 2
+    with pytest.raises(ConfigError, match="head"):
+        MoCoV2Config(head="conv")
