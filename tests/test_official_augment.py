@@ -42,18 +42,21 @@ def test_per_batch_views_give_every_image_the_same_view():
     assert not torch.allclose(differ, differ[:1].expand_as(differ))
 
 
-def test_roll_only_views_are_whole_images_rolled_by_0_to_4_pixels():
-    spec = view_spec(INFO32, RecoverConfig(crop=False, flip=False, view_scope="batch", jitter=0.125))
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_roll_only_views_are_whole_images_rolled_by_0_to_4_pixels(symmetric):
+    config = RecoverConfig(crop=False, flip=False, view_scope="batch", jitter=0.125, jitter_symmetric=symmetric)
+    spec = view_spec(INFO32, config)
     assert spec.crop is None and spec.flip_p == 0 and spec.max_shift == 4 and spec.per_batch
+    shifts = range(-4, 5) if symmetric else range(5)  # SRe²L Tiny: randint(-4, 4); SC-DD CIFAR: randint(0, 4)
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     views = SyntheticViews(3, 32, spec, torch.Generator().manual_seed(0), CPU)
     seen = set()
-    for _ in range(40):
+    for _ in range(60):
         out = views(images)
-        rolls = [(a, b) for a in range(5) for b in range(5) if torch.allclose(out, torch.roll(images, (a, b), (2, 3)), atol=1e-5)]
-        assert len(rolls) == 1
+        rolls = [(a, b) for a in range(-4, 5) for b in range(-4, 5) if torch.allclose(out, torch.roll(images, (a, b), (2, 3)), atol=1e-5)]
+        assert len(rolls) == 1 and set(rolls[0]) <= set(shifts)
         seen.add(rolls[0])
-    assert {a for a, _ in seen} == {b for _, b in seen} == set(range(5))
+    assert {a for a, _ in seen} == {b for _, b in seen} == set(shifts)
 
 
 def test_padded_crop_shifts_within_padding_and_fills_black():

@@ -23,12 +23,14 @@ from scdd.augment.crops import CropSpec, sample_boxes, sample_flips
 @dataclass(frozen=True)
 class RecoveryViewSpec:
     """Crop scale range (``None``: no crop, the whole image), flip probability, the largest jitter
-    shift in pixels, and whether one view is drawn per batch (the official code) or per image."""
+    shift in pixels (shifts are drawn from ``min_shift``..``max_shift``; SRe²L's Tiny-ImageNet code rolls
+    by -4..4), and whether one view is drawn per batch (the official code) or per image."""
 
     crop: CropSpec | None
     flip_p: float
     max_shift: int
     per_batch: bool = False
+    min_shift: int = 0
 
 
 def shifted_crop_grid(
@@ -82,8 +84,8 @@ class SyntheticViews:
             boxes = sample_boxes(draws, spec.crop, generator=self.generator, device=self.device)
         flips = sample_flips(draws, spec.flip_p, generator=self.generator, device=self.device) if spec.flip_p > 0 else None
         shifts = None
-        if spec.max_shift > 0:
-            shifts = torch.randint(0, spec.max_shift + 1, (draws, 2), generator=self.generator, device=self.device)
+        if spec.max_shift > spec.min_shift:
+            shifts = torch.randint(spec.min_shift, spec.max_shift + 1, (draws, 2), generator=self.generator, device=self.device)
         if spec.per_batch:  # the same view for every image of the batch
             boxes = boxes.expand(n, 4)
             flips = None if flips is None else flips.expand(n)

@@ -32,6 +32,7 @@ class RecoverConfig:
     view_scope: str = "image"  # "image": a view per image; "batch": one view per step for the batch (official code)
     flip: bool = True  # horizontal flips, where the dataset allows them
     jitter: float = 32 / 224  # largest random roll, as a fraction of the side (SRe²L: 32 px at 224 px)
+    jitter_symmetric: bool = False  # roll by -jitter..jitter (SRe²L's Tiny-ImageNet code) instead of 0..jitter
     tv_weight: float = 0.0  # total-variation prior (off in SRe²L / SC-DD)
     l2_weight: float = 0.0  # L2 image prior (off in SRe²L / SC-DD)
     channels_last: bool = False  # run the model in channels-last memory format

@@ -79,6 +79,7 @@ def view_spec(info: DatasetInfo, config: RecoverConfig) -> RecoveryViewSpec:
         flip_p=0.5 if (config.flip and info.hflip) else 0.0,
         max_shift=int(config.jitter * info.image_size),
         per_batch=config.view_scope == "batch",
+        min_shift=-int(config.jitter * info.image_size) if config.jitter_symmetric else 0,
     )
 
 
