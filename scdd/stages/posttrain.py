@@ -55,13 +55,14 @@ class PosttrainConfig:
     crop_min_scale: float = 0.08  # these three: `scdd run` copies relabel's crop settings
     crop: str = "resized"
     crop_padding: int = 4
+    warmup_epochs: int = 0  # linear warm-up before the cosine decay (SRe²L's Tiny-ImageNet code: 5)
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
 
     def __post_init__(self) -> None:
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.runs < 1:
-            raise ConfigError("post-training needs epochs >= 1, batch_size >= 1 and runs >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.runs < 1 or not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError("post-training needs epochs >= 1, batch_size >= 1, runs >= 1 and 0 <= warmup_epochs < epochs")
         if self.temperature <= 0:
             raise ConfigError(f"post-training temperature must be positive, got {self.temperature}")
         if not self.students:
@@ -106,7 +107,10 @@ def train_student(
     student = build_classifier(student_name, distilled.info, config.options_for(student_name)).to(device)
     count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
-    loop = TrainLoop(f"posttrain {student_name}", config, student.parameters(), per_epoch, device, count="epochs")
+    loop = TrainLoop(
+        f"posttrain {student_name}", config, student.parameters(), per_epoch, device,
+        warmup_steps=config.warmup_epochs * per_epoch, count="epochs",
+    )
     order = generator(seed, "posttrain", student_name, "order")
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
     loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})
