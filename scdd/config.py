@@ -66,7 +66,8 @@ class RunConfig:
         relabel = dataclasses.replace(
             self.relabel, epochs=self.posttrain.epochs, temperature=self.posttrain.temperature, mix_batch=self.posttrain.batch_size
         )
-        crops = {key: getattr(self.relabel, key) for key in ("crop_min_scale", "crop", "crop_padding")}
+        crop_keys = ("crop_min_scale", "crop", "crop_padding", "randaugment_ops", "randaugment_magnitude")
+        crops = {key: getattr(self.relabel, key) for key in crop_keys}
         posttrain = dataclasses.replace(self.posttrain, **crops)
         return dataclasses.replace(self, relabel=relabel, posttrain=posttrain)
 

@@ -1,13 +1,17 @@
 """The official code's augmentations: roll-only and per-batch recovery views, RandomCrop with
 padding, MixUp / CutMix drawn once per batch from Beta(α, α), the KD loss without T², and MoCo's
-CIFAR demo head and views."""
+CIFAR demo head and views, and RandAugment replayed per image."""
+
+import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 from scipy import stats
+from torchvision.transforms import v2
 
 from scdd.augment import CropSpec
+from scdd.augment.randaugment import RandAugmentSpec, apply_randaugment, op_names, sample_codes
 from scdd.augment.recovery import RecoveryViewSpec, SyntheticViews
 from scdd.config import make_run_config
 from scdd.data.base import DatasetInfo
@@ -126,3 +130,40 @@ def test_moco_v2_cifar_demo_head_is_one_linear_layer_and_views_have_no_blur():
     assert sum(isinstance(m, torch.nn.Linear) for m in mlp.modules()) == 2
     with pytest.raises(ConfigError, match="head"):
         MoCoV2Config(head="conv")
+
+
+def test_randaugment_codes_are_torchvisions_ops_applied_per_image():
+    spec = RandAugmentSpec(num_ops=1)
+    names = op_names(spec)
+    assert len(names) == 14 and names[0] == "Identity"
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+
+    def code(name, negative=False):
+        return names.index(name) * 2 + int(negative)
+
+    codes = torch.tensor([[code("Identity")], [code("Rotate", True)], [code("Brightness")], [code("Posterize")]])
+    out = apply_randaugment(images, codes, spec)
+    assert torch.equal(out[0], images[0])
+    nearest = v2.InterpolationMode.NEAREST
+    assert torch.allclose(out[1], v2.functional.rotate(images[1], -9.0, interpolation=nearest), atol=1e-6)  # bin 9 of 0..30°
+    assert torch.allclose(out[2], v2.functional.adjust_brightness(images[2], 1.27), atol=1e-6)  # bin 9 of 0..0.9
+    assert torch.allclose(out[3], v2.functional.posterize(images[3], 7), atol=1e-6)  # bin 9 of 8..4 bits
+    single = torch.stack([apply_randaugment(images[i : i + 1], codes[i : i + 1], spec)[0] for i in range(4)])
+    assert torch.equal(out, single)  # grouping by code changes nothing
+    drawn = sample_codes(20000, RandAugmentSpec(), generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (20000, 2) and set(drawn.flatten().tolist()) == set(range(28))
+    assert abs((drawn % 2).float().mean().item() - 0.5) < 0.02
+
+
+def test_randaugment_plans_are_stored_and_replayed(tmp_path):
+    teacher, distilled = _make_set(tmp_path, images=12)
+    config = RelabelConfig(epochs=1, randaugment_ops=2)
+    labels = StoredSoftLabels(relabel(config, teacher, distilled, tmp_path / "labels", device=CPU, seed=3).artifacts["soft_labels"])
+    stored, _ = labels.epoch(0)
+    fresh = plan_epoch(12, 0, config.plan_spec(load_distilled(distilled).info), 3)
+    assert torch.equal(stored.augment, fresh.augment) and stored.randaugment == RandAugmentSpec(2, 9)
+    images = load_distilled(distilled).images
+    crops = render_crops(images, stored, torch.arange(12), 16, CPU)
+    plain = render_crops(images, dataclasses.replace(stored, augment=None), torch.arange(12), 16, CPU)
+    assert torch.allclose(crops, apply_randaugment(plain, stored.augment, stored.randaugment))
+    assert not torch.allclose(crops, plain)

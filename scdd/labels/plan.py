@@ -17,6 +17,7 @@ import torch
 
 from scdd import distributed
 from scdd.augment.crops import CropSpec, apply_crops, sample_boxes, sample_flips
+from scdd.augment.randaugment import RandAugmentSpec, apply_randaugment, sample_codes
 from scdd.errors import ConfigError
 from scdd.labels.targets import SoftTargets
 from scdd.runtime import derive_seed, generator
@@ -33,7 +34,8 @@ class PlanSpec:
     ``crop="resized"`` is RandomResizedCrop from ``crop_min_scale``; ``crop="padded"`` is RandomCrop
     with ``crop_padding`` pixels of zero padding (the official CIFAR-100 post-training's
     ``RandomCrop(32, padding=4)``: a whole-pixel shift in [-p, p] per axis), which needs ``image_size``.
-    ``mix_scope="image"`` draws λ and a partner from the whole set per image; ``"batch"`` draws one λ
+    ``randaugment_ops > 0`` adds RandAugment (that many ops at bin ``randaugment_magnitude``; Table 15)
+    to every crop, each image's ops drawn and stored with the plan. ``mix_scope="image"`` draws λ and a partner from the whole set per image; ``"batch"`` draws one λ
     (and one CutMix box) per post-training batch of ``mix_batch`` images and a partner within that
     batch, as the official code does (``torch.randperm(batch)``); post-training then replays the plan's
     batches (``EpochPlan.order``)."""
@@ -47,6 +49,8 @@ class PlanSpec:
     image_size: int = 0
     mix_scope: str = "image"
     mix_batch: int = 0
+    randaugment_ops: int = 0
+    randaugment_magnitude: int = 9
 
     def __post_init__(self) -> None:
         if self.mix not in MIX_KINDS:
@@ -59,6 +63,8 @@ class PlanSpec:
             raise ConfigError(f"crop_min_scale must be in (0, 1], got {self.crop_min_scale}")
         if self.crop == "padded" and (self.crop_padding < 0 or self.image_size < 1):
             raise ConfigError(f"padded crops need crop_padding >= 0 and the image size, got {self.crop_padding} and {self.image_size}")
+        if self.randaugment_ops < 0 or not 0 <= self.randaugment_magnitude < RandAugmentSpec.num_bins:
+            raise ConfigError(f"RandAugment needs ops >= 0 and a magnitude in [0, 30], got {self.randaugment_ops} and {self.randaugment_magnitude}")
         if self.mix != "none" and self.mix_alpha <= 0:
             raise ConfigError(f"mix_alpha must be positive, got {self.mix_alpha}")
         if self.mix != "none" and self.mix_scope == "batch" and self.mix_batch < 1:
@@ -68,6 +74,10 @@ class PlanSpec:
     def padding_mode(self) -> str:
         """How a crop reads outside the image: zeros for padded crops, the border pixel otherwise."""
         return "zeros" if self.crop == "padded" else "border"
+
+    @property
+    def randaugment(self) -> RandAugmentSpec | None:
+        return RandAugmentSpec(self.randaugment_ops, self.randaugment_magnitude) if self.randaugment_ops else None
 
 
 @dataclass
@@ -80,11 +90,13 @@ class EpochPlan:
     lambdas: torch.Tensor | None = None  # [N] weight of the image's own crop (MixUp)
     regions: torch.Tensor | None = None  # [N, 4] pasted partner region (x0, y0, x1, y1) fractions (CutMix)
     order: torch.Tensor | None = None  # [N] the epoch's image order, batch after batch (batch-scope mixing)
+    augment: torch.Tensor | None = None  # [N, ops] RandAugment codes (scdd.augment.randaugment)
     padding_mode: str = "border"
+    randaugment: RandAugmentSpec | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"boxes": self.boxes, "flips": self.flips.to(torch.uint8)}
-        for key in ("partners", "lambdas", "regions", "order"):
+        for key in ("partners", "lambdas", "regions", "order", "augment"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -119,7 +131,9 @@ def plan_epoch(count: int, epoch: int, spec: PlanSpec, seed: int) -> EpochPlan:
     else:
         boxes = sample_boxes(count, CropSpec(scale=(spec.crop_min_scale, 1.0)), generator=gen)
     flips = sample_flips(count, 0.5 if spec.hflip else 0.0, generator=gen)
-    plan = EpochPlan(boxes, flips, padding_mode=spec.padding_mode)
+    plan = EpochPlan(boxes, flips, padding_mode=spec.padding_mode, randaugment=spec.randaugment)
+    if spec.randaugment is not None:
+        plan.augment = sample_codes(count, spec.randaugment, generator=gen)
     if spec.mix == "none":
         return plan
     rng = np.random.default_rng(derive_seed(seed, "mix", epoch))
@@ -145,17 +159,23 @@ def region_mask(regions: torch.Tensor, size: int) -> torch.Tensor:
     return (inside_y[:, :, None] & inside_x[:, None, :])[:, None]
 
 
+def _crops(images: torch.Tensor, plan: EpochPlan, index: torch.Tensor, size: int, device: torch.device) -> torch.Tensor:
+    """The crops of ``images[index]`` under ``plan`` (crop, flip, then RandAugment where planned)."""
+    crops = apply_crops(images[index].to(device), plan.boxes[index], plan.flips[index], size, padding_mode=plan.padding_mode)
+    if plan.augment is None:
+        return crops
+    return apply_randaugment(crops, plan.augment[index], plan.randaugment)
+
+
 def render_crops(
     images: torch.Tensor, plan: EpochPlan, index: torch.Tensor, size: int, device: torch.device
 ) -> torch.Tensor:
     """The (mixed) crops of ``images[index]`` under ``plan``, on ``device``; a partner is cropped by its own box."""
     index_cpu = index.cpu()
-    mode = plan.padding_mode
-    crops = apply_crops(images[index_cpu].to(device), plan.boxes[index_cpu], plan.flips[index_cpu], size, padding_mode=mode)
+    crops = _crops(images, plan, index_cpu, size, device)
     if plan.partners is None:
         return crops
-    partner = plan.partners[index_cpu]
-    other = apply_crops(images[partner].to(device), plan.boxes[partner], plan.flips[partner], size, padding_mode=mode)
+    other = _crops(images, plan, plan.partners[index_cpu], size, device)
     if plan.lambdas is not None:
         lam = plan.lambdas[index_cpu].to(device=device, dtype=crops.dtype).view(-1, 1, 1, 1)
         return lam * crops + (1 - lam) * other

@@ -26,7 +26,7 @@ from scdd.labels.targets import SoftTargets
 
 SOFT_LABELS_FILE = "soft_labels.safetensors"
 KIND = "soft_labels"
-_PLAN_KEYS = ("boxes", "flips", "partners", "lambdas", "regions", "order")
+_PLAN_KEYS = ("boxes", "flips", "partners", "lambdas", "regions", "order", "augment")
 
 
 def shard_name(index: int) -> str:
@@ -134,7 +134,9 @@ class StoredSoftLabels:
             lambdas=row.get("lambdas"),
             regions=row.get("regions"),
             order=row["order"].long() if "order" in row else None,
+            augment=row.get("augment"),
             padding_mode=self.spec.padding_mode,
+            randaugment=self.spec.randaugment,
         )
         return plan, self.encoding.decode(row)
 

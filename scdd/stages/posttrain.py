@@ -52,9 +52,11 @@ class PosttrainConfig:
     temperature: float = 20.0
     temperature_squared: bool = True  # scale the KL by T² (SRe²L Tiny code); the official CIFAR/ImageNet code does not
     labels: str = "soft"
-    crop_min_scale: float = 0.08  # these three: `scdd run` copies relabel's crop settings
+    crop_min_scale: float = 0.08  # these five: `scdd run` copies relabel's crop settings (hard labels use them)
     crop: str = "resized"
     crop_padding: int = 4
+    randaugment_ops: int = 0
+    randaugment_magnitude: int = 9
     warmup_epochs: int = 0  # linear warm-up before the cosine decay (SRe²L's Tiny-ImageNet code: 5)
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
 
@@ -115,7 +117,10 @@ def train_student(
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
     loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})
     model = loop.wrap(student)  # under torchrun: gradients averaged over processes
-    hard_plan = PlanSpec(config.crop_min_scale, distilled.info.hflip, crop=config.crop, crop_padding=config.crop_padding, image_size=distilled.info.image_size)
+    hard_plan = PlanSpec(
+        config.crop_min_scale, distilled.info.hflip, crop=config.crop, crop_padding=config.crop_padding,
+        image_size=distilled.info.image_size, randaugment_ops=config.randaugment_ops, randaugment_magnitude=config.randaugment_magnitude,
+    )
     batches = distilled_batches(
         distilled, labels, student, batch_size=config.batch_size, order=order, seed=seed, hard_plan=hard_plan, device=device,
     )

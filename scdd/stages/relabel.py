@@ -50,6 +50,8 @@ class RelabelConfig:
     mix_batch: int = 64  # the post-training batch size; `scdd run` ties it to post-training's
     crop: str = "resized"  # "resized" (RandomResizedCrop) or "padded" (RandomCrop with zero padding)
     crop_padding: int = 4  # pixels of padding of "padded" crops (official CIFAR-100: RandomCrop(32, padding=4))
+    randaugment_ops: int = 0  # >0: RandAugment with that many ops per crop (Table 15, Tiny-ImageNet)
+    randaugment_magnitude: int = 9  # torchvision's default magnitude bin (of 31)
     epochs_per_shard: int = 0  # 0: as many epochs as fit in about shard_mib
     shard_mib: int = 1024
 
@@ -70,6 +72,7 @@ class RelabelConfig:
             self.crop_min_scale, info.hflip, self.mix, self.mix_alpha,
             crop=self.crop, crop_padding=self.crop_padding, image_size=info.image_size,
             mix_scope=self.mix_scope, mix_batch=self.mix_batch,
+            randaugment_ops=self.randaugment_ops, randaugment_magnitude=self.randaugment_magnitude,
         )
 
 
