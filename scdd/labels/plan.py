@@ -44,13 +44,13 @@ class PlanSpec:
     hflip: bool = True
     mix: str = "none"
     mix_alpha: float = 1.0  # λ ~ Beta(α, α), as CutMix and MixUp draw it
-    crop: str = "resized"
-    crop_padding: int = 4
-    image_size: int = 0
-    mix_scope: str = "image"
-    mix_batch: int = 0
-    randaugment_ops: int = 0
-    randaugment_magnitude: int = 9
+    crop: str = "resized"  # or "padded"
+    crop_padding: int = 4  # pixels, padded crops
+    image_size: int = 0  # pixels a side, padded crops
+    mix_scope: str = "image"  # or "batch"
+    mix_batch: int = 0  # images per batch, batch-scope mixing
+    randaugment_ops: int = 0  # 0: no RandAugment
+    randaugment_magnitude: int = 9  # bin of 31
 
     def __post_init__(self) -> None:
         if self.mix not in MIX_KINDS:
