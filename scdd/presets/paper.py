@@ -65,7 +65,7 @@ def _schedules(table: str, *stages: str) -> dict[str, Sourced]:
 
 _RRC = "RandomResizedCrop (RRC*), at torchvision's default scale range (0.08, 1)"
 _RUNS = Sourced(3, "Table 1", "mean ± std of 3 runs")
-_NO_DECAY = "Adam([inputs], betas=(0.5, 0.9)) without weight decay"
+_NO_DECAY = "Adam over the pixels, betas (0.5, 0.9), without weight decay"
 
 # CIFAR-100: Table 14; the SC-DD CIFAR-100 code where the table is silent.
 _CIFAR_DECAY = disputed(Sourced(1e-4, "Table 14"), Sourced(0.0, f"{SC_CIFAR_RECOVER} l.61", _NO_DECAY))
@@ -172,7 +172,7 @@ _IMAGENET_VIEWS = f"{SC_IMAGENET_RECOVER} l.56-65"
 _IMAGENET_MIX = f"{SC_IMAGENET_POST} l.66-67; {SC_IMAGENET_POST_UTILS} l.114-130"
 _TEACHER = disputed(
     Sourced("the aligned SSL model", "Eq. 10", "scdd's teacher"),
-    Sourced("torchvision supervised pretrained", f"{SC_IMAGENET_POST} l.141", "no scdd setting: nothing is downloaded"),
+    Sourced("torchvision supervised pretrained", f"{SC_IMAGENET_POST} l.141", "scdd downloads nothing"),
 )
 
 IMAGENET_1K: dict[str, Any] = {
