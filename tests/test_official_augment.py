@@ -24,6 +24,7 @@ from scdd.ssl import moco_v2
 from scdd.ssl.moco_v2 import MoCoV2Config
 from scdd.stages.relabel import RelabelConfig, relabel
 from scdd.training.distilled import distilled_batches
+from scdd.training.optim import decay_groups
 from test_soft_labels import _make_set
 
 CPU = torch.device("cpu")
@@ -167,3 +168,15 @@ def test_randaugment_plans_are_stored_and_replayed(tmp_path):
     plain = render_crops(images, dataclasses.replace(stored, augment=None), torch.arange(12), 16, CPU)
     assert torch.allclose(crops, apply_randaugment(plain, stored.augment, stored.randaugment))
     assert not torch.allclose(crops, plain)
+
+
+def test_decay_groups_exempt_biases_and_batchnorm_from_weight_decay():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(), torch.nn.Linear(2, 3))
+    optimizer = torch.optim.AdamW(decay_groups(model), lr=0.1, weight_decay=0.5)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # no gradient: only the decoupled decay moves a parameter
+    optimizer.step()
+    for name, p in model.named_parameters():
+        expected = before[name] * (1 - 0.1 * 0.5) if p.ndim > 1 else before[name]
+        assert torch.allclose(p, expected), name

@@ -143,6 +143,7 @@ PAPER = {
         "posttrain.epochs": (300, "Table 16"),
         "posttrain.temperature": (20.0, f"{IP} l.60-61"),
         "posttrain.temperature_squared": (False, f"{IP} l.220-226"),
+        "posttrain.decay_norm_and_bias": (False, f"{IPU} l.58-72"),
         "posttrain.runs": (3, "Table 1"),
         "[moco-v2] recover.lr": (0.35, "Table 13"),
         "[moco-v2] recover.alpha_bn": (0.25, "Table 13"),
@@ -157,7 +158,6 @@ PAPER = {
         "posttrain.lr_schedule": ("cosine", "Table 16"),
         "squeeze.source": ("published MoCo v3 checkpoint", "Table 10"),
         "relabel.teacher": ("the aligned SSL model", "Eq. 10"),
-        "posttrain.weight_decay_on": ("weights with ndim > 1 only", f"{IPU} l.58-72"),
     },
 }
 # The official code where it and the paper disagree: the -official presets change only these.
@@ -185,7 +185,7 @@ OFFICIAL = {
 }
 for _name, _changes in OFFICIAL.items():
     PAPER[f"{_name}-official"] = {k: v for k, v in {**PAPER[_name], **_changes}.items() if v is not None}
-NOT_A_SETTING = {"lr_schedule", "source", "teacher", "weight_decay_on"}
+NOT_A_SETTING = {"lr_schedule", "source", "teacher"}
 
 
 def _setting(config, dotted: str):

@@ -219,6 +219,7 @@ IMAGENET_1K: dict[str, Any] = {
         "epochs": Sourced(300, "Table 16", "the main results use 600 (Appendix C)"),
         "temperature": Sourced(20.0, f"{SC_IMAGENET_POST} l.60-61"),
         "temperature_squared": Sourced(False, f"{SC_IMAGENET_POST} l.220-226", "no T² factor"),
+        "decay_norm_and_bias": Sourced(False, f"{SC_IMAGENET_POST_UTILS} l.58-72", "AdamW decays only weights with ndim > 1"),
         "runs": _RUNS,
     },
     BY_PRETRAINER: {
@@ -234,9 +235,6 @@ IMAGENET_1K: dict[str, Any] = {
             "this preset squeezes from scratch; for the paper's teacher run `scdd import-checkpoint --format moco_v3` and the stage commands (README)",
         ),
         "relabel.teacher": _TEACHER[0],
-        "posttrain.weight_decay_on": Sourced(
-            "weights with ndim > 1 only", f"{SC_IMAGENET_POST_UTILS} l.58-72", "scdd's AdamW decays every parameter",
-        ),
     },
 }
 

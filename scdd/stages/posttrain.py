@@ -31,6 +31,7 @@ from scdd.runtime import derive_seed, generator, seed_everything
 from scdd.labels import OnlineSoftLabels, PlanSpec, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.training import TrainLoop
+from scdd.training.optim import decay_groups
 from scdd.training.distilled import SoftLabelSource, distilled_batches, distilled_loss
 
 LABEL_MODES = ("soft", "hard")
@@ -57,6 +58,7 @@ class PosttrainConfig:
     crop_padding: int = 4
     randaugment_ops: int = 0
     randaugment_magnitude: int = 9
+    decay_norm_and_bias: bool = True  # False: no weight decay on biases and BN parameters (official ImageNet code)
     warmup_epochs: int = 0  # linear warm-up before the cosine decay (SRe²L's Tiny-ImageNet code: 5)
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
 
@@ -109,8 +111,9 @@ def train_student(
     student = build_classifier(student_name, distilled.info, config.options_for(student_name)).to(device)
     count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
+    parameters = student.parameters() if config.decay_norm_and_bias else decay_groups(student)  # groups: torch optimisers take either
     loop = TrainLoop(
-        f"posttrain {student_name}", config, student.parameters(), per_epoch, device,
+        f"posttrain {student_name}", config, parameters, per_epoch, device,
         warmup_steps=config.warmup_epochs * per_epoch, count="epochs",
     )
     order = generator(seed, "posttrain", student_name, "order")
