@@ -64,9 +64,14 @@ class RunConfig:
             raise ConfigError(f"validation_fraction must be between 0 and 1, got {self.validation_fraction}")
 
     def resolved(self) -> "RunConfig":
-        """Tie the values that must agree: relabel labels every post-training epoch with the same crops."""
-        relabel = dataclasses.replace(self.relabel, epochs=self.posttrain.epochs, temperature=self.posttrain.temperature)
-        posttrain = dataclasses.replace(self.posttrain, crop_min_scale=self.relabel.crop_min_scale)
+        """Tie the values that must agree: relabel labels every post-training epoch with the same crops
+        (and, mixing per batch, in post-training's batches)."""
+        relabel = dataclasses.replace(
+            self.relabel, epochs=self.posttrain.epochs, temperature=self.posttrain.temperature, mix_batch=self.posttrain.batch_size
+        )
+        crop_keys = ("crop_min_scale", "crop", "crop_padding", "randaugment_ops", "randaugment_magnitude")
+        crops = {key: getattr(self.relabel, key) for key in crop_keys}
+        posttrain = dataclasses.replace(self.posttrain, **crops)
         return dataclasses.replace(self, relabel=relabel, posttrain=posttrain)
 
 

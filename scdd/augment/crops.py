@@ -46,8 +46,11 @@ def sample_flips(n: int, p: float, *, generator: torch.Generator | None = None, 
     return torch.rand(n, generator=generator, device=device) < p
 
 
-def apply_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor | None, size: int) -> torch.Tensor:
-    """Crop each image to its box, optionally flip it, and resize to ``size`` (bilinear)."""
+def apply_crops(
+    images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor | None, size: int, *, padding_mode: str = "border"
+) -> torch.Tensor:
+    """Crop each image to its box, optionally flip it, and resize to ``size`` (bilinear); outside the
+    image ``padding_mode`` reads the border pixel or, with ``"zeros"``, black (padded crops)."""
     n = images.shape[0]
     boxes = boxes.to(device=images.device, dtype=images.dtype)
     sign = torch.ones(n, device=images.device, dtype=images.dtype)
@@ -59,7 +62,7 @@ def apply_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor |
     theta[:, 1, 1] = boxes[:, 3]
     theta[:, 1, 2] = boxes[:, 1] * 2 - 1
     grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
 def random_resized_crop(

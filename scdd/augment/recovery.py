@@ -3,8 +3,10 @@
 SRe²L/SC-DD recovery (their ``data_synthesis.py``) takes a random-resized crop and a horizontal
 flip of every synthetic image, then rolls the batch by a random jitter offset of up to 32 px at
 224 px (4 px at 32 px). Here all three are one sampling grid per step: crop box and flip as in
-``scdd.augment.crops``, and the circular shift (``torch.roll``) folded into the grid's pixel positions,
-drawn per image rather than per batch. The grid is written into a buffer allocated once, and
+``scdd.augment.crops``, and the circular shift (``torch.roll``) folded into the grid's pixel positions.
+The official code draws one crop, one flip and one roll per step for the whole batch (torchvision's
+transforms applied to the 4-D batch; ``per_batch``); drawing them per image is scdd's other choice.
+Without a crop (``crop=None``, the official CIFAR-100 recovery: roll only) the view is the whole image. The grid is written into a buffer allocated once, and
 ``grid_sample`` is the only full-size operation, so the view costs one differentiable resampling.
 """
 
@@ -20,11 +22,15 @@ from scdd.augment.crops import CropSpec, sample_boxes, sample_flips
 
 @dataclass(frozen=True)
 class RecoveryViewSpec:
-    """Crop scale range, flip probability, and the largest jitter shift in pixels."""
+    """Crop scale range (``None``: no crop, the whole image), flip probability, the largest jitter
+    shift in pixels (shifts are drawn from ``min_shift``..``max_shift``; SRe²L's Tiny-ImageNet code rolls
+    by -4..4), and whether one view is drawn per batch (the official code) or per image."""
 
-    crop: CropSpec
+    crop: CropSpec | None
     flip_p: float
     max_shift: int
+    per_batch: bool = False
+    min_shift: int = 0
 
 
 def shifted_crop_grid(
@@ -71,11 +77,19 @@ class SyntheticViews:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Crop boxes, flips and shifts for the next step."""
         spec, n = self.spec, self.n
-        boxes = sample_boxes(n, spec.crop, generator=self.generator, device=self.device)
-        flips = sample_flips(n, spec.flip_p, generator=self.generator, device=self.device) if spec.flip_p > 0 else None
+        draws = 1 if spec.per_batch else n
+        if spec.crop is None:
+            boxes = torch.tensor([[0.5, 0.5, 1.0, 1.0]], device=self.device).expand(draws, 4)
+        else:
+            boxes = sample_boxes(draws, spec.crop, generator=self.generator, device=self.device)
+        flips = sample_flips(draws, spec.flip_p, generator=self.generator, device=self.device) if spec.flip_p > 0 else None
         shifts = None
-        if spec.max_shift > 0:
-            shifts = torch.randint(0, spec.max_shift + 1, (n, 2), generator=self.generator, device=self.device)
+        if spec.max_shift > spec.min_shift:
+            shifts = torch.randint(spec.min_shift, spec.max_shift + 1, (draws, 2), generator=self.generator, device=self.device)
+        if spec.per_batch:  # the same view for every image of the batch
+            boxes = boxes.expand(n, 4)
+            flips = None if flips is None else flips.expand(n)
+            shifts = None if shifts is None else shifts.expand(n, 2)
         return boxes, flips, shifts
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from scdd.labels.targets import SoftTargets
 
 SOFT_LABELS_FILE = "soft_labels.safetensors"
 KIND = "soft_labels"
-_PLAN_KEYS = ("boxes", "flips", "partners", "lambdas", "regions")
+_PLAN_KEYS = ("boxes", "flips", "partners", "lambdas", "regions", "order", "augment")
 
 
 def shard_name(index: int) -> str:
@@ -100,6 +100,7 @@ class StoredSoftLabels:
             self.images = int(self.metadata["images"])
             self.encoding = LabelEncoding(**self.metadata["encoding"])
             self.files = [self.path.parent / name for name in self.metadata["files"]]
+            self.spec = PlanSpec(**self.metadata.get("plan", {}))
         except (KeyError, TypeError) as error:
             raise ArtifactError(f"{self.path}: soft-label metadata incomplete ({error})") from None
         self.files[0] = self.path
@@ -133,6 +134,10 @@ class StoredSoftLabels:
             partners=row["partners"].long() if "partners" in row else None,
             lambdas=row.get("lambdas"),
             regions=row.get("regions"),
+            order=row["order"].long() if "order" in row else None,
+            augment=row.get("augment"),
+            padding_mode=self.spec.padding_mode,
+            randaugment=self.spec.randaugment,
         )
         return plan, self.encoding.decode(row)
 

@@ -46,8 +46,11 @@ class SoftTargets:
         return dense / dense.sum(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)
 
 
-def soft_label_loss(student_logits: torch.Tensor, targets: SoftTargets | torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T² · KL(p_teacher(T) ‖ softmax(s/T))``, batch mean (Eq. 10 with SRe²L's temperature).
+def soft_label_loss(
+    student_logits: torch.Tensor, targets: SoftTargets | torch.Tensor, temperature: float, *, squared: bool = True
+) -> torch.Tensor:
+    """``T² · KL(p_teacher(T) ‖ softmax(s/T))``, batch mean (Eq. 10 with SRe²L's temperature); without
+    ``squared`` the plain KL, as the official CIFAR-100 and ImageNet post-training code computes it.
 
     ``targets`` may be plain teacher logits; top-K targets are made dense by ``SoftTargets.distribution``.
     """
@@ -56,7 +59,7 @@ def soft_label_loss(student_logits: torch.Tensor, targets: SoftTargets | torch.T
     log_student = F.log_softmax(student_logits / temperature, dim=1)
     if targets.logits is not None:
         kl = F.kl_div(log_student, F.log_softmax(targets.logits.float() / temperature, dim=1), reduction="batchmean", log_target=True)
-        return kl * temperature**2
+        return kl * temperature**2 if squared else kl
     target = targets.distribution(student_logits.shape[1], temperature)
     kl = (torch.xlogy(target, target) - target * log_student).sum(dim=1).mean()
-    return kl * temperature**2
+    return kl * temperature**2 if squared else kl

@@ -9,6 +9,7 @@ from typing import Any
 from scdd.errors import ConfigError
 
 RECOVER_OPTIMIZERS = ("adam", "adamw")
+VIEW_SCOPES = ("image", "batch")
 
 
 @dataclass
@@ -33,8 +34,11 @@ class RecoverConfig:
     alpha_bn: float = 0.0005  # Table 16 α_BN: weight of the matcher's loss (Eq. 9)
     crop_min_scale: float = 0.08  # Table 16 RandomResizedCrop, torchvision's scale range
     crop_max_scale: float = 1.0
+    crop: bool = True  # False: no crop, the view is the whole image, rolled (official CIFAR-100 recovery)
+    view_scope: str = "image"  # "image": a view per image; "batch": one view per step for the batch (official code)
     flip: bool = True  # horizontal flips, where the dataset allows them
     jitter: float = 32 / 224  # largest random roll, as a fraction of the side (SRe²L: 32 px at 224 px)
+    jitter_symmetric: bool = False  # roll by -jitter..jitter (SRe²L's Tiny-ImageNet code) instead of 0..jitter
     tv_weight: float = 0.0  # total-variation prior (off in SRe²L / SC-DD)
     l2_weight: float = 0.0  # L2 image prior (off in SRe²L / SC-DD)
     channels_last: bool = False  # run the model in channels-last memory format
@@ -52,6 +56,8 @@ class RecoverConfig:
                 f"recovery crop scales need 0 < crop_min_scale <= crop_max_scale <= 1, "
                 f"got {self.crop_min_scale} and {self.crop_max_scale}"
             )
+        if self.view_scope not in VIEW_SCOPES:
+            raise ConfigError(f"recover.view_scope must be one of {', '.join(VIEW_SCOPES)}, got {self.view_scope!r}")
         if not 0 <= self.jitter < 1:
             raise ConfigError(f"recover.jitter is a fraction of the image side in [0, 1), got {self.jitter}")
         for name in ("lr", "alpha_bn", "weight_decay", "tv_weight", "l2_weight"):

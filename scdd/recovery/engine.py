@@ -76,9 +76,11 @@ def recovery_batches(num_classes: int, ipc: int, batch_size: int) -> list[list[M
 
 def view_spec(info: DatasetInfo, config: RecoverConfig) -> RecoveryViewSpec:
     return RecoveryViewSpec(
-        crop=CropSpec(scale=(config.crop_min_scale, config.crop_max_scale)),
+        crop=CropSpec(scale=(config.crop_min_scale, config.crop_max_scale)) if config.crop else None,
         flip_p=0.5 if (config.flip and info.hflip) else 0.0,
         max_shift=int(config.jitter * info.image_size),
+        per_batch=config.view_scope == "batch",
+        min_shift=-int(config.jitter * info.image_size) if config.jitter_symmetric else 0,
     )
 
 

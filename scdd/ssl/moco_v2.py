@@ -10,6 +10,10 @@ MoCo shuffles BatchNorm across GPUs so that a batch's BN statistics cannot leak 
 which query. On one device both encoders normalise ``shuffle_bn_groups`` groups of the batch
 separately (one per emulated GPU), the key encoder on a shuffled batch that is un-shuffled
 afterwards, as MoCo's own CIFAR demo does (``scdd.ssl.shuffle_bn``).
+
+The CIFAR demo's recipe (the paper's App. C footnote 3, used for CIFAR-100 and Tiny-ImageNet) is a
+set of options: queue 4096, momentum 0.99, τ 0.1, ``head="linear"`` (512 → 128), crops from 0.08,
+``blur_p=0``. Its hue jitter (0.1) has no counterpart here (``ViewSpec`` jitters no hue).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer
 from scdd.ssl.shuffle_bn import shuffled_forward, split_batchnorm
 
 
+HEADS = ("mlp", "linear")
+
+
 @dataclass
 class MoCoV2Config(PretrainConfig):
     """MoCo v2 for ResNet-50: SGD lr 0.03 at batch 256, weight decay 1e-4, τ = 0.2, queue 65,536,
@@ -45,18 +52,29 @@ class MoCoV2Config(PretrainConfig):
     output_dim: int = 128
     crop_min_scale: float = 0.2
     shuffle_bn_groups: int = 8
+    head: str = "mlp"  # "mlp" (MoCo v2) or "linear": one layer features → output_dim (MoCo's CIFAR demo)
+    blur_p: float = 0.5  # Gaussian blur probability (the CIFAR demo has none)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.queue_size < self.batch_size:
             raise ConfigError(f"moco-v2: queue_size ({self.queue_size}) must hold at least one batch ({self.batch_size})")
+        if self.head not in HEADS:
+            raise ConfigError(f"moco-v2: head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.shuffle_bn_groups < 1 or self.batch_size % self.shuffle_bn_groups:
             raise ConfigError(f"moco-v2: batch_size ({self.batch_size}) must split into shuffle_bn_groups ({self.shuffle_bn_groups})")
 
 
 def view_spec(config: MoCoV2Config, flip_p: float) -> ViewSpec:
     """MoCo v2's "aug+": crop, colour jitter (0.4, 0.4, 0.4) with p 0.8, grayscale 0.2, blur 0.5, flip."""
-    return ViewSpec(crop=CropSpec(scale=(config.crop_min_scale, 1.0)), flip_p=flip_p, saturation=0.4, blur_p=0.5)
+    return ViewSpec(crop=CropSpec(scale=(config.crop_min_scale, 1.0)), flip_p=flip_p, saturation=0.4, blur_p=config.blur_p)
+
+
+def projection_head(config: MoCoV2Config, features: int) -> nn.Module:
+    """lightly's 2-layer MLP head, or the CIFAR demo's single linear layer (the ResNet's own fc)."""
+    if config.head == "linear":
+        return nn.Linear(features, config.output_dim)
+    return MoCoProjectionHead(features, config.hidden_dim, config.output_dim)
 
 
 def build_criterion(config: MoCoV2Config) -> NTXentLoss:
@@ -70,7 +88,7 @@ class MoCoV2Pretrainer(Pretrainer):
 
     def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
         config = self.config
-        self.query_encoder = nn.Sequential(encoder, MoCoProjectionHead(encoder.num_features, config.hidden_dim, config.output_dim))
+        self.query_encoder = nn.Sequential(encoder, projection_head(config, encoder.num_features))
         self.key_encoder = copy.deepcopy(self.query_encoder)
         deactivate_requires_grad(self.key_encoder)
         self.criterion = build_criterion(config)

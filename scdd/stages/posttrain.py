@@ -28,9 +28,10 @@ from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component, normalize_name
 from scdd.runtime import derive_seed, generator, seed_everything
-from scdd.labels import OnlineSoftLabels, open_soft_labels
+from scdd.labels import OnlineSoftLabels, PlanSpec, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.training import TrainLoop
+from scdd.training.optim import decay_groups
 from scdd.training.distilled import SoftLabelSource, distilled_batches, distilled_loss
 
 LABEL_MODES = ("soft", "hard")
@@ -50,15 +51,22 @@ class PosttrainConfig:
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     temperature: float = 20.0
+    temperature_squared: bool = True  # scale the KL by T² (SRe²L Tiny code); the official CIFAR/ImageNet code does not
     labels: str = "soft"
-    crop_min_scale: float = 0.08
+    crop_min_scale: float = 0.08  # these five: `scdd run` copies relabel's crop settings (hard labels use them)
+    crop: str = "resized"
+    crop_padding: int = 4
+    randaugment_ops: int = 0
+    randaugment_magnitude: int = 9
+    decay_norm_and_bias: bool = True  # False: no weight decay on biases and BN parameters (official ImageNet code)
+    warmup_epochs: int = 0  # linear warm-up before the cosine decay (SRe²L's Tiny-ImageNet code: 5)
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
 
     def __post_init__(self) -> None:
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.runs < 1:
-            raise ConfigError("post-training needs epochs >= 1, batch_size >= 1 and runs >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.runs < 1 or not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError("post-training needs epochs >= 1, batch_size >= 1, runs >= 1 and 0 <= warmup_epochs < epochs")
         if self.temperature <= 0:
             raise ConfigError(f"post-training temperature must be positive, got {self.temperature}")
         if not self.students:
@@ -103,17 +111,29 @@ def train_student(
     student = build_classifier(student_name, distilled.info, config.options_for(student_name)).to(device)
     count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
-    loop = TrainLoop(f"posttrain {student_name}", config, student.parameters(), per_epoch, device, count="epochs")
+    parameters = student.parameters() if config.decay_norm_and_bias else decay_groups(student)  # groups: torch optimisers take either
+    loop = TrainLoop(
+        f"posttrain {student_name}", config, parameters, per_epoch, device,
+        warmup_steps=config.warmup_epochs * per_epoch, count="epochs",
+    )
     order = generator(seed, "posttrain", student_name, "order")
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
     loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})
     model = loop.wrap(student)  # under torchrun: gradients averaged over processes
+    hard_plan = PlanSpec(
+        config.crop_min_scale, distilled.info.hflip, crop=config.crop, crop_padding=config.crop_padding,
+        image_size=distilled.info.image_size, randaugment_ops=config.randaugment_ops, randaugment_magnitude=config.randaugment_magnitude,
+    )
     batches = distilled_batches(
-        distilled, labels, student, batch_size=config.batch_size, order=order, seed=seed,
-        crop_min_scale=config.crop_min_scale, device=device,
+        distilled, labels, student, batch_size=config.batch_size, order=order, seed=seed, hard_plan=hard_plan, device=device,
     )
     classes = distilled.labels.to(device)
-    curve = loop.run(batches, lambda batch, _: distilled_loss(model(batch[1]), batch, classes, config.temperature), progress=progress)
+    squared = config.temperature_squared
+
+    def loss(batch, _):
+        return distilled_loss(model(batch[1]), batch, classes, config.temperature, squared=squared)
+
+    curve = loop.run(batches, loss, progress=progress)
     return student.eval(), curve
 
 

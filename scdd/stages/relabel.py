@@ -1,7 +1,7 @@
 """Stage 4, relabel: crop-level soft labels from the aligned model (SRe²L's relabelling, Sec. 2.5).
 
-For every post-training epoch, each distilled image gets a random-resized crop (+ flip where the
-dataset allows, + an optional CutMix/MixUp partner); the teacher's label for exactly that crop is
+For every post-training epoch, each distilled image gets a random-resized or padded crop (+ flip where
+the dataset allows, + an optional CutMix/MixUp partner, per image or per batch); the teacher's label for exactly that crop is
 kept with the crop's parameters, so post-training replays the same crops (Eq. 10). The same seed
 gives identical crops and labels.
 
@@ -46,6 +46,12 @@ class RelabelConfig:
     temperature: float = 1.0  # of stored top-K probabilities; `scdd run` ties it to post-training's
     mix: str = "none"  # "none", "cutmix" or "mixup" (SRe²L relabels with CutMix)
     mix_alpha: float = 1.0
+    mix_scope: str = "image"  # "batch": one λ per post-training batch, partners within it (official code)
+    mix_batch: int = 64  # the post-training batch size; `scdd run` ties it to post-training's
+    crop: str = "resized"  # "resized" (RandomResizedCrop) or "padded" (RandomCrop with zero padding)
+    crop_padding: int = 4  # pixels of padding of "padded" crops (official CIFAR-100: RandomCrop(32, padding=4))
+    randaugment_ops: int = 0  # >0: RandAugment with that many ops per crop (Table 15, Tiny-ImageNet)
+    randaugment_magnitude: int = 9  # torchvision's default magnitude bin (of 31)
     epochs_per_shard: int = 0  # 0: as many epochs as fit in about shard_mib
     shard_mib: int = 1024
 
@@ -62,7 +68,12 @@ class RelabelConfig:
         return LabelEncoding(self.precision, self.label_topk, self.temperature)
 
     def plan_spec(self, info: DatasetInfo) -> PlanSpec:
-        return PlanSpec(self.crop_min_scale, info.hflip, self.mix, self.mix_alpha)
+        return PlanSpec(
+            self.crop_min_scale, info.hflip, self.mix, self.mix_alpha,
+            crop=self.crop, crop_padding=self.crop_padding, image_size=info.image_size,
+            mix_scope=self.mix_scope, mix_batch=self.mix_batch,
+            randaugment_ops=self.randaugment_ops, randaugment_magnitude=self.randaugment_magnitude,
+        )
 
 
 def _epochs_per_shard(config: RelabelConfig, images: int, bytes_per_image_epoch: int) -> int:

@@ -16,6 +16,7 @@ from torch import nn
 
 from scdd import distributed
 from scdd.distilled import DistilledSet
+from scdd.errors import ConfigError
 from scdd.labels import OnlineSoftLabels, PlanSpec, SoftTargets, StoredSoftLabels, plan_epoch, render_crops, replay_batches, soft_label_loss
 
 SoftLabelSource = StoredSoftLabels | OnlineSoftLabels
@@ -31,14 +32,18 @@ def distilled_batches(
     order: torch.Generator,
     seed: int,
     device: torch.device,
-    crop_min_scale: float = 0.08,
+    hard_plan: PlanSpec | None = None,
     first_epoch: int = 0,
 ) -> Callable[[int], Iterator[Batch]]:
     """``batches(epoch)`` for ``TrainLoop.run``: ``model`` in training mode, then this process's part of
     a fresh permutation in global batches of ``batch_size``. Soft labels replay label epoch
-    ``(first_epoch + epoch) mod labels.epochs``; hard labels crop by ``plan_epoch(..., epoch, ..., seed)``."""
+    ``(first_epoch + epoch) mod labels.epochs``; hard labels crop by ``plan_epoch(..., epoch, hard_plan, seed)``
+    (default: random-resized crops from 0.08). Labels mixed per batch need batches of their own size."""
     count, size = len(distilled.labels), distilled.info.image_size
-    hard_spec = PlanSpec(crop_min_scale, distilled.info.hflip)
+    hard_spec = hard_plan or PlanSpec(0.08, distilled.info.hflip)
+    spec = getattr(labels, "spec", None)
+    if spec is not None and spec.mix != "none" and spec.mix_scope == "batch" and spec.mix_batch != batch_size:
+        raise ConfigError(f"soft labels are mixed per batch of {spec.mix_batch}, but training batches hold {batch_size}")
     per_rank = distributed.rank_batch_size(batch_size)  # global batch / processes
 
     def batches(epoch: int) -> Iterator[Batch]:
@@ -55,10 +60,12 @@ def distilled_batches(
     return batches
 
 
-def distilled_loss(logits: torch.Tensor, batch: Batch, classes: torch.Tensor | None, temperature: float) -> torch.Tensor:
-    """Eq. 10's ``T² · KL`` to the batch's soft targets, or cross-entropy on ``classes[index]`` without them
-    (``classes``: every image's class, needed only for hard labels)."""
+def distilled_loss(
+    logits: torch.Tensor, batch: Batch, classes: torch.Tensor | None, temperature: float, *, squared: bool = True
+) -> torch.Tensor:
+    """Eq. 10's ``KL`` (times T² with ``squared``) to the batch's soft targets, or cross-entropy on
+    ``classes[index]`` without them (``classes``: every image's class, needed only for hard labels)."""
     index, _, soft = batch
     if soft is not None:
-        return soft_label_loss(logits, soft, temperature)
+        return soft_label_loss(logits, soft, temperature, squared=squared)
     return F.cross_entropy(logits, classes[index.to(logits.device)])

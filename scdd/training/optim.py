@@ -54,6 +54,14 @@ def make_optimizer(
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
+def decay_groups(module: torch.nn.Module) -> list[dict]:
+    """Optimiser parameter groups that exempt biases and normalisation parameters (every parameter
+    with fewer than 2 dimensions) from weight decay, as the official ImageNet post-training does
+    (SC-DD's and SRe²L's ``get_parameters``: decay only weights with ``ndim > 1``)."""
+    trained = [p for p in module.parameters() if p.requires_grad]
+    return [{"params": [p for p in trained if p.ndim > 1]}, {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0}]
+
+
 def cosine_schedule(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0
 ) -> torch.optim.lr_scheduler.LambdaLR:
