@@ -1,16 +1,12 @@
 """Run folders: the manifest, the out-folder policy, and the identity that lets a run continue.
 
-``scdd run`` keeps its record in ``manifest.json``: the resolved config, package versions, seed,
-device, per-stage status, timings and metrics, rewritten atomically after every stage so it always
-describes what is on disk. A single stage command (``scdd recover --out DIR`` ...) keeps one in
-``DIR/.scdd-stage.json`` (its stage, resolved config, the SHA-256 of its input files, status).
-Running the same command on the same folder again continues it: finished stages are taken from the
-record, the unfinished one resumes from its progress (``scdd.resume.scope``). A folder made with
-other settings is refused with one line naming the differing settings, unless ``--overwrite``
-(which starts over). Folders whose outputs are never continued (``prepare_out_dir``) are refused
-whenever they already hold files. A run or stage command holds the folder's lock while it runs
-(``locked_run_folder``, ``scdd.run_lock``): a second process on the folder is refused in one line.
-"""
+``scdd run`` keeps its record in ``manifest.json`` (resolved config, package versions, seed, device, per-stage
+status, timings and metrics), rewritten atomically after every stage; a stage command (``scdd recover --out
+DIR`` ...) keeps one in ``DIR/.scdd-stage.json`` (stage, resolved config, its inputs' SHA-256, status). The same
+command on the same folder continues it: finished stages come from the record, the unfinished one resumes from
+its progress (``scdd.resume.scope``). A folder made with other settings is refused in one line naming them,
+unless ``--overwrite``; folders never continued (``prepare_out_dir``) whenever they hold files. A running
+command holds the folder's lock (``locked_run_folder``, ``scdd.run_lock``)."""
 
 from __future__ import annotations
 

@@ -182,6 +182,7 @@ def test_priors_change_the_objective(teacher):
         ({"jitter": 1.5}, "recover.jitter"),
         ({"optimizer": "sgd"}, "recover.optimizer must be one of adam, adamw"),
         ({"alpha_bn": -1.0}, "recover.alpha_bn must not be negative"),
+        ({"crop": False, "crop_schedule": "curriculum"}, "recover.crop_schedule needs recover.crop=true"),
     ],
 )
 def test_bad_recovery_settings_name_the_problem(change, message):

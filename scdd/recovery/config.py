@@ -51,6 +51,8 @@ class RecoverConfig:
             raise ConfigError("recovery needs iterations >= 1 and batch_size >= 1")
         if self.optimizer.lower() not in RECOVER_OPTIMIZERS:
             raise ConfigError(f"recover.optimizer must be one of {', '.join(RECOVER_OPTIMIZERS)}, got {self.optimizer!r}")
+        if not self.crop and self.crop_schedule != "constant":
+            raise ConfigError("recover.crop_schedule needs recover.crop=true (roll-only views have no crop scale to schedule)")
         if not 0 < self.crop_min_scale <= self.crop_max_scale <= 1:
             raise ConfigError(
                 f"recovery crop scales need 0 < crop_min_scale <= crop_max_scale <= 1, "

@@ -156,8 +156,8 @@ class BatchRecovery:
         loss_bn = torch.zeros(config.iterations, device=device)
         base = (config.crop_min_scale, config.crop_max_scale)
         for step in range(config.iterations):
-            scale = crops.scale(step, config.iterations, base)
-            if scale != views.spec.crop.scale:
+            scale = crops.scale(step, config.iterations, base) if views.spec.crop is not None else None
+            if scale is not None and scale != views.spec.crop.scale:
                 views.spec = dataclasses.replace(views.spec, crop=CropSpec(scale=scale))
             view = views(latent)
             with self._autocast():
