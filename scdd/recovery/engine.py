@@ -155,9 +155,9 @@ class BatchRecovery:
         loss_ce = torch.zeros(config.iterations, device=device)
         loss_bn = torch.zeros(config.iterations, device=device)
         base = (config.crop_min_scale, config.crop_max_scale)
+        scheduled = views.spec.crop is not None  # roll-only views have no crop scale to schedule
         for step in range(config.iterations):
-            scale = crops.scale(step, config.iterations, base) if views.spec.crop is not None else None
-            if scale is not None and scale != views.spec.crop.scale:
+            if scheduled and (scale := crops.scale(step, config.iterations, base)) != views.spec.crop.scale:
                 views.spec = dataclasses.replace(views.spec, crop=CropSpec(scale=scale))
             view = views(latent)
             with self._autocast():
