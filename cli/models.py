@@ -52,7 +52,7 @@ def _checkpoint_format(ctx, param, value: str) -> str:
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the artifact paths.")
 def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, data_root, trust_pickle, overwrite, quiet):
-    """Convert a published ResNet-50 checkpoint into a backbone artifact (and a classifier when it has one).
+    """Convert a published ResNet (18, 50 or 101) checkpoint into a backbone artifact (and a classifier when it has one).
 
     Projection heads, predictors, prototypes, queues and momentum encoders are dropped; what is kept
     and dropped is printed. Files are read with torch.load(weights_only=True).

@@ -168,7 +168,7 @@ def convert_dino(obj: Any, path: str) -> Conversion:
 
 
 def convert_torchvision(obj: Any, path: str) -> Conversion:
-    """torchvision's supervised ResNet-50: a flat state dict with the 1000-way fc."""
+    """torchvision's supervised ResNets: a flat state dict with the 1000-way fc."""
     state = _tensor_dict(obj, "the top level", path)
     return apply_rules(state, [_keep("", "backbone + linear classifier")], "torchvision", path)
 
