@@ -23,7 +23,7 @@ from scdd.stages.coreset import CORESET_METHODS
 from scdd.stages.posttrain import PosttrainConfig
 from scdd.stages.recover import RecoverConfig
 from scdd.stages.relabel import RelabelConfig
-from scdd.stages.squeeze import SqueezeConfig
+from scdd.stages.squeeze import SqueezeConfig, check_checkpoint
 
 METHODS = ("sc-dd", *(f"coreset-{name}" for name in CORESET_METHODS))
 _OPTION_SLOTS = (
@@ -166,7 +166,8 @@ def filter_component_options(preset: Mapping[str, Any], chosen: RunConfig) -> di
 
 
 def check_components(config: RunConfig, *, dataset: bool = True) -> None:
-    """Fail early, before any work or output, when a configured component name is not registered."""
+    """Fail early, before any work or output, when a configured component name is not registered or a file the
+    settings name (a published checkpoint to squeeze from, a relabelling teacher) is not there."""
     if config.method not in METHODS:
         raise ConfigError(f"unknown method {config.method!r}; methods: {', '.join(METHODS)}")
     if dataset:
@@ -181,3 +182,5 @@ def check_components(config: RunConfig, *, dataset: bool = True) -> None:
         get_component("regularizer", config.recover.regularizer)
     for student in config.posttrain.students:
         get_component("architecture", student)
+    check_checkpoint(config.squeeze)
+    config.relabel.check_teacher()
