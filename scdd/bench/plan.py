@@ -23,6 +23,7 @@ from typing import Any
 
 from scdd.bench.gain import label_identity
 from scdd.bench.suites import Suite, SuiteRow
+from scdd.stages.relabel import ALIGNED_TEACHER
 from scdd.config import RunConfig, check_components, filter_component_options, make_run_config
 from scdd.errors import ConfigError, ScddError
 from scdd.registry import get_component, get_registry
@@ -218,6 +219,8 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
         config = make_run_config(merge(nested, {"recover": {"ipc": ipc}}), preset)
         check_components(config)
         check_options(config)
+        if config.relabel.teacher != ALIGNED_TEACHER:
+            raise ConfigError("relabel.teacher has no place in a bench: one labelling teacher (the suite's 'labels') labels every row")
         return config
 
     teachers: dict[tuple[str, int], RunConfig] = {}

@@ -31,12 +31,16 @@ from scdd.labels.store import plan_metadata, write_online_descriptor
 from scdd.stages.common import StageResult, Stopwatch
 
 RELABEL_MODES = ("stored", "online")
+ALIGNED_TEACHER = "aligned"
 
 __all__ = ["SOFT_LABELS_FILE", "RelabelConfig", "relabel"]
 
 
 @dataclass
 class RelabelConfig:
+    # the classifier that labels: "aligned" (Eq. 10: the SSL model after alignment) or a classifier artifact's
+    # path, e.g. one `scdd import-checkpoint --format torchvision` wrote (the official ImageNet code's teacher)
+    teacher: str = ALIGNED_TEACHER
     epochs: int = 300  # one crop per image per post-training epoch (Table 16: 300 epochs)
     crop_min_scale: float = 0.08
     batch_size: int = 256
@@ -63,6 +67,15 @@ class RelabelConfig:
         if self.batch_size < 1 or self.epochs_per_shard < 0 or self.shard_mib < 1:
             raise ConfigError("relabel needs batch_size >= 1, epochs_per_shard >= 0 and shard_mib >= 1")
         self.encoding()  # validates precision / top-K / temperature
+
+    def teacher_file(self, aligned: str | Path) -> Path:
+        """The classifier file that labels: ``aligned`` (the aligned model's) unless ``teacher`` names another."""
+        return Path(aligned) if self.teacher == ALIGNED_TEACHER else Path(self.teacher)
+
+    def check_teacher(self) -> None:
+        """Fail before any work when ``teacher`` names a file that is not there."""
+        if self.teacher != ALIGNED_TEACHER and not Path(self.teacher).is_file():
+            raise ConfigError(f"relabel.teacher {self.teacher}: no such file (give a classifier artifact, or 'aligned')")
 
     def encoding(self) -> LabelEncoding:
         return LabelEncoding(self.precision, self.label_topk, self.temperature)
@@ -97,8 +110,11 @@ def relabel(
     seed: int,
     progress: Progress = SILENT,
 ) -> StageResult:
-    """Label ``config.epochs`` crops of every distilled image with the teacher; writes ``soft_labels.safetensors``
-    (and further shards), or in online mode a descriptor of the teacher and crop seed."""
+    """Label ``config.epochs`` crops of every distilled image with the teacher (``classifier_path``, unless
+    ``config.teacher`` names another file); writes ``soft_labels.safetensors`` (and further shards), or in online
+    mode a descriptor of the teacher and crop seed."""
+    config.check_teacher()
+    classifier_path = config.teacher_file(classifier_path)
     teacher, record = load_model(classifier_path, "classifier")
     distilled = load_distilled(distilled_path)
     info = distilled.info
