@@ -60,6 +60,9 @@ class PosttrainConfig:
     randaugment_magnitude: int = 9
     decay_norm_and_bias: bool = True  # False: no weight decay on biases and BN parameters (official ImageNet code)
     warmup_epochs: int = 0  # linear warm-up before the cosine decay (SRe²L's Tiny-ImageNet code: 5)
+    # the cosine's length in epochs when it should outlast training (0: decay to zero at the last epoch); the official
+    # CIFAR-100 code's factor 0.5·(1 + cos(π·e / 600)) over 200 epochs is schedule_epochs=600: it ends at 0.75
+    schedule_epochs: int = 0
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
 
     def __post_init__(self) -> None:
@@ -67,6 +70,8 @@ class PosttrainConfig:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.runs < 1 or not 0 <= self.warmup_epochs < self.epochs:
             raise ConfigError("post-training needs epochs >= 1, batch_size >= 1, runs >= 1 and 0 <= warmup_epochs < epochs")
+        if self.schedule_epochs and self.schedule_epochs < self.epochs:
+            raise ConfigError(f"posttrain.schedule_epochs ({self.schedule_epochs}) must be 0 or at least epochs ({self.epochs})")
         if self.temperature <= 0:
             raise ConfigError(f"post-training temperature must be positive, got {self.temperature}")
         if not self.students:
@@ -114,7 +119,7 @@ def train_student(
     parameters = student.parameters() if config.decay_norm_and_bias else decay_groups(student)  # groups: torch optimisers take either
     loop = TrainLoop(
         f"posttrain {student_name}", config, parameters, per_epoch, device,
-        warmup_steps=config.warmup_epochs * per_epoch, count="epochs",
+        warmup_steps=config.warmup_epochs * per_epoch, schedule_steps=config.schedule_epochs * per_epoch, count="epochs",
     )
     order = generator(seed, "posttrain", student_name, "order")
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}

@@ -54,6 +54,7 @@ class TrainLoop:
         *,
         epochs: int | None = None,
         warmup_steps: int = 0,
+        schedule_steps: int = 0,
         count: str = "steps",
     ) -> None:
         self.name, self.steps_per_epoch, self.device, self.count = name, steps_per_epoch, device, count
@@ -67,7 +68,9 @@ class TrainLoop:
             momentum=settings.momentum,
             betas=getattr(settings, "betas", (0.9, 0.999)),
         )
-        self.schedule = cosine_schedule(self.optimizer, self.epochs * steps_per_epoch, warmup_steps=warmup_steps)
+        # the cosine spans training unless ``schedule_steps`` makes it longer (training then stops before the lr reaches 0)
+        total = max(schedule_steps, self.epochs * steps_per_epoch)
+        self.schedule = cosine_schedule(self.optimizer, total, warmup_steps=warmup_steps)
         self.checkpoint: Any = NoCheckpoint()
 
     def keep(
