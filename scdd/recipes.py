@@ -24,7 +24,7 @@ from typing import Any
 
 from scdd.config import RunConfig, make_run_config
 from scdd.errors import ConfigError
-from scdd.presets import get_preset, preset_rows
+from scdd.presets import BUILT_IN_MARK, USER_FILE_MARK, get_preset, preset_rows
 from scdd.run_folder import manifest_config
 
 try:  # Python 3.11+; the `tomli` backport before
@@ -153,7 +153,7 @@ def recipe_settings(path: str | Path, preset: str | None, overrides: Mapping[str
 
 def preset_recipe(name: str) -> str:
     """Preset ``name`` as a recipe: ``preset = NAME`` and every value it sets for its own pretrainer, each with
-    its source as a comment; values for other pretrainers and values scdd has no setting for are comments."""
+    its source as a comment; values for other pretrainers, built-in values and files the user gives are comments."""
     preset = get_preset(name)
     config = make_run_config({"dataset": preset.get("dataset", name)} if "dataset" in preset else {}, name)
     resolved = dataclasses.asdict(config)
@@ -165,7 +165,7 @@ def preset_recipe(name: str) -> str:
     for setting, value, source, note in rows:
         tagged = setting.startswith("[")
         by_name = ".pretrainer_options_by_name." in setting
-        if note.startswith("no scdd setting"):
+        if note.startswith((BUILT_IN_MARK, USER_FILE_MARK)):
             others.append(f"{setting} = {_value(value, setting)}  ({source}; {note})")
         elif tagged or by_name:
             owner, _, rest = setting[1:].partition("] ") if tagged else (setting.split(".")[2], "", ".".join(setting.split(".")[3:]))

@@ -18,19 +18,21 @@ from scdd.presets.mnist5k import MNIST5K
 from scdd.presets.official import OFFICIAL_PRESETS
 from scdd.presets.paper import PAPER_PRESETS
 from scdd.presets.small import SMALL
-from scdd.presets.sources import BY_PRETRAINER, PAPER_ONLY, Sourced
+from scdd.presets.sources import BUILT_IN, BY_PRETRAINER, USER_FILE, Sourced
 from scdd.registry import normalize_name
 
+BUILT_IN_MARK = "built into scdd"  # the note of a value scdd always follows (no setting)
+USER_FILE_MARK = "your file"  # the note of a file the user gives through a setting
 SCDD_SOURCE = "scdd (CPU-sized budget, not from the paper)"  # the source of every value not marked Sourced
 SOURCED_PRESETS: dict[str, dict[str, Any]] = {"mnist5k": MNIST5K, "small": SMALL, **PAPER_PRESETS, **OFFICIAL_PRESETS}
 
 
 def _plain(values: Any) -> Any:
-    """Nested preset data without sources (and without the paper-only and per-pretrainer parts)."""
+    """Nested preset data without sources (and without the built-in, user-file and per-pretrainer parts)."""
     if isinstance(values, Sourced):
         return values.value
     if isinstance(values, dict):
-        return {key: _plain(value) for key, value in values.items() if key not in (PAPER_ONLY, BY_PRETRAINER)}
+        return {key: _plain(value) for key, value in values.items() if key not in (BUILT_IN, USER_FILE, BY_PRETRAINER)}
     return values
 
 
@@ -68,16 +70,17 @@ def pretrainer_values(name: str, pretrainer: str) -> dict[str, Any]:
 def preset_rows(name: str) -> list[tuple[str, Any, str, str]]:
     """``(setting, value, source, note)`` for every value of a preset, for ``scdd presets show``.
 
-    Values scdd has no setting for are marked "no scdd setting" in the note; per-pretrainer
-    values are listed as ``[pretrainer] setting``."""
+    Values scdd always follows are marked "built into scdd", files the user gives "your file: --set SETTING=PATH";
+    per-pretrainer values are listed as ``[pretrainer] setting``."""
     data = SOURCED_PRESETS[_check(name)]
     rows: list[tuple[str, Any, str, str]] = []
 
     def walk(values: Any, prefix: str, tag: str = "") -> None:
         for key, value in values.items():
-            if key == PAPER_ONLY:
+            if key in (BUILT_IN, USER_FILE):
                 for setting, item in value.items():
-                    rows.append((tag + setting, item.value, item.source, "no scdd setting" + (f": {item.note}" if item.note else "")))
+                    mark = BUILT_IN_MARK if key == BUILT_IN else f"{USER_FILE_MARK}: --set {setting}=PATH"
+                    rows.append((tag + setting, item.value, item.source, mark + (f"; {item.note}" if item.note else "")))
             elif key == BY_PRETRAINER:
                 for pretrainer, nested in value.items():
                     walk(nested, "", f"[{pretrainer}] ")

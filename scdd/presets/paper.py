@@ -2,8 +2,9 @@
 the table or section it comes from, or, where the paper gives none, the official code's file.
 
 Layout of each preset: nested dicts shaped like ``RunConfig`` whose leaves are ``Sourced``
-values; ``PAPER_ONLY`` holds values that have no setting in scdd (shown by ``scdd presets show``,
-not applied); ``BY_PRETRAINER`` holds values that depend on the squeeze objective (Table 13:
+values; ``BUILT_IN`` holds values scdd always follows (the cosine schedules) and ``USER_FILE`` files
+the user gives through a setting (a published checkpoint): both are shown by ``scdd presets show``,
+not applied; ``BY_PRETRAINER`` holds values that depend on the squeeze objective (Table 13:
 recovery learning rate and α_BN per pretrained model on ImageNet-1K). ``OFFICIAL`` holds, per
 preset, the code's values where code and paper disagree (the ``NAME-official`` presets,
 ``scdd.presets.official``). Component names are plain strings; nothing is imported.
@@ -14,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from scdd.presets.sources import (
+    BUILT_IN,
     BY_PRETRAINER,
-    PAPER_ONLY,
+    USER_FILE,
     SC_CIFAR_POST,
     SC_CIFAR_RECOVER,
     SC_IMAGENET_POST,
@@ -31,7 +33,7 @@ from scdd.presets.sources import (
     moco_cifar_demo,
 )
 
-__all__ = ["BY_PRETRAINER", "OFFICIAL", "PAPER_ONLY", "PAPER_PRESETS", "Sourced"]
+__all__ = ["BUILT_IN", "BY_PRETRAINER", "OFFICIAL", "PAPER_PRESETS", "USER_FILE", "Sourced"]
 
 
 def _pretrain(table: str) -> dict[str, Any]:
@@ -73,6 +75,11 @@ _CIFAR_POST_LR = disputed(Sourced(0.005, "Table 14"), Sourced(0.001, f"{SC_CIFAR
 _CIFAR_VIEWS = f"{SC_CIFAR_RECOVER} l.72-83"
 _CIFAR_MIX = f"{SC_CIFAR_POST} l.137-147, 192"
 
+_CIFAR_SCHEDULE = disputed(
+    Sourced(0, "Table 14", "cosine to zero at the last epoch"),
+    Sourced(600, f"{SC_CIFAR_POST} l.121-128", "factor 0.5·(1 + cos(π·e / (2·300))) over 200 epochs ends at 0.75× (per epoch there)"),
+)
+
 CIFAR100: dict[str, Any] = {
     "dataset": Sourced("cifar100", "Table 14"),
     "squeeze": {
@@ -106,9 +113,10 @@ CIFAR100: dict[str, Any] = {
         "epochs": Sourced(200, "Table 14"),
         "temperature": Sourced(30.0, f"{SC_CIFAR_POST} l.180"),
         "temperature_squared": Sourced(False, f"{SC_CIFAR_POST} l.181, 198-201", "KLDiv(batchmean) without T²"),
+        "schedule_epochs": _CIFAR_SCHEDULE[0],
         "runs": _RUNS,
     },
-    PAPER_ONLY: _schedules("Table 14", "squeeze", "recover", "posttrain"),
+    BUILT_IN: _schedules("Table 14", "squeeze", "recover", "posttrain"),
 }
 
 # Tiny-ImageNet: Table 15; no SC-DD Tiny-ImageNet code exists, so SRe²L's Tiny code where the table is silent.
@@ -157,7 +165,7 @@ TINY_IMAGENET: dict[str, Any] = {
         "temperature_squared": Sourced(True, f"{TINY_KD} l.35-37"),
         "runs": _RUNS,
     },
-    PAPER_ONLY: _schedules("Table 15", "squeeze", "recover", "posttrain"),
+    BUILT_IN: _schedules("Table 15", "squeeze", "recover", "posttrain"),
 }
 
 # ImageNet-1K: Table 16 (Table 13 per pretrainer, Sec. 3.1's 3K iterations); SC-DD's ImageNet code where they are silent.
@@ -171,8 +179,12 @@ _IMAGENET_ALPHA = disputed(Sourced(0.0005, "Table 16"), Sourced(0.01, f"{SC_READ
 _IMAGENET_VIEWS = f"{SC_IMAGENET_RECOVER} l.56-65"
 _IMAGENET_MIX = f"{SC_IMAGENET_POST} l.66-67; {SC_IMAGENET_POST_UTILS} l.114-130"
 _TEACHER = disputed(
-    Sourced("the aligned SSL model", "Eq. 10", "scdd's teacher"),
-    Sourced("torchvision supervised pretrained", f"{SC_IMAGENET_POST} l.141", "scdd downloads nothing"),
+    Sourced("aligned", "Eq. 10", "the SSL model after alignment labels the crops"),
+    Sourced(
+        "torchvision's supervised ResNet-18", f"{SC_IMAGENET_POST} l.141; {SC_README} l.74",
+        "--teacher-model resnet18, pretrained=True: `scdd import-checkpoint --format torchvision FILE --out DIR`, "
+        "then --set relabel.teacher=DIR/classifier.safetensors (without it the aligned model labels)",
+    ),
 )
 
 IMAGENET_1K: dict[str, Any] = {
@@ -181,6 +193,9 @@ IMAGENET_1K: dict[str, Any] = {
         "pretrainer": Sourced("moco-v3", "Appendix C", "the linear probe of MoCo v3"),
         "architecture": Sourced("resnet50", "Table 5", "MoCo-v3-300ep ResNet-50 in recovery"),
         "pretrainer_options": {"epochs": Sourced(300, "Table 5", "the paper uses the official 300-epoch checkpoint")},
+        "checkpoint_format": Sourced(
+            "moco_v3", "Table 10", "the off-the-shelf official checkpoint, not a squeeze from scratch (--set squeeze.checkpoint_format='' for that)",
+        ),
     },
     "align": {
         "aligner": Sourced("linear-probe", "Appendix C"),
@@ -204,6 +219,7 @@ IMAGENET_1K: dict[str, Any] = {
         "ipc": Sourced(50, "Table 5"),
     },
     "relabel": {
+        "teacher": _TEACHER[0],
         "crop_min_scale": Sourced(0.08, "Table 16", "validation " + _RRC),
         "mix": Sourced("cutmix", f"{SC_README} l.74", "--mix-type cutmix"),
         "mix_alpha": Sourced(1.0, _IMAGENET_MIX),
@@ -228,13 +244,11 @@ IMAGENET_1K: dict[str, Any] = {
         "swav": {"recover": {"lr": Sourced(0.3, "Table 13"), "alpha_bn": Sourced(0.001, "Table 13")}},
         "dino": {"recover": {"lr": Sourced(0.25, "Table 13"), "alpha_bn": Sourced(0.01, "Table 13")}},
     },
-    PAPER_ONLY: {
-        **_schedules("Table 16", "align", "recover", "posttrain"),
-        "squeeze.source": Sourced(
-            "published MoCo v3 checkpoint", "Table 10",
-            "this preset squeezes from scratch; for the paper's teacher run `scdd import-checkpoint --format moco_v3` and the stage commands (README)",
+    BUILT_IN: _schedules("Table 16", "align", "recover", "posttrain"),
+    USER_FILE: {
+        "squeeze.checkpoint": Sourced(
+            "the official MoCo v3 ResNet-50 (r-50-300ep.pth.tar)", "Table 10; Table 5: MoCo-v3-300ep", "scdd downloads nothing",
         ),
-        "relabel.teacher": _TEACHER[0],
     },
 }
 
@@ -248,11 +262,9 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 OFFICIAL: dict[str, dict[str, Any]] = {
     "cifar100": {
         "recover": {"weight_decay": _CIFAR_DECAY[1]},
-        "posttrain": {"lr": _CIFAR_POST_LR[1]},
-        PAPER_ONLY: {
-            "posttrain.lr_schedule": Sourced(
-                "cosine over 300 epochs, stopped at 200", f"{SC_CIFAR_POST} l.121-128", "lr falls only to 0.75×; scdd decays to 0",
-            ),
+        "posttrain": {
+            "lr": _CIFAR_POST_LR[1],
+            "schedule_epochs": _CIFAR_SCHEDULE[1],
         },
     },
     "tiny-imagenet": {
@@ -267,7 +279,8 @@ OFFICIAL: dict[str, dict[str, Any]] = {
             "alpha_bn": _IMAGENET_ALPHA[1],
             "iterations": _IMAGENET_ITERATIONS[1],
         },
-        PAPER_ONLY: {"relabel.teacher": _TEACHER[1]},
+        "relabel": {"teacher": None},  # the user's file instead (without one, the default: the aligned model)
+        USER_FILE: {"relabel.teacher": _TEACHER[1]},
         BY_PRETRAINER: None,  # the README's values, whatever the pretrainer
     },
 }

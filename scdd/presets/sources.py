@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-PAPER_ONLY = "paper_only"
+BUILT_IN = "built_in"  # values scdd always follows, with no setting to change (shown, not applied)
+USER_FILE = "user_file"  # files the user supplies through a setting (shown with the setting, not applied)
 BY_PRETRAINER = "by_pretrainer"
 
 SC_CIFAR_RECOVER = "SCDD/cifar100_code/recover/recover_cifar100.py"
@@ -67,4 +68,4 @@ def moco_cifar_demo() -> dict[str, Sourced]:
     }
 
 
-SCHEDULE_NOTE = "scdd always uses a cosine schedule"
+SCHEDULE_NOTE = "every scdd training loop decays by a per-step cosine"
