@@ -137,11 +137,11 @@ def test_official_layout_converts_exactly(fmt, layout, dropped, classifier, file
         _assert_same_logits(tmp_path / "out", source)
 
 
-def _assert_same_logits(folder, source):
+def _assert_same_logits(folder, source, architecture="resnet50"):
     """The converted classifier is the source network: torchvision's logits on normalised pixels."""
     classifier, record = load_model(folder / "classifier.safetensors", "classifier")
-    assert record.dataset.num_classes == 1000 and record.dataset.image_size == 224
-    reference = torchvision.models.resnet50()
+    assert record.dataset.num_classes == 1000 and record.dataset.image_size == 224 and record.architecture == architecture
+    reference = getattr(torchvision.models, architecture)()
     reference.load_state_dict(source)
     pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -185,3 +185,23 @@ def test_wrong_format_and_linear_only_files_are_named(files, tmp_path):
     assert alone.exit_code != 0 and "--linear" in alone.output
     mnist = _import(files["torchvision"], "--format", "torchvision", "--dataset", "mnist5k", "--out", tmp_path / "c")
     assert mnist.exit_code != 0 and "3-channel images" in mnist.output
+
+
+def test_the_resnet_depth_is_read_from_the_file(tmp_path):
+    """torchvision's ResNet-18 imports as resnet18 with its logits; a depth scdd does not build is named."""
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18().state_dict()
+    for key, value in state.items():
+        if key.endswith(("running_mean", "running_var")):
+            state[key] = torch.rand_like(value) + 0.5
+    torch.save(state, tmp_path / "resnet18.pth")
+    result = _import(tmp_path / "resnet18.pth", "--format", "torchvision", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    backbone = load_file(str(tmp_path / "out" / "backbone.safetensors"))
+    assert backbone and all(torch.equal(tensor, state[key]) for key, tensor in backbone.items())
+    _assert_same_logits(tmp_path / "out", state, "resnet18")
+
+    torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "resnet34.pth")
+    refused = _import(tmp_path / "resnet34.pth", "--format", "torchvision", "--out", tmp_path / "refused")
+    assert refused.exit_code != 0 and not (tmp_path / "refused").exists()
+    assert "basic blocks [3, 4, 6, 3] per stage" in refused.output and "Traceback" not in refused.output

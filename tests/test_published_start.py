@@ -1,5 +1,5 @@
 """Runs that start from published weights (Table 10), label with another teacher, or stop a cosine early:
-``squeeze.checkpoint``, ``relabel.teacher``, ``posttrain.schedule_epochs`` and the ResNet depth read from a file."""
+``squeeze.checkpoint``, ``relabel.teacher`` and ``posttrain.schedule_epochs``."""
 
 from __future__ import annotations
 
@@ -46,31 +46,6 @@ def resnet18_state():
         if key.endswith(("running_mean", "running_var")):
             state[key] = torch.rand_like(value) + 0.5
     return state
-
-
-def test_torchvision_resnet18_imports_as_resnet18_with_its_logits(resnet18_state, tmp_path):
-    source = tmp_path / "resnet18.pth"
-    torch.save(resnet18_state, source)
-    result = _invoke("import-checkpoint", source, "--format", "torchvision", "--out", tmp_path / "out")
-    assert result.exit_code == 0, result.output
-    classifier, record = load_model(tmp_path / "out" / "classifier.safetensors", "classifier")
-    assert record.architecture == "resnet18"
-    backbone = load_file(str(tmp_path / "out" / "backbone.safetensors"))
-    assert backbone and all(torch.equal(tensor, resnet18_state[key]) for key, tensor in backbone.items())
-    reference = torchvision.models.resnet18()
-    reference.load_state_dict(resnet18_state)
-    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    with torch.no_grad():
-        assert torch.allclose(classifier.eval()(pixels), reference.eval()((pixels - mean) / std), rtol=1e-4, atol=1e-4)
-
-
-def test_a_resnet_depth_scdd_does_not_build_is_named(tmp_path):
-    source = tmp_path / "resnet34.pth"
-    torch.save(torchvision.models.resnet34().state_dict(), source)
-    result = _invoke("import-checkpoint", source, "--format", "torchvision", "--out", tmp_path / "out")
-    assert result.exit_code != 0 and not (tmp_path / "out").exists()
-    assert "basic blocks [3, 4, 6, 3] per stage" in result.output and "Traceback" not in result.output
 
 
 def _squeeze(data, out, *settings):
