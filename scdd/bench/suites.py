@@ -119,7 +119,7 @@ _SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "linear-pr
 _REAL = {"method": "coreset", "pretrainer": "supervised"}
 
 # SRe²L's recipe: its supervised model as trained (own head), first BN layer ×10 as in its recovery code.
-_SRE2L_RECIPE = {
+_SRE2L_RECIPE: dict[str, Any] = {
     "method": "distill", "pretrainer": "supervised", "aligner": "pretrained-head", "matcher": "bn", "role": "sre2l",
     "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 10.0}}},
 }

@@ -70,6 +70,7 @@ class Flatness:
 
     def loss(self, step: RecoveryStep) -> torch.Tensor:
         temperature = self.config.temperature
+        assert self.average is not None, "begin() sets the average"
         with torch.no_grad():
             anchor = step.logits_of(step.same_view(self.average)).float()
         kl = F.kl_div(
@@ -81,6 +82,7 @@ class Flatness:
         return self.config.weight * temperature**2 * kl
 
     def after_step(self, latent: torch.Tensor) -> None:
+        assert self.average is not None, "begin() sets the average"
         self.average.mul_(self.config.ema_decay).add_(latent.detach(), alpha=1 - self.config.ema_decay)
 
 
