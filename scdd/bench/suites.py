@@ -114,7 +114,7 @@ class Suite:
             raise ConfigError(f"suite {self.name!r}: a cross-teacher table needs both cross_teachers and cross_rows")
 
 
-_SC_DD = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
+_SC_DD: dict[str, Any] = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
 _SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "linear-probe", "matcher": "bn", "role": "sre2l"}
 _REAL = {"method": "coreset", "pretrainer": "supervised"}
 

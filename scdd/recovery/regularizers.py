@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,16 @@ class RecoveryStep:
     targets: torch.Tensor  # class of each image
     same_view: Callable[[torch.Tensor], torch.Tensor]  # this step's crop / flip / shift applied to other images
     logits_of: Callable[[torch.Tensor], torch.Tensor]  # the classifier on an already normalised view
+
+
+class Regularizer(Protocol):
+    """What a registered extra recovery term builds (``begin`` / ``loss`` / ``after_step``)."""
+
+    def begin(self, latent: torch.Tensor) -> None: ...
+
+    def loss(self, step: RecoveryStep) -> torch.Tensor: ...
+
+    def after_step(self, latent: torch.Tensor) -> None: ...
 
 
 @dataclass
