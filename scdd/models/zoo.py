@@ -27,7 +27,12 @@ class ViTConfig:
 
 
 def _conv_like(
-    conv: nn.Conv2d, *, in_channels: int | None = None, kernel_size: int | None = None, stride: int | None = None, padding: int | None = None
+    conv: nn.Conv2d,
+    *,
+    in_channels: int | None = None,
+    kernel_size: int | None = None,
+    stride: int | None = None,
+    padding: int | None = None,
 ) -> nn.Conv2d:
     """A fresh convolution shaped like ``conv`` with some of its geometry replaced."""
     return nn.Conv2d(

@@ -217,7 +217,7 @@ def synthesize(
     by rerunning just the batches that hold them: bit-identical to the same images of a full run
     (trajectories are those of the batches rerun)."""
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    classifier.to(device=device, memory_format=memory_format).eval()  # type: ignore[call-overload]  # Module.to takes memory_format; torch's overloads omit it
+    classifier.to(device=device, memory_format=memory_format).eval()  # type: ignore[call-overload]  # torch's stubs lack memory_format=
     for parameter in classifier.parameters():
         parameter.requires_grad_(False)
     parts = Components.build(config)
