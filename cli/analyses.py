@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -133,11 +134,11 @@ def bench(
     from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, rerun_cell as rerun, run_suite  # lazy: torch
 
     if list_suites:
-        rows = []
+        listed = []
         for name in SUITES:
             suite = get_suite(name)
-            rows.append((name, len(suite.rows), f"{list(suite.ipc)} × {len(suite.seeds)}", suite.description))
-        stdout.print(suites_table(rows))
+            listed.append((name, len(suite.rows), f"{list(suite.ipc)} × {len(suite.seeds)}", suite.description))
+        stdout.print(suites_table(listed))
         return
     if rerun_cell is not None:
         out = out or Path("bench") / f"cell-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -146,7 +147,7 @@ def bench(
             click.echo(f"{row['label']}\tipc {row['ipc']}\t{row['student']}\tlabels {row['labels']}\ttop-1 {row['top1_mean']:.2f}")
         return
     suite = load_suite_file(suite_file) if suite_file is not None else get_suite(suite_name)
-    replaced = {"ipc": _int_list(ipc, "--ipc"), "seeds": _int_list(seeds, "--seeds")}
+    replaced: dict[str, Any] = {"ipc": _int_list(ipc, "--ipc"), "seeds": _int_list(seeds, "--seeds")}
     if students:
         replaced["students"] = tuple(part for part in students.split(",") if part)
     suite = dataclasses.replace(suite, **{k: v for k, v in replaced.items() if v is not None})

@@ -72,7 +72,7 @@ def cross_teacher_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def suites_table(suites: list[tuple[str, str, int, str]]) -> Table:
+def suites_table(suites: list[tuple[str, int, str, str]]) -> Table:
     table = Table(title="bench suites")
     for column in ("suite", "rows", "ipc × seeds", "description"):
         table.add_column(column)

@@ -203,6 +203,7 @@ def _invoke(spec: StageCommand, args: Args) -> None:
     if spec.uses_data:
         direct.update(dataset=args["dataset"], data_root=data_root_text(args["data_root"]))
     else:
+        assert spec.dataset_of is not None  # a data-free stage names the dataset whose preset applies
         direct["dataset"] = spec.dataset_of(args)
     config = make_run_config(overrides(args["settings"], **direct), args["preset"])
     check_components(config, dataset=spec.uses_data)  # data-free: an imported classifier's dataset need not be registered

@@ -199,7 +199,7 @@ def map_units(units: Sequence[T], fn: Callable[[T], R]) -> list[R]:
     mine = [fn(unit) for unit in units[me::size]]
     gathered: list[Any] = [None] * size
     dist.all_gather_object(gathered, mine)
-    results: list[R] = [None] * len(units)  # type: ignore[list-item]
+    results: list[Any] = [None] * len(units)  # every place is filled below
     for source, values in enumerate(gathered):
         results[source::size] = values
     return results

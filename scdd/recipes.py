@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,10 @@ from scdd.errors import ConfigError
 from scdd.presets import BUILT_IN_MARK, USER_FILE_MARK, get_preset, preset_rows
 from scdd.run_folder import manifest_config
 
-try:  # Python 3.11+; the `tomli` backport before
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10: the `tomli` backport (a dependency there)
+    import tomli as tomllib
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from scdd.distilled import load_distilled as load_distilled_set
 from scdd.errors import ArtifactError, ConfigError
-from scdd.labels import open_soft_labels, replay_crops
+from scdd.labels import SoftTargets, open_soft_labels, replay_crops
 from scdd.run_folder import MANIFEST_FILE, finished_result
 
 
@@ -56,6 +56,7 @@ class DistilledDataset(Dataset):
         self.temperature, self.epochs, self.normalize = temperature, self.source.epochs, normalize
         self._mean = torch.tensor(self.info.mean).view(-1, 1, 1)
         self._std = torch.tensor(self.info.std).view(-1, 1, 1)
+        self._stored: SoftTargets | None = None  # stored labels of the epoch (None: computed online)
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:

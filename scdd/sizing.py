@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scdd.config import RunConfig, make_run_config, to_dict
-from scdd.data.base import DatasetSplits, labels_of
+from scdd.data.base import DatasetSplits, dataset_length, labels_of
 
 SMALL_IMAGE = 64  # px: at most this, a small network with a CIFAR-style stem
 SQUEEZE_VIEWS = 24_000  # image views of squeeze per run at 32 px on a CPU
@@ -55,7 +55,7 @@ class DataShape:
     @classmethod
     def of(cls, data: DatasetSplits) -> DataShape:
         counts = labels_of(data.train).bincount(minlength=data.info.num_classes)
-        return cls(data.info.image_size, data.info.channels, data.info.num_classes, len(data.train), int(counts.min()))
+        return cls(data.info.image_size, data.info.channels, data.info.num_classes, dataset_length(data.train), int(counts.min()))
 
 
 def _power_of_two_below(value: float, low: int, high: int) -> int:

@@ -3,8 +3,6 @@ continues from its last saved epoch to the same state as an uninterrupted run, c
 not fit are ignored, saving takes a bounded share of training, and relabelling continues from its
 last epoch or shard. (A whole run killed with SIGKILL: test_resume.py.)"""
 
-import time
-
 import pytest
 import torch
 from scdd.registry import get_component
@@ -119,16 +117,46 @@ def test_unreadable_or_foreign_checkpoint_is_not_used(tmp_path):
     assert EpochCheckpoint(path, identity={"epochs": 3}, modules={"m": model}).restore() == (0, [], {})
 
 
-def test_saving_takes_a_bounded_share_of_training(monkeypatch, tmp_path):
-    """Epochs much shorter than a save are saved only every ten save-durations."""
+class _Clock:
+    """A monotonic clock that moves only when told to: timings independent of the machine's load."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("epoch_seconds, save_seconds", [
+    (0.0013, 0.021),  # epochs much shorter than a save (a large student on a few distilled images)
+    (0.031, 0.021),  # a save takes about an epoch
+    (0.5, 0.021),  # epochs longer than ten saves: every epoch is saved
+])
+def test_saving_takes_a_bounded_share_of_training(epoch_seconds, save_seconds, monkeypatch, tmp_path):
+    """Saving takes at most SAVE_SHARE of a loop's time (beyond the latest save), and at most ten
+    save-durations of training (plus the epoch they end in) are ever unsaved. Epochs and saves
+    advance a fake clock, so the outcome does not depend on how loaded the machine is."""
+    clock = _Clock()
+    monkeypatch.setattr(scdd.training.checkpoint, "time", clock)
+    share = scdd.training.checkpoint.SAVE_SHARE
     saved = []
+
+    def save(done, curve=None, extra=None):
+        saved.append(done)
+        clock.now += save_seconds
+
     checkpoint = EpochCheckpoint(tmp_path / "t.safetensors", identity={}, modules={"m": torch.nn.Linear(3, 2)})
-    monkeypatch.setattr(checkpoint, "save", lambda done, curve=None, extra=None: (saved.append(done), time.sleep(0.02)))
-    for epoch in range(1, 6):
-        checkpoint.epoch_done(epoch)  # epochs take no time at all: only the first is saved
-    time.sleep(0.25)
-    checkpoint.epoch_done(6)  # ten save-durations later: saved
-    assert saved == [1, 6]
+    monkeypatch.setattr(checkpoint, "save", save)
+    epochs = 2000
+    for epoch in range(1, epochs + 1):
+        clock.now += epoch_seconds
+        checkpoint.epoch_done(epoch)
+    assert saved[0] == 1  # the first epoch is always saved
+    assert len(saved) * save_seconds <= share * epochs * epoch_seconds + save_seconds
+    for last, following in zip(saved, saved[1:] + [epochs + 1]):
+        assert (following - last - 1) * epoch_seconds < save_seconds / share  # unsaved training
+    if epoch_seconds * share >= save_seconds:
+        assert saved == list(range(1, epochs + 1))
 
 
 @pytest.mark.parametrize("stop_after, counts", [

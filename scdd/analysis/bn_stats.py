@@ -26,7 +26,7 @@ from torch import nn
 from scdd.artifacts import load_tensors
 from scdd.models.saved import load_model
 from scdd.errors import ArtifactError
-from scdd.models.classifier import batchnorm_layers
+from scdd.models.classifier import Classifier, batchnorm_layers, running_statistics
 
 MODEL_KINDS = ("backbone", "classifier")
 
@@ -110,7 +110,7 @@ def inspect_checkpoint(path: str | Path, label: str | None = None) -> Checkpoint
     if kind not in MODEL_KINDS:
         raise ArtifactError(f"{path}: expected a backbone or classifier artifact, found {kind or 'no scdd kind'}")
     model, record = load_model(path, kind)
-    backbone = model.backbone if kind == "classifier" else model
+    backbone = model.backbone if isinstance(model, Classifier) else model  # the kind "classifier" loads a Classifier
     layers = batchnorm_layers(backbone)
     if not layers:
         raise ArtifactError(f"{path}: architecture {record.architecture!r} has no BatchNorm2d layers")
@@ -122,8 +122,8 @@ def inspect_checkpoint(path: str | Path, label: str | None = None) -> Checkpoint
         architecture=record.architecture,
         pretrainer=pretrainer,
         layers=model_statistics(backbone),
-        running_means={name: layer.running_mean.detach().double().cpu() for name, layer in layers},
-        running_vars={name: layer.running_var.detach().double().cpu() for name, layer in layers},
+        running_means={name: running_statistics(layer)[0].detach().double().cpu() for name, layer in layers},
+        running_vars={name: running_statistics(layer)[1].detach().double().cpu() for name, layer in layers},
     )
 
 

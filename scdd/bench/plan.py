@@ -253,9 +253,9 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
                     covered.add((row.label, ipc, cell.label_key))
                     cells.append(cell)
     if failures:
-        (label, error), others = failures[0], [label for label, _ in failures[1:]]
+        (label, failure), others = failures[0], [label for label, _ in failures[1:]]
         more = f" (also failing: {', '.join(others)})" if others else ""
-        raise ConfigError(f"suite {suite.name!r}, {label}: {error}{more}")
+        raise ConfigError(f"suite {suite.name!r}, {label}: {failure}{more}")
     base = cells[0].config
     for cell in cells:
         if (cell.config.dataset, cell.config.dataset_options, cell.config.data_root) != (

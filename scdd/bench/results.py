@@ -41,7 +41,7 @@ class CellResult:
     architecture: str
     selection: str | None
     ipc: int
-    students: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    students: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # seeds, top1, top5, seconds, stage_seconds
     teacher_seconds: float | None = None
     teacher_top1: float | None = None
     table: str = "main"

@@ -95,6 +95,12 @@ class BenchRun:
         if self.data is None:
             self.data = load_dataset(self.plan.base)
 
+    @property
+    def dataset(self) -> DatasetSplits:
+        """The suite's dataset (given, or loaded by ``__post_init__``)."""
+        assert self.data is not None
+        return self.data
+
     # --------------------------------------------------------------- shared work
 
     def teacher(self, config: RunConfig) -> Teacher:
@@ -103,7 +109,7 @@ class BenchRun:
         if key not in self.teachers:
             folder = self.out_dir / "teachers" / _slug(f"{config.squeeze.pretrainer}-{config.squeeze.architecture}-{key}")
             squeezed, aligned = train_teacher(
-                config, self.data, folder, device=self.device, seed=config.seed, progress=self.progress
+                config, self.dataset, folder, device=self.device, seed=config.seed, progress=self.progress
             )
             teacher = Teacher(
                 aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, aligned.metrics["teacher_heldout_top1"]
@@ -128,12 +134,12 @@ class BenchRun:
             if cell.row.method == "distill":
                 result = recover(
                     config.recover, self.teacher(config).classifier, folder / "recover",
-                    device=self.device, seed=seed, progress=self.progress, data=self.data,
+                    device=self.device, seed=seed, progress=self.progress, data=self.dataset,
                 )
             else:
                 selection = cell.row.selection or ""
                 result = coreset(
-                    selection, self.data, cell.ipc, folder / "coreset", seed=seed, device=self.device, progress=self.progress,
+                    selection, self.dataset, cell.ipc, folder / "coreset", seed=seed, device=self.device, progress=self.progress,
                     classifier_path=self.teacher(config).classifier if selection == "herding" else None,
                 )
             keep = ("teacher_top1_on_distilled", "loss_bn_first", "loss_bn_last", "loss_ce_first", "loss_ce_last")
@@ -173,7 +179,7 @@ class BenchRun:
                 config, images.path, labels.path if labels else None, folder / "posttrain",
                 device=self.device, seed=seed, progress=self.progress,
             )
-            evaluated = evaluate(trained.artifacts, self.data, device=self.device)
+            evaluated = evaluate(trained.artifacts, self.dataset, device=self.device)
             (name,) = evaluated.metrics
             metrics[name] = {key: evaluated.metrics[name][key] for key in ("top1", "top5")}
             students.update({key: str(path) for key, path in trained.artifacts.items()})

@@ -114,12 +114,12 @@ class Suite:
             raise ConfigError(f"suite {self.name!r}: a cross-teacher table needs both cross_teachers and cross_rows")
 
 
-_SC_DD = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
+_SC_DD: dict[str, Any] = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
 _SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "linear-probe", "matcher": "bn", "role": "sre2l"}
 _REAL = {"method": "coreset", "pretrainer": "supervised"}
 
 # SRe²L's recipe: its supervised model as trained (own head), first BN layer ×10 as in its recovery code.
-_SRE2L_RECIPE = {
+_SRE2L_RECIPE: dict[str, Any] = {
     "method": "distill", "pretrainer": "supervised", "aligner": "pretrained-head", "matcher": "bn", "role": "sre2l",
     "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 10.0}}},
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
 
 import torch
@@ -62,8 +62,14 @@ class DatasetSplits:
 
     def __post_init__(self) -> None:
         for split_name, split in (("train", self.train), ("held-out", self.val)):
-            if len(split) == 0:
+            if dataset_length(split) == 0:
                 raise DataError(f"dataset {self.info.name!r}: the {split_name} split is empty")
+
+
+def dataset_length(dataset: Dataset) -> int:
+    """The number of examples of a map-style dataset (every dataset scdd reads has a length)."""
+    assert isinstance(dataset, Sized), f"{type(dataset).__name__} has no length"
+    return len(dataset)
 
 
 def to_float_pixels(images: torch.Tensor) -> torch.Tensor:
@@ -80,7 +86,7 @@ def labels_of(dataset: Dataset) -> torch.Tensor:
     targets = getattr(dataset, "targets", None)
     if targets is not None:
         return torch.as_tensor(targets, dtype=torch.long)
-    return torch.tensor([int(dataset[i][1]) for i in range(len(dataset))], dtype=torch.long)
+    return torch.tensor([int(dataset[i][1]) for i in range(dataset_length(dataset))], dtype=torch.long)
 
 
 def iterate_batches(
@@ -105,7 +111,7 @@ def iterate_batches(
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,
-        drop_last=drop_last and len(dataset) >= batch_size,
+        drop_last=drop_last and dataset_length(dataset) >= batch_size,
         num_workers=num_workers,
     )
     for images, labels in loader:
@@ -113,7 +119,7 @@ def iterate_batches(
 
 
 def steps_per_epoch(dataset: Dataset, batch_size: int, drop_last: bool) -> int:
-    n = len(dataset)
+    n = dataset_length(dataset)
     if drop_last and n >= batch_size:
         return n // batch_size
     return -(-n // batch_size)

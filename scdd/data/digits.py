@@ -89,7 +89,7 @@ def load_digits_dataset(config: DigitsConfig, *, data_root: object = None) -> Da
     targets = torch.from_numpy(labels)
 
     def split(index: np.ndarray) -> ImageTensorDataset:
-        index = torch.from_numpy(index)
-        return ImageTensorDataset(images[index], targets[index])
+        rows = torch.from_numpy(index)
+        return ImageTensorDataset(images[rows], targets[rows])
 
     return DatasetSplits(info, split(train_index), split(val_index))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import torch
 from torch.utils.data import Dataset
@@ -24,7 +25,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _ONE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "F", "P"}
 
 
-def decode_image(path: str | Path, image_size: int, channels: int, resize_size: int | None = None) -> torch.Tensor:
+def decode_image(path: str | Path | IO[bytes], image_size: int, channels: int, resize_size: int | None = None) -> torch.Tensor:
     """One image file as uint8 ``[channels, image_size, image_size]``; undecodable files raise a one-line ``DataError``."""
     try:
         with Image.open(path) as image:

@@ -194,7 +194,7 @@ def load_hf(config: HfConfig, *, data_root=None) -> DatasetSplits:
             first_size, first_channels = _first_image_geometry(train, image, config.strict, root)
             size, channels = size or first_size, channels or first_channels
         skipped: list[str] = []
-        common = {"size": size, "channels": channels, "strict": config.strict, "skipped": skipped, "root": root}
+        common: dict[str, Any] = {"size": size, "channels": channels, "strict": config.strict, "skipped": skipped, "root": root}
         train_set = _decode_split(train, image, label, index, train_name, **common)
         val_set = _decode_split(val, image, label, index, val_name, **common)
     finally:

@@ -93,8 +93,9 @@ def _locate(family: _Family, root: Path, names: dict[str, tuple[str, int]]) -> d
     """The four files, from torchvision's ``<root>/<Name>/raw/``, ``<root>/raw/`` or ``<root>`` itself."""
     for folder in (root / family.folder / "raw", root / "raw", root):
         found = {key: _find(folder, name) for key, (name, _) in names.items()}
-        if all(found.values()):
-            return found  # type: ignore[return-value]
+        paths = {key: path for key, path in found.items() if path is not None}
+        if len(paths) == len(found):
+            return paths
     expected = ", ".join(name + "[.gz]" for name, _ in names.values())
     raise DataError(f"no {family.name} files under {root} (expected {expected} in it or in {family.folder}/raw/)")
 

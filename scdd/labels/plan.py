@@ -164,6 +164,7 @@ def _crops(images: torch.Tensor, plan: EpochPlan, index: torch.Tensor, size: int
     crops = apply_crops(images[index].to(device), plan.boxes[index], plan.flips[index], size, padding_mode=plan.padding_mode)
     if plan.augment is None:
         return crops
+    assert plan.randaugment is not None  # planned with the codes
     return apply_randaugment(crops, plan.augment[index], plan.randaugment)
 
 
@@ -179,6 +180,7 @@ def render_crops(
     if plan.lambdas is not None:
         lam = plan.lambdas[index_cpu].to(device=device, dtype=crops.dtype).view(-1, 1, 1, 1)
         return lam * crops + (1 - lam) * other
+    assert plan.regions is not None  # partners without weights: CutMix
     return torch.where(region_mask(plan.regions[index_cpu].to(device), size), other, crops)
 
 

@@ -36,6 +36,7 @@ class SoftTargets:
         """
         if self.logits is not None:
             return F.softmax(self.logits.float() / temperature, dim=1)
+        assert self.probs is not None and self.indices is not None  # top-K targets, without logits
         probs = self.probs.float().clamp(min=0)
         kept = probs.sum(dim=1, keepdim=True).clamp(max=1.0)
         others = max(num_classes - probs.shape[1], 1)

@@ -34,7 +34,7 @@ from torch import nn
 
 from scdd.errors import ConfigError
 from scdd.matchers.moments import eval_batch_norm_with_moments, moments_with_grad
-from scdd.models.classifier import batchnorm_layers
+from scdd.models.classifier import batchnorm_layers, running_statistics
 
 
 @dataclass
@@ -113,7 +113,7 @@ class BNStatMatcher:
         base = self._base_weights(len(layers))
         self.layer_names = [name for name, _ in layers]
         self._layers = [layer for _, layer in layers]
-        device = self._layers[0].running_mean.device
+        device = running_statistics(self._layers[0])[0].device
         self._weights = base.to(device)
         self._segments = torch.cat(
             [torch.full((layer.num_features,), index, dtype=torch.long) for index, layer in enumerate(self._layers)]
@@ -121,7 +121,7 @@ class BNStatMatcher:
         self._means = [None] * len(layers)
         self._vars = [None] * len(layers)
         for index, layer in enumerate(self._layers):
-            layer.forward = self._matching_forward(index, layer)  # instance attribute; removed by detach()
+            layer.forward = self._matching_forward(index, layer)  # type: ignore[method-assign]  # per-instance; detach() removes it
         self._log_scales = None
         self.reset()
         return self
@@ -153,8 +153,8 @@ class BNStatMatcher:
         """``[2, K]``: ‖μ_k − RM_k‖₂ (row 0) and ‖σ²_k − RV_k‖₂ (row 1) for the last forward."""
         if not self._layers or any(mean is None for mean in self._means):
             raise RuntimeError("no forward pass has run since the matcher was attached")
-        means = torch.cat(self._means)  # type: ignore[arg-type]
-        variances = torch.cat(self._vars)  # type: ignore[arg-type]
+        means = torch.cat([mean for mean in self._means if mean is not None])  # none is None (checked above)
+        variances = torch.cat([var for var in self._vars if var is not None])  # set with the means
         running = self._running_statistics().to(means)
         squared = (torch.stack([means, variances]) - running).square()
         sums = torch.zeros(2, len(self._layers), device=means.device, dtype=squared.dtype)
@@ -163,8 +163,9 @@ class BNStatMatcher:
 
     def _running_statistics(self) -> torch.Tensor:
         """``[2, ΣC]`` running means and variances as they are now (a layer in training mode updates them)."""
-        means = torch.cat([layer.running_mean for layer in self._layers])
-        variances = torch.cat([layer.running_var for layer in self._layers])
+        statistics = [running_statistics(layer) for layer in self._layers]
+        means = torch.cat([mean for mean, _ in statistics])
+        variances = torch.cat([var for _, var in statistics])
         return torch.stack([means, variances])
 
     def layer_losses(self) -> torch.Tensor:

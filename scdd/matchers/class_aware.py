@@ -28,7 +28,7 @@ from torch import nn
 from scdd.data.base import DatasetSplits, iterate_batches
 from scdd.errors import ConfigError
 from scdd.matchers.bn import BNMatchConfig, BNStatMatcher
-from scdd.models.classifier import batchnorm_layers
+from scdd.models.classifier import batchnorm_layers, running_statistics
 
 
 @dataclass
@@ -90,6 +90,7 @@ def class_statistics(model: nn.Module, data: DatasetSplits, *, device: torch.dev
 
 class ClassAwareBNMatcher(BNStatMatcher):
     reads_data = True
+    config: ClassAwareBNConfig
 
     def __init__(self, config: ClassAwareBNConfig) -> None:
         super().__init__(config)
@@ -109,10 +110,11 @@ class ClassAwareBNMatcher(BNStatMatcher):
     def attach(self, model: nn.Module) -> "ClassAwareBNMatcher":
         if self.class_means is None:
             raise ConfigError("class-aware-bn needs prepare(model, data) before attach: it reads class statistics from the training images")
+        assert self.class_vars is not None  # prepare sets both
         super().attach(model)
         self._sample_means = [None] * len(self._layers)
         self._sample_squares = [None] * len(self._layers)
-        device = self._layers[0].running_mean.device
+        device = running_statistics(self._layers[0])[0].device
         self.class_means, self.class_vars = self.class_means.to(device), self.class_vars.to(device)
         return self
 
@@ -137,8 +139,13 @@ class ClassAwareBNMatcher(BNStatMatcher):
         """``[2, K]``: per layer, the mean over the batch's classes of ‖μ_k(x'_c) − μ_k^c‖₂ and ‖σ²_k(x'_c) − σ²_k^c‖₂."""
         if self._targets is None:
             raise RuntimeError("class-aware-bn needs set_targets(labels) before the forward pass")
-        means = torch.cat(self._sample_means, dim=1)  # [N, ΣC]
-        squares = torch.cat(self._sample_squares, dim=1)
+        assert self.class_means is not None and self.class_vars is not None  # attach needs them
+        sample_means = [mean for mean in self._sample_means if mean is not None]
+        sample_squares = [square for square in self._sample_squares if square is not None]
+        if not self._layers or len(sample_means) < len(self._layers) or len(sample_squares) < len(self._layers):
+            raise RuntimeError("no forward pass has run since the matcher was attached")
+        means = torch.cat(sample_means, dim=1)  # [N, ΣC]
+        squares = torch.cat(sample_squares, dim=1)
         targets = self._targets.to(means.device)
         present = torch.unique(targets)
         onehot = (targets[:, None] == present[None, :]).to(means.dtype)  # [N, P]
@@ -155,9 +162,13 @@ class ClassAwareBNMatcher(BNStatMatcher):
     def layer_losses(self) -> torch.Tensor:
         weight = self.config.class_weight
         weights = self.weights()
-        total = (1 - weight) * (weights.to(self._means[0].device) * self._distances()).sum(0) if weight < 1 else 0
+        if weight >= 1:
+            class_distances = self._class_distances()
+            return weight * (weights.to(class_distances.device) * class_distances).sum(0)
+        distances = self._distances()  # on the device of the layers' statistics, as are the class distances
+        total = (1 - weight) * (weights.to(distances.device) * distances).sum(0)
         if weight > 0:
-            total = total + weight * (weights.to(self._means[0].device) * self._class_distances()).sum(0)
+            total = total + weight * (weights.to(distances.device) * self._class_distances()).sum(0)
         return total
 
 

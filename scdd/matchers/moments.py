@@ -74,7 +74,7 @@ class EvalBatchNormWithMoments(torch.autograd.Function):
     """``(batch_norm_eval(x), μ(x), σ²(x))`` with a fused backward; running statistics untouched."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, eps: float):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, running_mean, running_var, eps: float):
         output = F.batch_norm(x, running_mean, running_var, weight, bias, False, 0.0, eps)
         mean, var = batch_moments(x)
         ctx.eps = eps
@@ -82,7 +82,7 @@ class EvalBatchNormWithMoments(torch.autograd.Function):
         return output, mean, var
 
     @staticmethod
-    def backward(ctx, grad_output, grad_mean, grad_var):  # type: ignore[override]
+    def backward(ctx, grad_output, grad_mean, grad_var):
         x, weight, running_mean, running_var, mean = ctx.saved_tensors
         inv_std = torch.rsqrt(_at_least_float32(running_var) + ctx.eps)
         scale = inv_std if weight is None else inv_std * _at_least_float32(weight)

@@ -29,10 +29,10 @@ def _swap_batchnorm(module: torch.nn.Module, make: Callable[[torch.nn.Module], t
 
 
 def _to_sync(layer: torch.nn.Module) -> torch.nn.Module | None:
-    if type(layer) not in _SYNCABLE:  # subclasses (e.g. timm's BatchNormAct2d) keep per-rank statistics
+    if type(layer) not in _SYNCABLE or not isinstance(layer, _SYNCABLE):  # subclasses (e.g. timm's BatchNormAct2d) keep per-rank statistics
         return None
     sync = torch.nn.SyncBatchNorm(layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-    sync.plain_class = type(layer)
+    sync.plain_class = type(layer)  # type: ignore[assignment]  # Module.__setattr__ stores any value; torch types it Tensor | Module
     return sync
 
 

@@ -101,26 +101,32 @@ def find_channel_groups(model: nn.Module) -> list[ChannelGroup]:
     calls: dict[str, int] = {}
     for node in graph.nodes:
         if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
+            calls[_module_name(node)] = calls.get(_module_name(node), 0) + 1
     groups = []
     for node in graph.nodes:
-        if not _is_module(node, modules, nn.BatchNorm2d) or calls[node.target] != 1:
+        if not _is_module(node, modules, nn.BatchNorm2d) or calls[_module_name(node)] != 1:
             continue
-        bn = modules[node.target]
+        bn = modules[_module_name(node)]
         producer = node.args[0] if node.args else None
         if not (bn.affine and isinstance(producer, torch.fx.Node) and _is_module(producer, modules, nn.Conv2d)):
             continue
-        conv = modules[producer.target]
-        if conv.groups != 1 or calls[producer.target] != 1 or list(producer.users) != [node]:
+        conv = modules[_module_name(producer)]
+        if conv.groups != 1 or calls[_module_name(producer)] != 1 or list(producer.users) != [node]:
             continue
         consumers = _consumers(node, modules, calls)
         if consumers:
-            groups.append(ChannelGroup(conv=producer.target, bn=node.target, consumers=tuple(consumers)))
+            groups.append(ChannelGroup(conv=_module_name(producer), bn=_module_name(node), consumers=tuple(consumers)))
     return groups
 
 
+def _module_name(node: torch.fx.Node) -> str:
+    """A ``call_module`` node's target: the qualified name of the module it calls."""
+    assert isinstance(node.target, str), node.target
+    return node.target
+
+
 def _is_module(node: torch.fx.Node, modules: dict[str, nn.Module], kind: type) -> bool:
-    return node.op == "call_module" and isinstance(modules.get(node.target), kind)
+    return node.op == "call_module" and isinstance(modules.get(_module_name(node)), kind)
 
 
 def _consumers(bn_node: torch.fx.Node, modules: dict[str, nn.Module], calls: dict[str, int]) -> list[Consumer] | None:
@@ -131,13 +137,13 @@ def _consumers(bn_node: torch.fx.Node, modules: dict[str, nn.Module], calls: dic
         node, source, flat = pending.pop()
         if not node.args or node.args[0] is not source or _other_inputs(node):
             return None  # the channels are not the (only) tensor this node reads
-        if node.op == "call_module" and calls.get(node.target) == 1:
-            module = modules[node.target]
+        if node.op == "call_module" and calls.get(_module_name(node)) == 1:
+            module = modules[_module_name(node)]
             if isinstance(module, nn.Conv2d) and not flat and module.groups == 1:
-                consumers.append(Consumer(node.target, "conv"))
+                consumers.append(Consumer(_module_name(node), "conv"))
                 continue
             if isinstance(module, nn.Linear) and flat:
-                consumers.append(Consumer(node.target, "linear"))
+                consumers.append(Consumer(_module_name(node), "linear"))
                 continue
         step = _step(node, modules, flat)
         if step is None:
@@ -149,7 +155,12 @@ def _consumers(bn_node: torch.fx.Node, modules: dict[str, nn.Module], calls: dic
 def _other_inputs(node: torch.fx.Node) -> list[torch.fx.Node]:
     """Graph values a node reads besides its first argument (a binary op mixes two tensors)."""
     found: list[torch.fx.Node] = []
-    torch.fx.node.map_arg((node.args[1:], node.kwargs), lambda arg: found.append(arg) or arg)
+
+    def collect(arg: torch.fx.Node) -> torch.fx.Node:
+        found.append(arg)
+        return arg
+
+    torch.fx.node.map_arg((node.args[1:], node.kwargs), collect)
     return found
 
 
@@ -161,7 +172,7 @@ def _step(node: torch.fx.Node, modules: dict[str, nn.Module], flat: bool) -> boo
     """
     kind, target = node.op, node.target
     if kind == "call_module":
-        module = modules[target]
+        module = modules[_module_name(node)]
         if isinstance(module, ELEMENTWISE_MODULES):
             return flat
         if isinstance(module, POOLING_MODULES):
@@ -185,7 +196,7 @@ def _step(node: torch.fx.Node, modules: dict[str, nn.Module], flat: bool) -> boo
 def _flatten_from_channels(node: torch.fx.Node) -> bool:
     start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
     end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-    return start == 1 and end == -1
+    return bool(start == 1 and end == -1)
 
 
 def _spatial_reduction(node: torch.fx.Node, flat: bool) -> bool | None:

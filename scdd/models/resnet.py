@@ -12,12 +12,13 @@ import timm
 from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
+from scdd.models.classifier import submodule
 from scdd.models.stem import StemConfig, wants_small_stem
 
 
-def _adapt(model: ResNet, in_chans: int, image_size: int, config: StemConfig) -> ResNet:
+def _adapt(model: nn.Module, in_chans: int, image_size: int, config: StemConfig) -> nn.Module:
     if wants_small_stem(config, image_size):
-        stem_width = model.conv1.out_channels
+        stem_width = submodule(model, "conv1", nn.Conv2d).out_channels
         model.conv1 = nn.Conv2d(in_chans, stem_width, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
     return model
@@ -36,7 +37,14 @@ def timm_resnet(model_name: str):
 
 def resnet10_slim(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module:
     """ResNet-10 (one BasicBlock per stage) with stage widths 16-32-64-128: the fast CPU default."""
-    model = ResNet(BasicBlock, (1, 1, 1, 1), num_classes=0, in_chans=in_chans, channels=(16, 32, 64, 128), zero_init_last=False)
+    model = ResNet(
+        BasicBlock,  # type: ignore[arg-type]  # timm annotates `block` as an instance; it takes the class
+        (1, 1, 1, 1),
+        num_classes=0,
+        in_chans=in_chans,
+        channels=(16, 32, 64, 128),
+        zero_init_last=False,
+    )
     return _adapt(model, in_chans, image_size, config)
 
 

@@ -15,6 +15,7 @@ from scdd.artifacts import dataset_info_from, load_tensors, save_tensors
 from scdd.data.base import DatasetInfo
 from scdd.errors import ArtifactError
 from scdd.models.build import build_backbone, build_classifier
+from scdd.models.classifier import Classifier
 from scdd.models.surgery import apply_channel_widths
 
 
@@ -67,3 +68,10 @@ def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, ModelRecor
         first_line = str(error).strip().splitlines()[0]
         raise ArtifactError(f"{path}: weights do not fit architecture {record.architecture!r}: {first_line}") from None
     return module, record
+
+
+def load_classifier(path: str | Path) -> tuple[Classifier, ModelRecord]:
+    """``load_model(path, "classifier")``, typed: that kind is built by ``build_classifier``."""
+    model, record = load_model(path, "classifier")
+    assert isinstance(model, Classifier)
+    return model, record

@@ -16,6 +16,7 @@ import torchvision
 from torch import nn
 
 from scdd.errors import ConfigError
+from scdd.models.classifier import feature_width, submodule
 from scdd.models.stem import StemConfig, wants_small_stem
 from torchvision.models.vgg import cfgs, make_layers
 
@@ -25,16 +26,29 @@ class ViTConfig:
     patch_size: int = 0  # 0: 16 px from 224 px up, otherwise the largest of 16/8/4/2/1 leaving >= 7 patches a side
 
 
-def _conv_like(conv: nn.Conv2d, *, in_channels: int | None = None, kernel_size=None, stride=None, padding=None) -> nn.Conv2d:
+def _conv_like(
+    conv: nn.Conv2d,
+    *,
+    in_channels: int | None = None,
+    kernel_size: int | None = None,
+    stride: int | None = None,
+    padding: int | None = None,
+) -> nn.Conv2d:
     """A fresh convolution shaped like ``conv`` with some of its geometry replaced."""
     return nn.Conv2d(
         in_channels if in_channels is not None else conv.in_channels,
         conv.out_channels,
-        kernel_size=kernel_size if kernel_size is not None else conv.kernel_size,
-        stride=stride if stride is not None else conv.stride,
-        padding=padding if padding is not None else conv.padding,
+        kernel_size=kernel_size if kernel_size is not None else _pair(conv.kernel_size),
+        stride=stride if stride is not None else _pair(conv.stride),
+        padding=padding if padding is not None else conv.padding if isinstance(conv.padding, str) else _pair(conv.padding),
         bias=conv.bias is not None,
     )
+
+
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    """A 2-d convolution's (height, width) setting."""
+    height, width = value
+    return height, width
 
 
 class TorchvisionFeatures(nn.Module):
@@ -53,7 +67,8 @@ class TorchvisionFeatures(nn.Module):
 def _timm_features(name: str, in_chans: int, **kwargs) -> nn.Module:
     model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans, **kwargs)
     # timm reports the pre-head width as num_features; the pooled output is head_hidden_size wide
-    model.num_features = int(getattr(model, "head_hidden_size", None) or model.num_features)
+    width = getattr(model, "head_hidden_size", None) or feature_width(model)
+    model.num_features = int(width)  # type: ignore[assignment]  # Module.__setattr__ stores any value; torch types it Tensor | Module
     return model
 
 
@@ -63,7 +78,7 @@ def regnet(model_name: str):
     def build(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module:
         model = _timm_features(model_name, in_chans)
         if wants_small_stem(config, image_size):
-            model.stem.conv = _conv_like(model.stem.conv, stride=1)
+            model.get_submodule("stem").conv = _conv_like(submodule(model, "stem.conv", nn.Conv2d), stride=1)
         return model
 
     build.__name__ = f"build_{model_name}"
@@ -74,7 +89,7 @@ def mobilenet_v3_large(config: StemConfig, *, in_chans: int, image_size: int) ->
     """timm MobileNet-V3-Large 1.0 (its 1280-wide head convolution included); small inputs: stride-1 stem."""
     model = _timm_features("mobilenetv3_large_100", in_chans)
     if wants_small_stem(config, image_size):
-        model.conv_stem = _conv_like(model.conv_stem, stride=1)
+        model.conv_stem = _conv_like(submodule(model, "conv_stem", nn.Conv2d), stride=1)
     return model
 
 
@@ -121,6 +136,7 @@ def vgg11_bn(config: StemConfig, *, in_chans: int, image_size: int) -> nn.Module
     for module in features.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            assert module.bias is not None  # VGG's convolutions have one
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
@@ -137,7 +153,7 @@ def vit_patch_size(image_size: int, requested: int = 0) -> int:
         if image_size % requested:
             raise ConfigError(f"vit patch_size {requested} does not divide the image size {image_size}")
         return requested
-    candidates = (16,) if image_size >= 224 and image_size % 16 == 0 else ()
+    candidates: tuple[int, ...] = (16,) if image_size >= 224 and image_size % 16 == 0 else ()
     candidates += tuple(p for p in (16, 8, 4, 2) if image_size % p == 0 and image_size // p >= 7)
     return candidates[0] if candidates else 1
 

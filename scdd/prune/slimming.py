@@ -12,16 +12,21 @@ from torch import nn
 
 from scdd.errors import ConfigError
 from scdd.models.channel_groups import ChannelGroup
+from scdd.models.classifier import submodule
 
 
-def scale_factors(model: nn.Module, groups: list[ChannelGroup]) -> list[nn.Parameter]:
+def scale_factors(model: nn.Module, groups: list[ChannelGroup]) -> list[torch.Tensor]:
     """The BN scale factors γ of each prunable group."""
-    return [model.get_submodule(group.bn).weight for group in groups]
+    return [submodule(model, group.bn, nn.BatchNorm2d).weight for group in groups]
 
 
 def sparsity_penalty(model: nn.Module, groups: list[ChannelGroup]) -> torch.Tensor:
-    """``Σ|γ|`` over the prunable channels (multiplied by λ by the caller)."""
-    return sum(gamma.abs().sum() for gamma in scale_factors(model, groups))
+    """``Σ|γ|`` over the prunable channels of ``groups`` (at least one; multiplied by λ by the caller)."""
+    first, *rest = [gamma.abs().sum() for gamma in scale_factors(model, groups)]
+    total = first
+    for term in rest:  # summed in order, as sum() does
+        total = total + term
+    return total
 
 
 def select_channels(

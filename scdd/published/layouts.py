@@ -115,12 +115,16 @@ def _refuse_linear_only(state: Mapping[str, Any], path: str, fmt: str) -> None:
 def _convert_moco(obj: Any, path: str, fmt: str, label: str, encoder: tuple[str, str, str], dropped) -> Conversion:
     """MoCo pretraining files (``encoder`` = its prefix, what its ``fc`` is, what the rest becomes; and the
     ``dropped`` (prefix, what) parts) or ``main_lincls`` / ``linear-*.pth.tar`` linear-probe files."""
-    encoder, head, kept = encoder
+    encoder_prefix, head, kept = encoder
     state = _container(obj, "state_dict", path, fmt)
-    if _has_prefix(state, encoder):
-        rules = [_drop(f"{encoder}fc.", head), _keep(encoder, kept), *(_drop(prefix, what) for prefix, what in dropped)]
+    if _has_prefix(state, encoder_prefix):
+        rules = [
+            _drop(f"{encoder_prefix}fc.", head),
+            _keep(encoder_prefix, kept),
+            *(_drop(prefix, what) for prefix, what in dropped),
+        ]
         return apply_rules(state, rules, f"{label} pretraining", path)
-    _linear_probe_layout(state, path, fmt, encoder)
+    _linear_probe_layout(state, path, fmt, encoder_prefix)
     return apply_rules(state, [_keep("module.", "backbone + linear classifier")], f"{label} linear probe", path)
 
 

@@ -41,7 +41,8 @@ from scdd.recovery.config import RecoverConfig
 from scdd.recovery.monitor import LossMonitor
 from scdd.recovery.initializers import InitContext, Initializer
 from scdd.recovery.priors import l2_prior, total_variation
-from scdd.recovery.regularizers import RecoveryStep
+from scdd.recovery.regularizers import RecoveryStep, Regularizer
+from scdd.recovery.schedules import CropSchedule
 from scdd.registry import get_component
 from scdd.resume.units import unit_store
 from scdd.runtime import generator
@@ -90,8 +91,8 @@ class Components:
 
     matcher: StatMatcher
     initializer: Initializer
-    schedule: object
-    regularizer: object | None
+    schedule: CropSchedule
+    regularizer: Regularizer | None
 
     @classmethod
     def build(cls, config: RecoverConfig) -> "Components":
@@ -112,8 +113,9 @@ class Components:
         if self.reads_data() and context.data is None:
             raise ConfigError("this recovery reads the training images (a real-data initializer or matcher): run it in `scdd run`")
         self.initializer.prepare(context)
-        if callable(getattr(self.matcher, "prepare", None)):
-            self.matcher.prepare(classifier, context.data, device=context.device)
+        prepare = getattr(self.matcher, "prepare", None)
+        if callable(prepare):
+            prepare(classifier, context.data, device=context.device)
 
 
 class BatchRecovery:
@@ -143,8 +145,9 @@ class BatchRecovery:
         targets = torch.tensor([label for label, _ in members], device=device)
         latent = self.parts.initializer.start(members).to(device).requires_grad_(True)
         reset_matcher(self.matcher)
-        if callable(getattr(self.matcher, "set_targets", None)):
-            self.matcher.set_targets(targets)
+        set_targets = getattr(self.matcher, "set_targets", None)
+        if callable(set_targets):
+            set_targets(targets)
         crops, extra = self.parts.schedule, self.parts.regularizer
         if extra is not None:
             extra.begin(latent)
@@ -155,10 +158,11 @@ class BatchRecovery:
         loss_ce = torch.zeros(config.iterations, device=device)
         loss_bn = torch.zeros(config.iterations, device=device)
         base = (config.crop_min_scale, config.crop_max_scale)
-        scheduled = views.spec.crop is not None  # roll-only views have no crop scale to schedule
+        crop = views.spec.crop  # the views' crop; roll-only views have none, so no crop scale to schedule
         for step in range(config.iterations):
-            if scheduled and (scale := crops.scale(step, config.iterations, base)) != views.spec.crop.scale:
-                views.spec = dataclasses.replace(views.spec, crop=CropSpec(scale=scale))
+            if crop is not None and (scale := crops.scale(step, config.iterations, base)) != crop.scale:
+                crop = CropSpec(scale=scale)
+                views.spec = dataclasses.replace(views.spec, crop=crop)
             view = views(latent)
             with self._autocast():
                 logits = self.logits(view).float()
@@ -213,7 +217,7 @@ def synthesize(
     by rerunning just the batches that hold them: bit-identical to the same images of a full run
     (trajectories are those of the batches rerun)."""
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    classifier.to(device=device, memory_format=memory_format).eval()
+    classifier.to(device=device, memory_format=memory_format).eval()  # type: ignore[call-overload]  # torch's stubs lack memory_format=
     for parameter in classifier.parameters():
         parameter.requires_grad_(False)
     parts = Components.build(config)
@@ -234,7 +238,8 @@ def synthesize(
         saved = store.load(unit)
         if saved is not None:
             task.advance(config.iterations)
-            return tuple(saved[0][key] for key in ("pixels", "loss_ce", "loss_bn"))
+            tensors = saved[0]
+            return tensors["pixels"], tensors["loss_ce"], tensors["loss_bn"]
         output = engine.run(batch, monitor)
         if distributed.is_distributed():
             monitor.flush()  # a rank's non-finite loss stops the run before its images are gathered

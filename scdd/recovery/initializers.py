@@ -117,6 +117,7 @@ class NoiseInitializer:
         self.context = context
 
     def start(self, members: Sequence[Member]) -> torch.Tensor:
+        assert self.context is not None, "prepare() runs first"
         return initial_noise(self.context.info, members, self.context.seed)
 
 

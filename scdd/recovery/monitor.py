@@ -16,7 +16,7 @@ from scdd.training.optim import check_finite
 class LossMonitor:
     def __init__(self, task: Task, names: tuple[str, ...], device: torch.device, *, every: int, stage: str) -> None:
         self.task, self.names, self.device, self.every, self.stage = task, names, device, every, stage
-        self._pending: list[tuple[int, torch.Tensor, object]] = []
+        self._pending: list[tuple[int, torch.Tensor, torch.cuda.Event | None]] = []
 
     def step(self, step: int, *values: torch.Tensor, last: bool = False) -> None:
         """Advance the progress task by one step; snapshot ``values`` every ``every`` steps and at the ``last``."""
@@ -39,10 +39,10 @@ class LossMonitor:
         metrics: dict[str, float] = {}
         while self._pending:
             step, host, event = self._pending[0]
-            if event is not None and not wait and not event.query():  # type: ignore[attr-defined]
+            if event is not None and not wait and not event.query():
                 break
             if event is not None:
-                event.synchronize()  # type: ignore[attr-defined]
+                event.synchronize()
             self._pending.pop(0)
             metrics = {name: check_finite(float(value), self.stage, step + 1) for name, value in zip(self.names, host.tolist())}
         return metrics

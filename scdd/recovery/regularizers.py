@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,16 @@ class RecoveryStep:
     targets: torch.Tensor  # class of each image
     same_view: Callable[[torch.Tensor], torch.Tensor]  # this step's crop / flip / shift applied to other images
     logits_of: Callable[[torch.Tensor], torch.Tensor]  # the classifier on an already normalised view
+
+
+class Regularizer(Protocol):
+    """What a registered extra recovery term builds (``begin`` / ``loss`` / ``after_step``)."""
+
+    def begin(self, latent: torch.Tensor) -> None: ...
+
+    def loss(self, step: RecoveryStep) -> torch.Tensor: ...
+
+    def after_step(self, latent: torch.Tensor) -> None: ...
 
 
 @dataclass
@@ -70,6 +81,7 @@ class Flatness:
 
     def loss(self, step: RecoveryStep) -> torch.Tensor:
         temperature = self.config.temperature
+        assert self.average is not None, "begin() sets the average"
         with torch.no_grad():
             anchor = step.logits_of(step.same_view(self.average)).float()
         kl = F.kl_div(
@@ -81,6 +93,7 @@ class Flatness:
         return self.config.weight * temperature**2 * kl
 
     def after_step(self, latent: torch.Tensor) -> None:
+        assert self.average is not None, "begin() sets the average"
         self.average.mul_(self.config.ema_decay).add_(latent.detach(), alpha=1 - self.config.ema_decay)
 
 

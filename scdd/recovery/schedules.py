@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from scdd.errors import ConfigError
 
 SHAPES = ("cosine", "linear", "step")
+
+
+class CropSchedule(Protocol):
+    """What a registered crop schedule builds: the crop scales of recovery step ``step`` of ``total``."""
+
+    def scale(self, step: int, total: int, base: tuple[float, float]) -> tuple[float, float]: ...
 
 
 @dataclass

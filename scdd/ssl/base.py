@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -24,10 +24,13 @@ from scdd import distributed
 from scdd.augment import MultiCropSpec, ViewSpec, multi_crop, random_view
 from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
-from scdd.models.classifier import Normalize
+from scdd.models.classifier import Normalize, feature_width
 from scdd.progress import SILENT, Progress
 from scdd.runtime import generator
 from scdd.training import TrainingConfig, TrainLoop
+
+
+ConfigT = TypeVar("ConfigT", bound="PretrainConfig")
 
 
 @dataclass
@@ -44,7 +47,7 @@ class PretrainConfig(TrainingConfig):
         if self.epochs < 1 or self.batch_size < 2 or self.min_steps < 0:
             raise ConfigError("pretraining needs epochs >= 1, batch_size >= 2 and min_steps >= 0")
 
-    def for_data(self, train: Dataset) -> "PretrainConfig":
+    def for_data(self: ConfigT, train: Dataset) -> ConfigT:
         """This budget with ``epochs`` raised so that ``min_steps`` optimiser steps run on ``train``."""
         per_epoch = steps_per_epoch(train, self.batch_size, drop_last=True)
         return dataclasses.replace(self, epochs=max(self.epochs, -(-self.min_steps // per_epoch)))
@@ -64,7 +67,7 @@ class PixelEncoder(nn.Sequential):
 
     def __init__(self, normalize: Normalize, backbone: nn.Module) -> None:
         super().__init__(normalize, backbone)
-        self.num_features = backbone.num_features
+        self.num_features = feature_width(backbone)
 
 
 def pixel_encoder(backbone: nn.Module, info: DatasetInfo) -> PixelEncoder:
@@ -87,13 +90,14 @@ def trained_parameters(modules: Mapping[str, nn.Module]) -> list[nn.Parameter]:
     return found
 
 
-class Pretrainer:
-    """Base of the squeeze objectives: a method sets ``name`` and implements ``build`` and ``loss``."""
+class Pretrainer(Generic[ConfigT]):
+    """Base of the squeeze objectives: a method sets ``name`` and implements ``build`` and ``loss``
+    (``Pretrainer[ItsConfig]``: ``self.config`` is the method's own config class)."""
 
     name: ClassVar[str] = "pretrainer"
     sync_batchnorm: ClassVar[bool] = True  # SyncBatchNorm in the backbone on CUDA under torchrun
 
-    def __init__(self, config: PretrainConfig) -> None:
+    def __init__(self, config: ConfigT) -> None:
         self.config = config
 
     # ------------------------------------------------------------------ what a method supplies
@@ -150,7 +154,8 @@ class Pretrainer:
     ) -> PretrainResult:
         """Train ``backbone`` (in place) with this objective on ``data.train``."""
         config = self.config = self.config.for_data(data.train)  # a budget in optimiser steps becomes epochs
-        self.data, self.device, self.seed, self.generators = data, device, seed, {}
+        self.generators: dict[str, torch.Generator] = {}
+        self.data, self.device, self.seed = data, device, seed
         backbone.to(device).train()
         self.views = self.generator("views")
         modules = self.build(pixel_encoder(backbone, data.info), data)

@@ -107,19 +107,20 @@ def teacher_temperature(config: DINOConfig, epoch: int) -> float:
     return config.warmup_teacher_temperature + fraction * (config.teacher_temperature - config.warmup_teacher_temperature)
 
 
-class DINOPretrainer(Pretrainer):
+class DINOPretrainer(Pretrainer[DINOConfig]):
     name = "dino"
 
     def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
         config = self.config
-        self.student = nn.Sequential(encoder, build_head(config, encoder.num_features))
+        head = build_head(config, encoder.num_features)
+        self.student = nn.Sequential(encoder, head)
         # A fresh copy rather than deepcopy: the weight-normalised last layer holds a non-leaf tensor.
         self.teacher = nn.Sequential(pixel_encoder(copy.deepcopy(encoder[1]), data.info), build_head(config, encoder.num_features))
         self.teacher.load_state_dict(self.student.state_dict())
         deactivate_requires_grad(self.teacher)
         self.criterion = build_criterion(config)
         self.crops = multi_crop_spec(config, data)
-        self.last_layer = self.student[1].last_layer.weight_v
+        self.last_layer = head.last_layer.weight_v
         return {"student": self.student, "teacher": self.teacher, "criterion": self.criterion}  # weight_g stays fixed
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
@@ -137,7 +138,9 @@ class DINOPretrainer(Pretrainer):
         update_momentum(self.student, self.teacher, m=cosine_schedule(step, total, self.config.base_momentum, 1.0))
 
     def kept_backbone(self, backbone: nn.Module) -> nn.Module:
-        return self.teacher[0][1].requires_grad_(True)  # as in DINO, the teacher is the model kept
+        teacher_encoder = self.teacher[0]
+        assert isinstance(teacher_encoder, PixelEncoder)  # build made it
+        return teacher_encoder[1].requires_grad_(True)  # as in DINO, the teacher is the model kept
 
 
 build = DINOPretrainer

@@ -82,7 +82,7 @@ def build_criterion(config: MoCoV2Config) -> NTXentLoss:
     return NTXentLoss(temperature=config.temperature, memory_bank_size=(config.queue_size, config.output_dim))
 
 
-class MoCoV2Pretrainer(Pretrainer):
+class MoCoV2Pretrainer(Pretrainer[MoCoV2Config]):
     name = "moco-v2"
     sync_batchnorm = False  # shuffled per-group BatchNorm is MoCo v2's point; synchronised BN would undo it
 

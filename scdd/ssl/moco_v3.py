@@ -43,7 +43,7 @@ def _mlp(in_dim: int, hidden_dim: int, out_dim: int, *, last_bn: bool) -> Projec
     )
 
 
-class MoCoV3Pretrainer(Pretrainer):
+class MoCoV3Pretrainer(Pretrainer[MoCoV3Config]):
     name = "moco-v3"
 
     def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:

@@ -6,6 +6,7 @@ while the context is open, so saved weights and running statistics look exactly 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -19,8 +20,10 @@ def _split_forward(layer: nn.BatchNorm2d, groups: int, inputs: torch.Tensor) -> 
     if not layer.training:
         return nn.BatchNorm2d.forward(layer, inputs)
     n, c, h, w = inputs.shape
-    running_mean = layer.running_mean.repeat(groups)
-    running_var = layer.running_var.repeat(groups)
+    mean, var, batches = layer.running_mean, layer.running_var, layer.num_batches_tracked
+    assert mean is not None and var is not None and batches is not None  # split_batchnorm takes tracking layers only
+    running_mean = mean.repeat(groups)
+    running_var = var.repeat(groups)
     momentum = 0.1 if layer.momentum is None else layer.momentum
     out = F.batch_norm(
         inputs.reshape(n // groups, c * groups, h, w),
@@ -33,9 +36,9 @@ def _split_forward(layer: nn.BatchNorm2d, groups: int, inputs: torch.Tensor) -> 
         layer.eps,
     )
     with torch.no_grad():
-        layer.running_mean.copy_(running_mean.view(groups, c).mean(0))
-        layer.running_var.copy_(running_var.view(groups, c).mean(0))
-        layer.num_batches_tracked.add_(1)
+        mean.copy_(running_mean.view(groups, c).mean(0))
+        var.copy_(running_var.view(groups, c).mean(0))
+        batches.add_(1)
     return out.view(n, c, h, w)
 
 
@@ -45,7 +48,7 @@ def split_batchnorm(model: nn.Module, groups: int) -> Iterator[nn.Module]:
     layers = [m for m in model.modules() if type(m) is nn.BatchNorm2d and m.affine and m.track_running_stats]
     if groups > 1:
         for layer in layers:
-            layer.forward = lambda inputs, layer=layer: _split_forward(layer, groups, inputs)
+            layer.forward = functools.partial(_split_forward, layer, groups)  # type: ignore[method-assign]  # per-instance, removed below
     try:
         yield model
     finally:

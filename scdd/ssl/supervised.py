@@ -25,7 +25,7 @@ class SupervisedConfig(PretrainConfig):
     label_smoothing: float = 0.0
 
 
-class SupervisedPretrainer(Pretrainer):
+class SupervisedPretrainer(Pretrainer[SupervisedConfig]):
     name = "supervised"
 
     def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:

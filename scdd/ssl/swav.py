@@ -13,6 +13,7 @@ the first epoch (SwAV's ``freeze_prototypes_niters``: 313 iterations at batch 40
 from __future__ import annotations
 
 import math
+from typing import Any
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +59,7 @@ def multi_crop_spec(config: SwAVConfig, data: DatasetSplits) -> MultiCropSpec:
     """SwAV's augmentation: every crop gets colour distortion of strength 1 (0.8, 0.8, 0.8) with p 0.8,
     grayscale 0.2, Gaussian blur 0.5 and flip."""
     flip_p = 0.5 if data.info.hflip else 0.0
-    common = dict(flip_p=flip_p, brightness=0.8, contrast=0.8, saturation=0.8, blur_p=0.5)
+    common: dict[str, Any] = dict(flip_p=flip_p, brightness=0.8, contrast=0.8, saturation=0.8, blur_p=0.5)
     large = ViewSpec(crop=CropSpec(scale=(config.crop_min_scale, 1.0)), **common)
     small = ViewSpec(
         crop=CropSpec(scale=config.local_crop_scale),
@@ -106,7 +107,7 @@ class ProjectionQueue:
         self.filled = min(self.items.shape[1], self.filled + batch)
 
 
-class SwAVPretrainer(Pretrainer):
+class SwAVPretrainer(Pretrainer[SwAVConfig]):
     name = "swav"
 
     def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from scdd.artifacts import save_tensors
-from scdd.models.saved import load_model
+from scdd.models.saved import load_classifier
 from scdd.data.base import DatasetSplits, ImageTensorDataset, class_members, iterate_batches, labels_of, to_float_pixels
 from scdd.distributed import on_main
 from scdd.errors import ConfigError, DataError
@@ -110,7 +110,7 @@ def coreset(
         else:
             if classifier_path is None:
                 raise ConfigError("herding needs the aligned classifier whose backbone features it uses")
-            classifier, record = load_model(classifier_path, "classifier")
+            classifier, record = load_classifier(classifier_path)
             if record.dataset.num_classes != data.info.num_classes:
                 raise DataError(f"{classifier_path}: classifier has {record.dataset.num_classes} classes, dataset {data.info.num_classes}")
             images, labels = herding_real(data, ipc, classifier.to(device), device=device, progress=progress)

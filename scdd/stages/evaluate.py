@@ -35,11 +35,11 @@ def summarize_runs(per_run: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     for name, runs in groups.items():
         entry: dict[str, Any] = {"params": runs[0].get("params")}
         for metric in ("top1", "top5"):
-            values = [run[metric] for run in runs]
-            entry[metric] = statistics.fmean(values)
-            if len(values) > 1:
-                entry[f"{metric}_std"] = statistics.stdev(values)
-                entry[f"{metric}_runs"] = values
+            scores = [run[metric] for run in runs]
+            entry[metric] = statistics.fmean(scores)
+            if len(scores) > 1:
+                entry[f"{metric}_std"] = statistics.stdev(scores)
+                entry[f"{metric}_runs"] = scores
         summary[name] = entry
     return summary
 

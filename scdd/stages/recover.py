@@ -16,7 +16,7 @@ import torch
 
 from scdd.artifacts import export_image_folder, save_tensors
 from scdd.data.base import DatasetSplits
-from scdd.models.saved import load_model
+from scdd.models.saved import load_classifier
 from scdd.distributed import on_main
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
@@ -75,7 +75,7 @@ def recover(
     """Recover a distilled set from an aligned classifier (reading ``data`` only where a component
     needs training images); writes the images (safetensors + PNG folder) and the L_CE / L_BN
     trajectories (Fig. 5)."""
-    classifier, record = load_model(classifier_path, "classifier")
+    classifier, record = load_classifier(classifier_path)
     info = record.dataset
     chosen = {kind: resolved_options(kind, getattr(config, kind), getattr(config, f"{kind}_options")) for kind in COMPONENT_SLOTS}
     with Stopwatch() as clock:

@@ -149,7 +149,12 @@ def relabel(
     per_shard = _epochs_per_shard(config, count, plan_bytes + label_bytes)
     # rank 0 writes the shards, adopting those an interrupted run finished (no progress is kept under torchrun)
     writer = ResumableShardWriter(out_dir, metadata, config.epochs, per_shard, store) if distributed.is_main() else None
-    done, agree = distributed.on_main(lambda: (writer.epochs_done, writer.agree_done))
+
+    def adopted() -> tuple[int, int]:
+        assert writer is not None  # on_main runs this on rank 0, which has the writer
+        return writer.epochs_done, writer.agree_done
+
+    done, agree = distributed.on_main(adopted)
     task = progress.task("relabel", config.epochs)
     task.advance(done)
     starts = range(0, count, config.batch_size)
@@ -168,8 +173,9 @@ def relabel(
                 plans = {epoch: plan_epoch(count, epoch, spec, seed) for epoch in epochs if saved[epoch] is None}
                 logits = iter(distributed.map_units([(e, s) for e in plans for s in starts], label_batch))
                 for epoch in epochs:
-                    if saved[epoch] is not None:
-                        epoch_tensors, epoch_agree = saved[epoch][0], int(saved[epoch][1]["agree"])
+                    kept = saved[epoch]
+                    if kept is not None:
+                        epoch_tensors, epoch_agree = kept[0], int(kept[1]["agree"])
                     else:
                         epoch_logits = torch.cat([next(logits) for _ in starts])
                         epoch_agree = int((epoch_logits.argmax(-1) == distilled.labels).sum())

@@ -35,7 +35,7 @@ SAVE_SHARE = 0.1  # most of a loop's time spent saving checkpoints; 0 saves afte
 
 def _module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter and buffer (persistent or not) by name."""
-    found = dict(module.named_parameters())
+    found: dict[str, torch.Tensor] = dict(module.named_parameters())
     found.update(dict(module.named_buffers()))
     return found
 

@@ -68,4 +68,5 @@ def distilled_loss(
     index, _, soft = batch
     if soft is not None:
         return soft_label_loss(logits, soft, temperature, squared=squared)
+    assert classes is not None, "hard labels need every image's class"
     return F.cross_entropy(logits, classes[index.to(logits.device)])

@@ -12,10 +12,11 @@ training closure; ``scdd.training.ddp``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+from torch.optim.optimizer import ParamsT
 
 from scdd import distributed
 from scdd.progress import SILENT, Progress
@@ -26,14 +27,21 @@ from scdd.training.optim import check_finite, cosine_schedule, make_optimizer
 SYNC_EVERY = 10  # steps between host synchronisations for the progress display of step-counted loops
 
 
+@runtime_checkable
 class OptimizerSettings(Protocol):
     """The optimiser fields every training config carries (``betas`` is optional: Adam / AdamW only)."""
 
-    epochs: int
     optimizer: str
     lr: float
     weight_decay: float
     momentum: float
+
+
+@runtime_checkable
+class TrainingSettings(OptimizerSettings, Protocol):
+    """Optimiser fields and the number of epochs (a loop given ``epochs`` needs only the former)."""
+
+    epochs: int
 
 
 class TrainLoop:
@@ -48,7 +56,7 @@ class TrainLoop:
         self,
         name: str,
         settings: OptimizerSettings,
-        parameters: Iterable[nn.Parameter],
+        parameters: ParamsT,
         steps_per_epoch: int,
         device: torch.device,
         *,
@@ -58,8 +66,11 @@ class TrainLoop:
         count: str = "steps",
     ) -> None:
         self.name, self.steps_per_epoch, self.device, self.count = name, steps_per_epoch, device, count
-        self.epochs = settings.epochs if epochs is None else epochs
-        self.parameters = list(parameters)
+        if epochs is None:
+            assert isinstance(settings, TrainingSettings), f"{name}: give epochs, or settings that have them"
+            epochs = settings.epochs
+        self.epochs = epochs
+        self.parameters: list[Any] = list(parameters)  # tensors, or parameter groups (dicts)
         self.optimizer = make_optimizer(
             settings.optimizer,
             self.parameters,

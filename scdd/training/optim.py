@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from torch.optim.optimizer import ParamsT
 from lightly.utils.lars import LARS
 
 from scdd.errors import ConfigError, ScddError
@@ -33,7 +33,7 @@ class NonFiniteLossError(ScddError):
 
 def make_optimizer(
     name: str,
-    params: Iterable[torch.nn.Parameter],
+    params: ParamsT,
     *,
     lr: float,
     weight_decay: float = 0.0,
