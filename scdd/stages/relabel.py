@@ -12,6 +12,7 @@ crop during post-training. See ``scdd.labels`` for the encodings and the top-K t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def relabel(
         "seed": seed,
         "plan": plan_metadata(spec),
         "encoding": {"precision": encoding.precision, "topk": encoding.topk, "temperature": encoding.temperature},
-        "teacher": {"path": str(Path(classifier_path).resolve()), "sha256": file_sha256(classifier_path)},
+        # relative to the soft labels' folder, so a run folder moved or copied whole keeps finding its teacher
+        "teacher": {"path": os.path.relpath(Path(classifier_path).resolve(), Path(out_dir).resolve()), "sha256": file_sha256(classifier_path)},
     }
     out_dir = Path(out_dir)
     if config.mode == "online":
