@@ -110,7 +110,20 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata
     meta.update({f"scdd.{key}": json.dumps(value) for key, value in metadata.items()})
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=meta)
+        _sort_header(tmp)
     return Path(path)
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header in place with its keys sorted. safetensors writes the
+    metadata in a random order (a Rust hash map), so the same tensors and metadata would give other
+    bytes, and another SHA-256, every time; sorted, equal artifacts are equal files."""
+    with open(path, "r+b") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        text = json.dumps(json.loads(handle.read(size)), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= size:  # the same JSON re-ordered: the same length (kept as written if escaping made it longer)
+            handle.seek(8)
+            handle.write(text.ljust(size, b" "))
 
 
 def read_metadata(path: str | Path, kind: str | None = None) -> dict[str, Any]:
