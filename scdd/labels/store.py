@@ -156,9 +156,13 @@ class OnlineSoftLabels:
         return SoftTargets(logits=self.teacher(crops).float())
 
 
-def open_soft_labels(path: str | Path, *, device: torch.device) -> StoredSoftLabels | OnlineSoftLabels:
-    """Open a soft-label set of either mode; an online set loads its teacher (checked by SHA-256) onto ``device``."""
+def open_soft_labels(path: str | Path, *, device: torch.device, distilled: str | Path | None = None) -> StoredSoftLabels | OnlineSoftLabels:
+    """Open a soft-label set of either mode; an online set loads its teacher (checked by SHA-256) onto ``device``.
+    With ``distilled``, a set made for another distilled file (by the SHA-256 relabelling recorded) is refused."""
     metadata = read_metadata(path)
+    made_for = (metadata.get("distilled") or {}).get("sha256")
+    if distilled is not None and made_for is not None and made_for != file_sha256(distilled):
+        raise ArtifactError(f"{path}: made for another distilled set than {distilled} (SHA-256 differs)")
     if metadata.get("mode", "stored") == "stored":
         return StoredSoftLabels(path)
     try:
