@@ -60,15 +60,14 @@ def import_checkpoint(checkpoint_file, format_name, out, linear_file, dataset, d
     # lazy: the import stage and the dataset import torch
     from scdd.config import make_run_config
     from scdd.data.loading import load_dataset
-    from scdd.run_folder import prepare_out_dir
+    from scdd.out_dir import locked_out_dir
     from scdd.stages.import_checkpoint import import_checkpoint as import_stage
 
     info = None
     if dataset is not None:
         info = load_dataset(make_run_config(overrides((), dataset=dataset, data_root=data_root_text(data_root)))).info
-    if out.exists():  # refuse a non-empty folder now; a missing one is created only once the import succeeds
-        prepare_out_dir(out, overwrite)
-    result = import_stage(checkpoint_file, out, format=format_name, info=info, linear=linear_file, trust_pickle=trust_pickle)
+    with locked_out_dir(out, overwrite):  # a folder it creates is removed again if the import fails
+        result = import_stage(checkpoint_file, out, format=format_name, info=info, linear=linear_file, trust_pickle=trust_pickle)
     if not quiet:
         stdout.print(import_table(result.metrics, str(checkpoint_file)))
     echo_artifacts(result.artifacts, quiet)

@@ -110,7 +110,20 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata
     meta.update({f"scdd.{key}": json.dumps(value) for key, value in metadata.items()})
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=meta)
+        _sort_header(tmp)
     return Path(path)
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header in place with its keys sorted. safetensors writes the
+    metadata in a random order (a Rust hash map), so the same tensors and metadata would give other
+    bytes, and another SHA-256, every time; sorted, equal artifacts are equal files."""
+    with open(path, "r+b") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        text = json.dumps(json.loads(handle.read(size)), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= size:  # the same JSON re-ordered: the same length (kept as written if escaping made it longer)
+            handle.seek(8)
+            handle.write(text.ljust(size, b" "))
 
 
 def read_metadata(path: str | Path, kind: str | None = None) -> dict[str, Any]:
@@ -167,15 +180,16 @@ def export_image_folder(
     the folder appears whole or not at all."""
     folder = Path(folder)
     make_folder(folder.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))  # scdd.out_dir knows the name
     with _staged(folder, staging, shutil.rmtree):
         pixels = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
         counters: dict[int, int] = {}
         rows = []
+        folders = class_folder_names(class_names)
         for image, label in zip(pixels, labels.tolist()):
             index = counters.get(label, 0)
             counters[label] = index + 1
-            class_dir = staging / _safe_name(class_names[label])
+            class_dir = staging / folders[label]
             class_dir.mkdir(exist_ok=True)
             name = f"{class_dir.name}/{index:05d}.png"
             array = image.permute(1, 2, 0).numpy()
@@ -187,6 +201,21 @@ def export_image_folder(
     return folder
 
 
-def _safe_name(name: str) -> str:
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in name).strip()
-    return cleaned or "class"
+_FOLDER_BYTES = 100  # a class folder name's length at most, in bytes of UTF-8 (file systems allow 255)
+
+
+def class_folder_names(class_names: tuple[str, ...]) -> list[str]:
+    """One safe, distinct folder name per class: characters other than letters, digits, ``-``, ``_``,
+    ``.`` and space become ``_``; leading dots and spaces go (no ``.``, ``..`` or hidden folder); at most
+    100 bytes; a name another class already has (compared case-insensitively) gets ``-<class index>``.
+    ``metadata.jsonl`` keeps every class's original name."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for index, name in enumerate(class_names):
+        cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in name).lstrip(". ").rstrip()
+        cleaned = cleaned.encode()[:_FOLDER_BYTES].decode(errors="ignore").rstrip() or "class"
+        while cleaned.casefold() in taken:
+            cleaned = f"{cleaned}-{index}"
+        taken.add(cleaned.casefold())
+        names.append(cleaned)
+    return names

@@ -52,7 +52,7 @@ class DistilledDataset(Dataset):
         self.info = self.distilled.info
         self.classes = self.info.class_names
         self.device = torch.device(device)
-        self.source = open_soft_labels(labels_path, device=self.device)
+        self.source = open_soft_labels(labels_path, device=self.device, distilled=distilled_path)
         self.temperature, self.epochs, self.normalize = temperature, self.source.epochs, normalize
         self._mean = torch.tensor(self.info.mean).view(-1, 1, 1)
         self._std = torch.tensor(self.info.std).view(-1, 1, 1)

@@ -5,8 +5,8 @@ status, timings and metrics), rewritten atomically after every stage; a stage co
 DIR`` ...) keeps one in ``DIR/.scdd-stage.json`` (stage, resolved config, its inputs' SHA-256, status). The same
 command on the same folder continues it: finished stages come from the record, the unfinished one resumes from
 its progress (``scdd.resume.scope``). A folder made with other settings is refused in one line naming them,
-unless ``--overwrite``; folders never continued (``prepare_out_dir``) whenever they hold files. A running
-command holds the folder's lock (``locked_run_folder``, ``scdd.run_lock``)."""
+unless ``--overwrite``, and so is one a newer scdd wrote; folders never continued (``scdd.out_dir``)
+whenever they hold files. A running command holds the folder's lock (``locked_run_folder``, ``scdd.run_lock``)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.distributed import is_main, on_main, world_size
 from scdd.errors import ConfigError
 from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
+from scdd.out_dir import MANIFEST_FILE, already_holds, holds_files, remove_temporaries
 from scdd.run_lock import LOCK_FILE, acquire, release
 from scdd.stages.common import StageResult
 
-MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1  # the manifest's layout ("scdd_manifest"); a folder written in a later one is refused
 STAGE_RECORD = ".scdd-stage.json"
 _SHOWN_DIFFERENCES = 4
 _PACKAGES = ("scdd", "torch", "torchvision", "timm", "lightly", "pluggy", "safetensors", "numpy")
@@ -61,7 +62,7 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "scdd_manifest": 1,
+            "scdd_manifest": MANIFEST_FORMAT,
             "created": self.created,
             "command": self.command,
             "device": self.device,
@@ -111,31 +112,6 @@ def _discard_progress(out_dir: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _holds_files(out_dir: Path) -> bool:
-    """Whether ``out_dir`` exists and holds anything but its lock file (a path that is not a folder is refused)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} exists and is not a folder")
-    return out_dir.exists() and any(path.name != LOCK_FILE for path in out_dir.iterdir())
-
-
-def _already_holds(out_dir: Path) -> ConfigError:
-    what = "a run" if (out_dir / MANIFEST_FILE).exists() else "other files"
-    return ConfigError(f"--out {out_dir} already holds {what}; choose another folder or pass --overwrite")
-
-
-def prepare_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
-    """Create a folder for outputs that are never continued; refuse one that already holds files unless
-    told to overwrite (checked and created by rank 0 only under torchrun; every rank gets its answer)."""
-    return on_main(_prepare_out_dir, Path(out_dir), overwrite)
-
-
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
-    if _holds_files(out_dir) and not overwrite:
-        raise _already_holds(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
-
-
 def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwrite: bool, record: str = MANIFEST_FILE) -> dict[str, Any] | None:
     """Make ``out_dir`` ready; returns its earlier record when the run continues, None when it starts afresh.
 
@@ -143,7 +119,7 @@ def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwri
     (or holding files that are not an scdd record) is refused unless ``overwrite``, which discards the
     earlier progress and starts over."""
     out_dir = Path(out_dir)
-    if not _holds_files(out_dir):
+    if not holds_files(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         return None
     if overwrite:
@@ -151,11 +127,12 @@ def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwri
         return None
     path = out_dir / record
     if not path.is_file():
-        raise _already_holds(out_dir)
+        raise already_holds(out_dir)
     try:
         previous = json.loads(path.read_text())
     except (OSError, ValueError):
         raise ConfigError(f"--out {out_dir}: {record} is unreadable; choose another folder or pass --overwrite") from None
+    check_format(previous, f"--out {out_dir}")
     if not isinstance(previous, dict) or not all(key in previous for key in identity):  # no settings recorded
         raise ConfigError(f"--out {out_dir} already holds a run; choose another folder or pass --overwrite")
     stored = {key: previous.get(key) for key in identity}
@@ -170,11 +147,23 @@ def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwri
     return previous
 
 
+def check_format(record: Any, where: str) -> None:
+    """Refuse a manifest written in a later format than this scdd reads (a newer scdd made the folder)."""
+    found = record.get("scdd_manifest", MANIFEST_FORMAT) if isinstance(record, dict) else MANIFEST_FORMAT
+    if not isinstance(found, int) or found > MANIFEST_FORMAT:
+        made_by = (record.get("versions") or {}).get("scdd", "unknown")
+        raise ConfigError(
+            f"{where} was written by a newer scdd ({made_by}, manifest format {found}; this one reads format "
+            f"{MANIFEST_FORMAT}); upgrade scdd, or choose another folder"
+        )
+
+
 def _open_locked(out_dir: Path, identity: Mapping[str, Any], overwrite: bool, record: str) -> tuple[dict[str, Any] | None, int]:
-    if _holds_files(out_dir) and not overwrite and not (out_dir / record).is_file():
-        raise _already_holds(out_dir)  # refused before anything is created in it
+    if holds_files(out_dir) and not overwrite and not (out_dir / record).is_file():
+        raise already_holds(out_dir)  # refused before anything is created in it
     fd = acquire(out_dir)
     try:
+        remove_temporaries(out_dir)  # what writers killed mid-write left (scdd.out_dir)
         return open_run_folder(out_dir, identity, overwrite=overwrite, record=record), fd
     except BaseException:
         release(fd)
@@ -292,7 +281,9 @@ def recorded_config(run_dir: str | Path, out: str | Path | None, preset: str | N
 def manifest_config(path: Path, overrides: Mapping[str, Any], option: str) -> RunConfig:
     """The resolved config the manifest at ``path`` records, on the paper's defaults, with ``overrides`` on top."""
     try:
-        recorded = json.loads(path.read_text())["config"]
+        manifest = json.loads(path.read_text())
+        check_format(manifest, option)
+        recorded = manifest["config"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ConfigError(f"{option}: {path.name} is unreadable") from None
     if not isinstance(recorded, Mapping):

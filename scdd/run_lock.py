@@ -34,7 +34,10 @@ def _holder(fd: int) -> str:
 def acquire(out_dir: Path) -> int:
     """Create ``out_dir`` if needed and lock it for this process; returns the descriptor to pass to
     ``release``. A folder another process holds is refused in one line naming that process."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a read-only parent, a file on the way
+        raise ConfigError(f"--out {out_dir}: cannot create it ({error.strerror})") from None
     try:
         fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:

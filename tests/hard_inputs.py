@@ -26,6 +26,7 @@ class Case:
     args: Callable  # (dir, monkeypatch) -> command-line arguments, after setting up the input under dir
     message: str  # the line the user sees, with the test folder written as DIR
     fails: bool = True  # False: a warning, the command succeeds
+    check: Callable | None = None  # (dir) -> None: asserts what the command did (or left alone)
 
 
 def _image_folder(root: Path, classes: int = 10, train: int = 3, val: int = 1, bad: bool = False) -> Path:

@@ -122,3 +122,13 @@ def test_permission_denied_is_not_called_corruption(tmp_path, monkeypatch):
     with pytest.raises(ArtifactError, match=r"c\.pth: permission denied") as raised:
         load_checkpoint(tmp_path / "c.pth")
     assert "corrupt" not in str(raised.value)
+
+
+def test_equal_artifacts_are_equal_files(tmp_path):
+    """safetensors orders the metadata at random on every write; scdd's artifacts sort it, so a
+    rerun writes the same bytes (and SHA-256, which soft labels and stage records keep)."""
+    metadata = {f"key{index}": index for index in range(8)}
+    paths = [save_tensors(tmp_path / f"{index}.safetensors", {"b": torch.ones(2), "a": torch.zeros(3)}, metadata) for index in range(5)]
+    assert len({path.read_bytes() for path in paths}) == 1
+    tensors, read = load_tensors(paths[0])
+    assert read == {"format_version": 1, **metadata} and torch.equal(tensors["a"], torch.zeros(3))

@@ -19,6 +19,9 @@ from scdd.resume.units import UnitStore
 from scdd.stages.posttrain import PosttrainConfig, train_student
 from scdd.stages.relabel import RelabelConfig, relabel
 from scdd.training.checkpoint import EpochCheckpoint
+from scdd.training.loop import TrainLoop
+from scdd.curves import CurveRecorder
+from scdd.progress import SILENT
 
 # ----------------------------------------------------------------------------- training loops, in process
 
@@ -191,3 +194,21 @@ def test_relabel_resumes_from_its_last_epoch(stop_after, counts, monkeypatch, tm
     for name in ("soft_labels.safetensors", "soft_labels-00001.safetensors"):
         whole, resumed = _content(tmp_path / "whole" / name), _content(tmp_path / "cut" / name)
         assert whole[1] == resumed[1] and all(torch.equal(whole[0][k], resumed[0][k]) for k in whole[0])
+
+
+@pytest.mark.parametrize("count", ["steps", "epochs"])
+def test_a_resumed_loop_reports_the_finished_epochs_again(count, monkeypatch, tmp_path):
+    """The loss curve a resumed run writes (curves.csv) has every row of an uninterrupted run's, the
+    per-step losses of the epochs finished before the interruption included."""
+
+    def train() -> list[tuple]:
+        torch.manual_seed(0)
+        model, data = torch.nn.Linear(3, 1), torch.randn(12, 3)
+        loop = TrainLoop("fit", PosttrainConfig(epochs=3, lr=0.01), model.parameters(), 12, torch.device("cpu"), count=count)
+        loop.keep("fit", {"epochs": 3}, modules={"model": model})
+        recorder = CurveRecorder(SILENT)
+        loop.run(lambda epoch: data, lambda row, step: model(row).square().mean(), progress=recorder)
+        return [row[:-1] for row in recorder.rows]  # all but the wall-clock seconds
+
+    whole, resumed = _resumes_exactly(monkeypatch, tmp_path, train, 2)
+    assert resumed == whole and len(whole) == (3 + 3 if count == "steps" else 3)

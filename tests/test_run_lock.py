@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hard_inputs import _image_folder
+from hard_inputs import _classifier, _distilled, _image_folder
 from scdd.cli import cli
+from scdd.cli.main import _ready
 from scdd.run_lock import LOCK_FILE, acquire, release
 
 RUN = (
@@ -104,3 +105,42 @@ def test_second_scdd_run_on_a_running_folder_stops_in_one_line(tmp_path):
             os.kill(first.pid, signal.SIGCONT)
             first.kill()
             first.wait()
+
+
+HOLD_WRITING = HOLD.replace("print('held'", "(Path(sys.argv[1]) / 'results.json').write_text('{\"first\": 1}'); print('held'")
+
+
+def _other_command(kind: str, tmp_path: Path, out: Path) -> list[str]:
+    """``kind``'s command line on ``out`` (with --overwrite, so only the lock can stop it)."""
+    if kind == "bench":
+        return ["bench", "--suite", "fair", "--ipc", "1", "--seeds", "0", "--out", str(out), "--overwrite"]
+    if kind == "import-checkpoint":
+        return ["import-checkpoint", str(tmp_path / "r50.pth"), "--format", "torchvision", "--out", str(out), "--overwrite"]
+    data = _image_folder(tmp_path / "data", classes=10, train=2, val=1)
+    model, distilled = _classifier(tmp_path / "model.safetensors"), _distilled(tmp_path / "distilled.safetensors")
+    return ["prune", "--model", str(model), "--distilled", str(distilled), "--soft-labels", str(tmp_path / "labels.safetensors"),
+            "--data-root", str(data), "--out", str(out), "--overwrite"]
+
+
+@pytest.mark.parametrize("kind", ["bench", "import-checkpoint", "prune"])
+def test_bench_import_and_prune_folders_are_locked_too(kind, tmp_path):
+    """A folder another scdd process holds is refused by every command that writes one, in one line,
+    even with --overwrite, and the holder's files stay as they are."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WRITING, str(out)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _snapshot(out)
+        result = CliRunner().invoke(_ready(), _other_command(kind, tmp_path, out))  # with plugin commands (prune)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert lines[0].startswith(_refusal(out, holder.pid)), lines[0]
+        assert _snapshot(out) == before and (out / "results.json").read_text() == '{"first": 1}'
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_failed_import_leaves_no_folder_it_made(tmp_path):
+    result = CliRunner().invoke(cli, ["import-checkpoint", str(tmp_path / "missing.pth"), "--format", "torchvision", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and not (tmp_path / "out").exists(), result.output

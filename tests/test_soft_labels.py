@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from scdd.artifacts import load_tensors, save_tensors
+from scdd.labels.store import read_metadata
 from scdd.augment import apply_crops
 from scdd.data.base import DatasetInfo
 from scdd.labels import (
@@ -158,6 +159,17 @@ def test_online_labels_refuse_a_changed_teacher(tmp_path):
     teacher.write_bytes(teacher.read_bytes()[:-4] + b"\x00\x00\x00\x00")
     with pytest.raises(Exception, match="changed since relabelling"):
         open_soft_labels(path, device=CPU)
+
+
+def test_online_labels_of_a_moved_run_folder_find_their_teacher(tmp_path):
+    """The descriptor names its teacher relative to its own folder: a run folder moved whole keeps working."""
+    run = tmp_path / "run"
+    teacher, distilled = _make_set(run)
+    relabel(RelabelConfig(epochs=1, mode="online"), teacher, distilled, run / "relabel", device=CPU, seed=0)
+    assert read_metadata(run / "relabel" / "soft_labels.safetensors")["teacher"]["path"] == "../teacher.safetensors"
+    run.rename(tmp_path / "moved")
+    labels = open_soft_labels(tmp_path / "moved" / "relabel" / "soft_labels.safetensors", device=CPU)
+    assert torch.equal(labels.teacher.state_dict()["head.weight"], load_tensors(tmp_path / "moved" / "teacher.safetensors")[0]["head.weight"])
 
 
 def test_cutmix_crops_replay_with_partner_region(fake_set, tmp_path):

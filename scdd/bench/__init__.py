@@ -18,7 +18,7 @@ from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_fil
 from scdd.progress import SILENT, Progress
 from scdd.bench.runner import load_cell, run_plan
 from scdd.data.loading import load_dataset
-from scdd.run_folder import prepare_out_dir
+from scdd.out_dir import locked_out_dir
 from scdd.runtime import resolve_device
 
 
@@ -35,16 +35,16 @@ def run_suite(
     plan = plan_suite(suite, overrides, preset)
     device = resolve_device(plan.base.device)
     data = load_dataset(plan.base)
-    out = prepare_out_dir(Path(out_dir), overwrite)
-    return run_plan(plan, out, device=device, progress=progress, data=data)
+    with locked_out_dir(out_dir, overwrite) as out:  # one scdd process at a time in the folder
+        return run_plan(plan, out, device=device, progress=progress, data=data)
 
 
 def rerun_cell(manifest: str | Path, out_dir: str | Path, *, device: str | None = None, progress: Progress = SILENT,
                overwrite: bool = False) -> dict[str, Any]:
     """Run one bench cell again, from its ``manifest.json``, into ``out_dir`` (its teachers included)."""
     plan, _ = load_cell(manifest)
-    out = prepare_out_dir(Path(out_dir), overwrite)
-    return run_plan(plan, out, device=resolve_device(device or plan.base.device), progress=progress, data=load_dataset(plan.base))
+    with locked_out_dir(out_dir, overwrite) as out:
+        return run_plan(plan, out, device=resolve_device(device or plan.base.device), progress=progress, data=load_dataset(plan.base))
 
 
 __all__ = [

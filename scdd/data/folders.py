@@ -8,10 +8,12 @@ With ``cache`` every image is decoded once into a uint8 tensor; otherwise each i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -25,11 +27,28 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _ONE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "F", "P"}
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (PIL mode ``I;16*``, or ``I`` as some 16-bit PNGs open) scaled to 8 bits
+    (value / 257); PIL's own ``convert("L")`` clips every value above 255 to white."""
+    if not image.mode.startswith("I;16") and image.mode != "I":
+        return image
+    return Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+
+
+def _is_colour(image: Image.Image) -> bool:
+    """Whether an image has colour: its mode's bands, or for a palette image (``P``) its palette."""
+    if image.mode not in _ONE_CHANNEL_MODES:
+        return True
+    palette = image.getpalette() if image.mode == "P" else None
+    return palette is not None and any(len(set(palette[i : i + 3])) > 1 for i in range(0, len(palette), 3))
+
+
 def decode_image(path: str | Path | IO[bytes], image_size: int, channels: int, resize_size: int | None = None) -> torch.Tensor:
-    """One image file as uint8 ``[channels, image_size, image_size]``; undecodable files raise a one-line ``DataError``."""
+    """One image file as uint8 ``[channels, image_size, image_size]``; undecodable files raise a one-line ``DataError``.
+    Alpha is dropped, palettes are applied, and 16-bit grayscale is scaled to 8 bits."""
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
+            image = _eight_bit(image).convert("L" if channels == 1 else "RGB")
             resize = resize_size or image_size
             if image.size != (image_size, image_size):
                 scale = resize / min(image.size)
@@ -112,6 +131,12 @@ def _pixel_statistics(dataset: ImageTensorDataset) -> tuple[tuple[float, ...], t
     return tuple(round(v, 4) for v in pixels.mean(1).tolist()), tuple(round(max(v, 1e-3), 4) for v in pixels.std(1).tolist())
 
 
+def readable_names(names: list[str]) -> tuple[str, ...]:
+    """Folder names as text every file format takes: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates, and JSON readers, HTML and fonts refuse) are written as ``\\xNN``."""
+    return tuple(os.fsencode(name).decode("utf-8", "backslashreplace") for name in names)
+
+
 def _root(data_root, name: str) -> Path:
     if data_root is None:
         raise DataError(f"{name} needs --data-root")
@@ -124,7 +149,7 @@ def _root(data_root, name: str) -> Path:
 @dataclass
 class ImageFolderConfig:
     image_size: int = 0  # 0: the first training image's shorter side
-    channels: int = 0  # 0: 1 for grayscale first image, else 3
+    channels: int = 0  # 0: 1 for a grayscale first image (a palette of grays included), else 3
     mean: tuple[float, ...] = ()  # empty: computed from the training pixels (needs cache)
     std: tuple[float, ...] = ()
     hflip: bool = True
@@ -144,7 +169,7 @@ def load_imagefolder(config: ImageFolderConfig, *, data_root=None) -> DatasetSpl
             try:
                 with Image.open(candidate) as first:
                     image_size = image_size or min(first.size)
-                    channels = channels or (1 if first.mode in _ONE_CHANNEL_MODES else 3)
+                    channels = channels or (3 if _is_colour(first) else 1)
                 break
             except OSError as error:
                 if config.strict:
@@ -158,7 +183,7 @@ def load_imagefolder(config: ImageFolderConfig, *, data_root=None) -> DatasetSpl
         if not isinstance(train, ImageTensorDataset):
             raise DataError("imagefolder: give mean and std (--set dataset_options.mean=[...]) when cache is off")
         mean, std = _pixel_statistics(train)
-    info = DatasetInfo("imagefolder", len(classes), channels, image_size, tuple(mean), tuple(std), tuple(classes), config.hflip)
+    info = DatasetInfo("imagefolder", len(classes), channels, image_size, tuple(mean), tuple(std), readable_names(classes), config.hflip)
     return DatasetSplits(info, train, val, skipped=tuple(skipped))
 
 

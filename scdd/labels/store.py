@@ -4,7 +4,7 @@ A stored set is ``soft_labels.safetensors`` (epochs ``[0, k)``, and the list of 
 metadata) plus ``soft_labels-00001.safetensors`` … for later epoch ranges. Each shard holds the crop
 plans of its epochs (``boxes`` [E, N, 4], ``flips`` [E, N], mix tensors when mixing) and the labels
 in the set's encoding. The shards appear together or not at all. An online set is the same first
-file with no tensors: its metadata names the teacher (path and SHA-256) and the crop-plan seed.
+file with no tensors: its metadata names the teacher (its path relative to the file's folder, and SHA-256) and the crop-plan seed.
 """
 
 from __future__ import annotations
@@ -156,13 +156,18 @@ class OnlineSoftLabels:
         return SoftTargets(logits=self.teacher(crops).float())
 
 
-def open_soft_labels(path: str | Path, *, device: torch.device) -> StoredSoftLabels | OnlineSoftLabels:
-    """Open a soft-label set of either mode; an online set loads its teacher (checked by SHA-256) onto ``device``."""
+def open_soft_labels(path: str | Path, *, device: torch.device, distilled: str | Path | None = None) -> StoredSoftLabels | OnlineSoftLabels:
+    """Open a soft-label set of either mode; an online set loads its teacher (checked by SHA-256) onto ``device``.
+    With ``distilled``, a set made for another distilled file (by the SHA-256 relabelling recorded) is refused."""
     metadata = read_metadata(path)
+    made_for = (metadata.get("distilled") or {}).get("sha256")
+    if distilled is not None and made_for is not None and made_for != file_sha256(distilled):
+        raise ArtifactError(f"{path}: made for another distilled set than {distilled} (SHA-256 differs)")
     if metadata.get("mode", "stored") == "stored":
         return StoredSoftLabels(path)
     try:
-        teacher_path, digest = Path(metadata["teacher"]["path"]), metadata["teacher"]["sha256"]
+        # relative to the descriptor's folder (absolute in files written before paths were kept relative)
+        teacher_path, digest = Path(path).parent / metadata["teacher"]["path"], metadata["teacher"]["sha256"]
         spec = PlanSpec(**metadata["plan"])
         images, epochs, seed = int(metadata["images"]), int(metadata["epochs"]), int(metadata["seed"])
     except (KeyError, TypeError) as error:

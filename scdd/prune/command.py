@@ -48,7 +48,7 @@ def prune_command(**args):
     from scdd.data.loading import load_dataset
     from scdd.prune.config import PruneConfig
     from scdd.prune.stage import prune
-    from scdd.run_folder import prepare_out_dir
+    from scdd.out_dir import locked_out_dir
     from scdd.runtime import resolve_device
 
     options = parse_option_pairs(args["settings"])
@@ -58,9 +58,8 @@ def prune_command(**args):
     dataset = load_tensors(inputs[0], "classifier")[1]["dataset"]["name"]
     data = load_dataset(make_run_config({"dataset": dataset, "data_root": data_root_text(args["data_root"])}))
     device, out = resolve_device(args["device"]), args["out"]
-    if out.exists():
-        prepare_out_dir(out, args["overwrite"])  # refuses a folder holding files; a new one appears only with results
-    with progress(args["quiet"]) as shown:
+    # refuses a folder holding files or in use; a folder it creates is removed again if pruning fails
+    with locked_out_dir(out, args["overwrite"]), progress(args["quiet"]) as shown:
         result = prune(config, *inputs, data, out, device=device, seed=args["seed"], progress=shown)
     _show(result, inputs[1], config, args["quiet"])
 

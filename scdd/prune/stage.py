@@ -86,7 +86,7 @@ def prune(
     held-out accuracy, parameters and FLOPs; ``channel_widths`` gives each pruned layer's width.
     """
     model, record = load_model(model_path, "classifier")
-    distilled, labels = load_distilled(distilled_path), open_soft_labels(soft_labels_path, device=device)
+    distilled, labels = load_distilled(distilled_path), open_soft_labels(soft_labels_path, device=device, distilled=distilled_path)
     check_inputs(record, distilled, labels, data, (model_path, distilled_path, soft_labels_path))
     groups = find_channel_groups(model)
     if not groups:

@@ -237,9 +237,10 @@ def synthesize(
         unit = "batch-c{}-i{}-n{}".format(*batch[0], len(batch))  # a finished batch of an interrupted run is reused
         saved = store.load(unit)
         if saved is not None:
-            task.advance(config.iterations)
-            tensors = saved[0]
-            return tensors["pixels"], tensors["loss_ce"], tensors["loss_bn"]
+            pixels, ce, bn = (saved[0][key] for key in ("pixels", "loss_ce", "loss_bn"))
+            for step in range(config.iterations):  # its losses reported again: the loss curve stays whole
+                monitor.step(step, ce[step], bn[step], last=step + 1 == config.iterations)
+            return pixels, ce, bn
         output = engine.run(batch, monitor)
         if distributed.is_distributed():
             monitor.flush()  # a rank's non-finite loss stops the run before its images are gathered

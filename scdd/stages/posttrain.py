@@ -158,7 +158,7 @@ def posttrain(
     if config.labels == "soft":
         if soft_labels_path is None:
             raise ConfigError("soft-label post-training needs the relabel stage's soft labels")
-        labels = open_soft_labels(soft_labels_path, device=device)
+        labels = open_soft_labels(soft_labels_path, device=device, distilled=distilled_path)
     label_kind = "hard" if labels is None else ("soft-online" if isinstance(labels, OnlineSoftLabels) else f"soft-{labels.encoding.name}")
     artifacts, metrics = {}, {}
     with Stopwatch() as clock:

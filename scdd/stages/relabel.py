@@ -12,6 +12,7 @@ crop during post-training. See ``scdd.labels`` for the encodings and the top-K t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +133,9 @@ def relabel(
         "seed": seed,
         "plan": plan_metadata(spec),
         "encoding": {"precision": encoding.precision, "topk": encoding.topk, "temperature": encoding.temperature},
-        "teacher": {"path": str(Path(classifier_path).resolve()), "sha256": file_sha256(classifier_path)},
+        # relative to the soft labels' folder, so a run folder moved or copied whole keeps finding its teacher
+        "distilled": {"sha256": file_sha256(distilled_path)},  # post-training refuses labels of another set
+        "teacher": {"path": os.path.relpath(Path(classifier_path).resolve(), Path(out_dir).resolve()), "sha256": file_sha256(classifier_path)},
     }
     out_dir = Path(out_dir)
     if config.mode == "online":
@@ -145,7 +148,7 @@ def relabel(
     teacher.to(device).eval()
     plan_bytes = sum(t.element_size() * t[0].numel() for t in plan_epoch(1, 0, spec, seed).tensors().values())
     label_bytes = encoding.bytes_per_label(info.num_classes)
-    store = unit_store("relabel-epochs", {"metadata": metadata, "distilled": file_sha256(distilled_path)})
+    store = unit_store("relabel-epochs", {"metadata": metadata})
     per_shard = _epochs_per_shard(config, count, plan_bytes + label_bytes)
     # rank 0 writes the shards, adopting those an interrupted run finished (no progress is kept under torchrun)
     writer = ResumableShardWriter(out_dir, metadata, config.epochs, per_shard, store) if distributed.is_main() else None

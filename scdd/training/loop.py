@@ -122,10 +122,11 @@ class TrainLoop:
         ``batches(epoch)`` yields the epoch's batches; ``loss(batch, step)`` returns the loss of one
         (``step`` counts optimiser steps from 0 over the whole run); ``after_step(step)`` runs after
         each optimiser step."""
-        start, curve, _ = self.checkpoint.restore()  # an interrupted run continues after its last finished epoch
+        start, curve, extra = self.checkpoint.restore()  # an interrupted run continues after its last finished epoch
+        shown = {int(step): value for step, value in extra.get("shown", [])}  # the per-step losses reported so far
         by_step = self.count == "steps"
         task = progress.task(self.name, self.epochs * self.steps_per_epoch if by_step else self.epochs)
-        task.advance(start * self.steps_per_epoch if by_step else start)
+        self._report_again(task, start, curve, shown)
         step = start * self.steps_per_epoch
         try:
             for epoch in range(start, self.epochs):
@@ -141,12 +142,24 @@ class TrainLoop:
                     running += value.detach()
                     step += 1
                     if by_step:
-                        shown = step % SYNC_EVERY == 0
-                        task.advance(1, **({"loss": check_finite(value.item(), self.name, step)} if shown else {}))
+                        if step % SYNC_EVERY == 0:
+                            shown[step] = check_finite(value.item(), self.name, step)
+                        task.advance(1, **({"loss": shown[step]} if step in shown else {}))
                 mean = (distributed.mean_across_ranks(running) / self.steps_per_epoch).item()
                 curve.append(check_finite(mean, self.name, step if by_step else epoch + 1))
-                self.checkpoint.epoch_done(epoch + 1, curve)
+                self.checkpoint.epoch_done(epoch + 1, curve, {"shown": sorted(shown.items())})
                 task.advance(0 if by_step else 1, loss=curve[-1], **({"epoch": epoch + 1} if by_step else {}))
         finally:
             task.close()
         return curve
+
+    def _report_again(self, task, epochs: int, curve: list[float], shown: dict[int, float]) -> None:
+        """Report the ``epochs`` an interrupted run finished as they were reported then, so the loss
+        curves a resumed run writes (``scdd.curves``) equal an uninterrupted run's."""
+        for epoch in range(epochs):
+            if self.count != "steps":
+                task.advance(1, loss=curve[epoch])
+                continue
+            for step in range(epoch * self.steps_per_epoch + 1, (epoch + 1) * self.steps_per_epoch + 1):
+                task.advance(1, **({"loss": shown[step]} if step in shown else {}))
+            task.advance(0, loss=curve[epoch], epoch=epoch + 1)
