@@ -48,6 +48,10 @@ SETTINGS = {
     help="Recipe file of settings (TOML or JSON, or a run's manifest.json); options and --set win over it.",
 )
 @click.option(
+    "--plan", "plan_only", is_flag=True,
+    help="Print the resolved settings (a recipe file) and the estimated wall time per stage; run nothing.",
+)
+@click.option(
     "--log", type=click.Choice(["csv", "tensorboard"]), default="csv", show_default=True,
     help="Loss curves: <stage>/curves.csv always; tensorboard also writes RUN/tensorboard/ (extra scdd[tensorboard]).",
 )
@@ -58,7 +62,8 @@ def run(**args):
     With no options it distils the embedded MNIST subset with MoCo v3 and imbalanced BN matching.
     A dataset with no preset gets settings sized to its images and the device (printed first).
     The same command on the same --out continues an interrupted run (so does --resume DIR).
-    --config FILE reads settings from a recipe (`scdd presets export NAME` writes one).
+    --config FILE reads settings from a recipe (`scdd presets export NAME` writes one); --plan prints
+    the resolved settings and the estimated time per stage, measured on this machine, and runs nothing.
     """
     # lazy: the pipeline imports torch, which `scdd --help` must not
     from scdd.pipeline import run_pipeline
@@ -83,6 +88,11 @@ def run(**args):
     else:
         resolved = resolve_run(given, args["preset"], recipe=args["recipe"])
         config, data, notes = resolved.config, resolved.data, resolved.notes
+        if args["plan_only"]:
+            from scdd.cli.plan import print_plan
+
+            print_plan(resolved)
+            return
         _echo_sizing(notes.get("sizing"), config.dataset, quiet)
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     tensorboard = args["log"] == "tensorboard"
