@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from scdd.cli import cli
+from test_idx_datasets import _family_files
 
 from scdd.config import make_run_config
 from scdd.timeplan import estimate_run, shortening
@@ -70,12 +71,15 @@ def test_shortening_cuts_the_longest_stage_to_fit_an_hour():
 
 
 def test_plan_prints_the_estimate_and_a_recipe_and_runs_nothing(tmp_path):
-    args = ["run", "--plan", "--device", "cpu", "--out", str(tmp_path / "run"), "--ipc", "1", "--set", "squeeze.pretrainer_options.epochs=2",
+    _family_files(tmp_path / "data", train=40, test=10, seed=5)
+    args = ["run", "--plan", "--dataset", "fashion-mnist", "--data-root", str(tmp_path / "data"), "--device", "cpu",
+            "--out", str(tmp_path / "run"), "--ipc", "1", "--set", "squeeze.pretrainer_options.epochs=2",
             "--set", "recover.iterations=20", "--set", "posttrain.epochs=300"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     comments = [line for line in result.output.splitlines() if line.startswith("# ")]
-    assert comments[0].startswith("# scdd run: mnist5k, 4,000 training images of 1x28x28 in 10 classes")
+    assert comments[0].startswith("# scdd run: fashion-mnist, 40 training images of 1x28x28 in 10 classes")
+    assert "# settings sized to the data and the device (cpu; no preset applies):" in comments
     stages = [line.split()[1] for line in comments if line.startswith("#   ")]
     assert stages == ["squeeze", "align", "recover", "relabel", "posttrain", "evaluate", "total"]
     recipe = tomllib.loads(result.output)  # the rest is the resolved settings as a recipe file
