@@ -60,7 +60,8 @@ def run(**args):
     """Run every stage, squeeze to evaluate, into one run folder.
 
     With no options it distils the embedded MNIST subset with MoCo v3 and imbalanced BN matching.
-    A dataset with no preset gets settings sized to its images and the device (printed first).
+    A dataset with no preset gets settings sized to its images and the device, its budgets fitted to
+    about 8 minutes at the speed measured on this machine (printed first, with the time per stage).
     The same command on the same --out continues an interrupted run (so does --resume DIR).
     --config FILE reads settings from a recipe (`scdd presets export NAME` writes one); --plan prints
     the resolved settings and the estimated time per stage, measured on this machine, and runs nothing.
@@ -86,7 +87,7 @@ def run(**args):
             raise ConfigError("--resume takes the settings the run recorded; leave out --config")
         config, out = recorded_config(args["resume_dir"], out, args["preset"], given), args["resume_dir"]
     else:
-        resolved = resolve_run(given, args["preset"], recipe=args["recipe"])
+        resolved = resolve_run(given, args["preset"], recipe=args["recipe"], out=out)
         config, data, notes = resolved.config, resolved.data, resolved.notes
         if args["plan_only"]:
             from scdd.cli.plan import print_plan
@@ -94,6 +95,10 @@ def run(**args):
             print_plan(resolved)
             return
         _echo_sizing(notes.get("sizing"), config.dataset, quiet)
+        if resolved.plan is not None and not quiet and not opt.secondary_rank():
+            from scdd.cli.plan import estimate_lines
+
+            click.echo("\n".join(estimate_lines(resolved.plan, config)))
     out = out or Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     tensorboard = args["log"] == "tensorboard"
     with opt.progress(quiet) as shown:

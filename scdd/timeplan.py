@@ -104,6 +104,7 @@ def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
         teacher_model = _load_classifier(teacher, device)
         held_out = unit_clock("align", lambda clock: accuracy(teacher_model, evaluation.val, device=device), device, scale)[0]
         align_estimate.seconds += held_out.seconds  # the teacher's held-out accuracy, after the loop
+        align_estimate.fixed_seconds += held_out.seconds
         stages.append(align_estimate)
         if config.method == "sc-dd":
             stages.append(unit_clock("recover", lambda clock: recover(config.recover, teacher, folder / "recover", progress=clock, **common), device)[0])
@@ -144,7 +145,10 @@ def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
 def _combined(stage: str, parts: list[StageEstimate]) -> StageEstimate:
     if len(parts) == 1:
         return parts[0]
-    return StageEstimate(stage, sum(p.seconds for p in parts), sum(p.units for p in parts), what="; ".join(p.what for p in parts))
+    return StageEstimate(
+        stage, sum(p.seconds for p in parts), sum(p.units for p in parts), what="; ".join(p.what for p in parts),
+        fixed_seconds=sum(p.fixed_seconds for p in parts),
+    )
 
 
 def _load_classifier(path: Path, device: torch.device):

@@ -76,7 +76,13 @@ class StageEstimate:
     units: int = 0  # the loop's total units (0: no loop, timed whole)
     unit_seconds: float = 0.0
     setup_seconds: float = 0.0
-    what: str = ""  # e.g. "squeeze moco-v3: 1,400 steps"
+    what: str = ""  # the loop's own description, e.g. "squeeze moco-v3"
+    fixed_seconds: float = 0.0  # the part that does not grow with the loop's length (set-up, per repeat)
+
+    def rescaled(self, factor: float) -> StageEstimate:
+        """The estimate with the loop ``factor`` times as long (a budget scaled), set-up unchanged."""
+        varying = (self.seconds - self.fixed_seconds) * factor
+        return dataclasses.replace(self, seconds=self.fixed_seconds + varying, units=round(self.units * factor))
 
     def to_json(self) -> dict[str, Any]:
         return {key: round(value, 3) if isinstance(value, float) else value for key, value in dataclasses.asdict(self).items()}
@@ -97,6 +103,11 @@ class TimePlan:
 
     def stage(self, name: str) -> StageEstimate:
         return next(stage for stage in self.stages if stage.stage == name)
+
+    def rescaled(self, factors: dict[str, float]) -> TimePlan:
+        """The plan with each named stage's loop scaled by its factor (``StageEstimate.rescaled``)."""
+        stages = [stage.rescaled(factors[stage.stage]) if stage.stage in factors else stage for stage in self.stages]
+        return dataclasses.replace(self, stages=stages)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -128,9 +139,7 @@ def unit_clock(stage: str, action: Callable[[_UnitClock], Any], device: torch.de
     unit = (last_time - first_time) / max(1, last_done - first_done)
     setup = first_time - start
     estimate = setup + unit * (loop.total - first_done)
-    what = f"{loop.description}: {loop.total:,} units"
-    return StageEstimate(stage, estimate * scale, loop.total, unit, setup, what), result
-
+    return StageEstimate(stage, estimate * scale, loop.total, unit, setup, loop.description, setup * scale), result
 
 
 def format_seconds(seconds: float) -> str:
