@@ -30,7 +30,8 @@ def estimate_lines(plan, config) -> list[str]:
     for stage in plan.stages:
         detail = f"{stage.units:,} units x {stage.unit_seconds:.3g} s + {stage.setup_seconds:.1f} s" if stage.units else "timed whole"
         lines.append(f"  {stage.stage:<10} {format_seconds(stage.seconds):>9}   {stage.what} ({detail})")
-    lines.append(f"  {'total':<10} {format_seconds(plan.seconds):>9}")
+    cpu = format_seconds(plan.cpu_seconds + plan.probe_cpu_seconds)
+    lines.append(f"  {'total':<10} {format_seconds(plan.seconds):>9}   (CPU time {cpu}, measurement included)")
     if plan.device == "cpu" and plan.seconds > CPU_WARNING_SECONDS:
         advice = shortening(plan, config)
         lines.append(

@@ -88,7 +88,7 @@ def _held_out_slice(data: DatasetSplits) -> tuple[DatasetSplits, float]:
 def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
     """Estimate every stage of ``scdd run`` with ``config`` on ``data`` (a resolved ``RunConfig``)."""
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     seed = config.seed
     stages: list[StageEstimate] = []
     with _kept_random_state(device), tempfile.TemporaryDirectory(prefix="scdd-plan-") as scratch:
@@ -139,15 +139,16 @@ def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
             evaluated.append(unit_clock("evaluate", lambda clock, model=model: accuracy(model, evaluation.val, device=device), device, scale * config.posttrain.runs)[0])
         stages.append(_combined("posttrain", trained))
         stages.append(_combined("evaluate", evaluated))
-    return TimePlan(str(device), torch.get_num_threads(), stages, time.perf_counter() - started)
+    return TimePlan(str(device), torch.get_num_threads(), stages, time.perf_counter() - started, time.process_time() - cpu)
 
 
 def _combined(stage: str, parts: list[StageEstimate]) -> StageEstimate:
     if len(parts) == 1:
         return parts[0]
+    seconds = sum(p.seconds for p in parts)
     return StageEstimate(
-        stage, sum(p.seconds for p in parts), sum(p.units for p in parts), what="; ".join(p.what for p in parts),
-        fixed_seconds=sum(p.fixed_seconds for p in parts),
+        stage, seconds, sum(p.units for p in parts), what="; ".join(p.what for p in parts),
+        fixed_seconds=sum(p.fixed_seconds for p in parts), cpu_share=sum(p.cpu_seconds for p in parts) / max(seconds, 1e-9),
     )
 
 

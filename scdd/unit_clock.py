@@ -78,6 +78,12 @@ class StageEstimate:
     setup_seconds: float = 0.0
     what: str = ""  # the loop's own description, e.g. "squeeze moco-v3"
     fixed_seconds: float = 0.0  # the part that does not grow with the loop's length (set-up, per repeat)
+    cpu_share: float = 1.0  # the process's CPU time per wall second while it was measured (all threads)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """The estimate in CPU time: what it would take on as many idle cores as threads, at no load."""
+        return self.seconds * self.cpu_share
 
     def rescaled(self, factor: float) -> StageEstimate:
         """The estimate with the loop ``factor`` times as long (a budget scaled), set-up unchanged."""
@@ -96,10 +102,15 @@ class TimePlan:
     threads: int
     stages: list[StageEstimate]
     probe_seconds: float
+    probe_cpu_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:
         return sum(stage.seconds for stage in self.stages)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(stage.cpu_seconds for stage in self.stages)
 
     def stage(self, name: str) -> StageEstimate:
         return next(stage for stage in self.stages if stage.stage == name)
@@ -114,7 +125,9 @@ class TimePlan:
             "device": self.device,
             "threads": self.threads,
             "seconds": round(self.seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
             "probe_seconds": round(self.probe_seconds, 1),
+            "probe_cpu_seconds": round(self.probe_cpu_seconds, 1),
             "stages": {stage.stage: stage.to_json() for stage in self.stages},
         }
 
@@ -123,7 +136,7 @@ def unit_clock(stage: str, action: Callable[[_UnitClock], Any], device: torch.de
     """Run ``action(clock)``; estimate its full length from its loops' timed units (or its own time when it
     finishes), times ``scale`` (repeats of the same work)."""
     clock = _UnitClock(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = None
     try:
         result = action(clock)
@@ -132,14 +145,15 @@ def unit_clock(stage: str, action: Callable[[_UnitClock], Any], device: torch.de
     except _Cut:
         finished = False
     elapsed = time.perf_counter() - start
+    share = (time.process_time() - cpu) / max(elapsed, 1e-9)
     if finished or not clock.loops:
-        return StageEstimate(stage, elapsed * scale, what=stage), result
+        return StageEstimate(stage, elapsed * scale, what=stage, cpu_share=share), result
     loop = clock.loops[-1]
     (first_time, first_done), (last_time, last_done) = loop.marks[0], loop.marks[-1]
     unit = (last_time - first_time) / max(1, last_done - first_done)
     setup = first_time - start
     estimate = setup + unit * (loop.total - first_done)
-    return StageEstimate(stage, estimate * scale, loop.total, unit, setup, loop.description, setup * scale), result
+    return StageEstimate(stage, estimate * scale, loop.total, unit, setup, loop.description, setup * scale, share), result
 
 
 def format_seconds(seconds: float) -> str:

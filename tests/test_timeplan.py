@@ -63,6 +63,7 @@ def test_every_stage_is_estimated_and_the_run_draws_the_same_numbers(mnist_subse
     half = plan.rescaled({"posttrain": 0.5}).stage("posttrain")
     assert half.units == 40 and half.seconds == pytest.approx(posttrain.fixed_seconds + (posttrain.seconds - posttrain.fixed_seconds) / 2)
     assert all(s.seconds > 0 for s in plan.stages) and plan.seconds == pytest.approx(sum(s.seconds for s in plan.stages))
+    assert 0 < plan.cpu_seconds and 0 < plan.probe_cpu_seconds  # the process's CPU time, beside the wall time
     assert set(plan.to_json()["stages"]) == {s.stage for s in plan.stages}
 
 
