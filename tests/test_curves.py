@@ -1,10 +1,12 @@
 """Loss curves: every value a loop reports lands in the stage's curves.csv, and in TensorBoard when asked."""
 
 import csv
+import json
 import sys
 
 import pytest
 from click.testing import CliRunner
+from hard_inputs import _image_folder
 from scdd.cli import cli
 
 from scdd.curves import CurveRecorder, tensorboard_writer
@@ -62,3 +64,31 @@ def test_missing_tensorboard_stops_scdd_run_before_any_work(monkeypatch, tmp_pat
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     result = CliRunner().invoke(cli, ["run", "--log", "tensorboard", "--out", str(tmp_path / "run")])
     assert result.exit_code != 0 and "pip install 'scdd[tensorboard]'" in result.output and not (tmp_path / "run").exists()
+
+
+def test_scdd_run_writes_each_stage_and_the_metrics_to_tensorboard(tmp_path):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator", reason="the optional tensorboard extra (pip install 'scdd[tensorboard]') is not installed"
+    )
+    folder = _image_folder(tmp_path / "data", classes=3, train=4, val=2)
+    budgets = {"squeeze.pretrainer_options.epochs": 2, "squeeze.pretrainer_options.batch_size": 6, "align.aligner_options.epochs": 2,
+               "recover.iterations": 3, "posttrain.epochs": 2, "report.max_classes": 2}
+    args = ["run", "--dataset", "imagefolder", "--data-root", str(folder), "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet",
+            "--ipc", "1", "--log", "tensorboard", *[f"--set={setting}={value}" for setting, value in budgets.items()]]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    events = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert not any(tag.startswith("relabel/") for tag in tags) and not (tmp_path / "run" / "relabel" / "curves.csv").exists()  # no loss
+    for stage in ("squeeze", "align", "recover", "posttrain"):  # every stage's loop, as <stage>/<loop>/<metric>
+        rows = list(csv.DictReader((tmp_path / "run" / stage / "curves.csv").open()))
+        expected = {f"{stage}/{row['loop']}/{row['metric']}" for row in rows}
+        assert expected and expected <= set(tags), stage
+        last = rows[-1]
+        scalars = events.Scalars(f"{stage}/{last['loop']}/{last['metric']}")
+        assert scalars[-1].step == int(last["unit"]) and scalars[-1].value == pytest.approx(float(last["value"]), rel=1e-6)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    student = manifest["metrics"]["students"]["resnet10-slim"]["top1"]
+    assert events.Scalars("metrics/teacher/top1")[0].value == pytest.approx(manifest["metrics"]["teacher"]["top1"])
+    assert events.Scalars("metrics/resnet10-slim/top1")[0].value == pytest.approx(student)

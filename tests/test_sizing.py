@@ -1,11 +1,15 @@
 """Settings sized to the data and the device for a dataset without a preset; presets and the command line win."""
 
+import json
+
 import pytest
 from test_idx_datasets import _family_files
 
+import scdd.sizing
 from scdd.config import make_run_config
 from scdd.resolve import resolve_run
-from scdd.sizing import DataShape, sized_settings
+from scdd.sizing import DataShape, fit_budgets, sized_settings
+from scdd.unit_clock import StageEstimate, TimePlan
 
 
 def _values(rows):
@@ -37,7 +41,57 @@ def fashion(tmp_path_factory):
     return root
 
 
-def test_sizing_applies_without_a_preset_and_yields_to_the_command_line(fashion):
+def _machine(squeeze: float, recover: float, posttrain: float) -> TimePlan:
+    """A measured plan: each loop's seconds, of which 1 s is set-up; align 20 s, evaluate 5 s; 30 s of measuring."""
+    loops = {"squeeze": squeeze, "recover": recover, "relabel": posttrain / 4, "posttrain": posttrain}
+    stages = [StageEstimate(name, seconds, 100, fixed_seconds=1.0) for name, seconds in loops.items()]
+    return TimePlan("cpu", 1, [*stages[:1], StageEstimate("align", 20.0), *stages[1:], StageEstimate("evaluate", 5.0)], 30.0)
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """Sizing's time measurement replaced by the plan ``measured.plan``; the configs it measured in ``measured.calls``."""
+
+    class Measured:
+        plan = _machine(1.0, 1.0, 1.0)  # a fast machine: the budgets stay as the rules chose them
+        calls: list = []
+
+    monkeypatch.setattr(scdd.sizing, "estimate_run", lambda config, data, device: Measured.calls.append(config) or Measured.plan)
+    return Measured
+
+
+def test_budgets_are_scaled_by_one_factor_to_fit_the_time():
+    plan = _machine(901.0, 301.0, 241.0)  # 1,528.25 s, of which 1,499.25 s grow with the budgets
+    budgets = {"squeeze.pretrainer_options.epochs": 200, "recover.iterations": 300, "posttrain.epochs": 200}
+    fitted, factor = fit_budgets(plan, budgets, 480.0)
+    assert factor == pytest.approx((480 - 30 - 29) / 1499.25)  # measuring, set-ups, align and evaluate come first
+    assert fitted == {"squeeze.pretrainer_options.epochs": int(200 * factor), "recover.iterations": int(300 * factor), "posttrain.epochs": int(200 * factor)}
+    alone, factor = fit_budgets(plan, {"recover.iterations": 300}, 480.0)  # the others set by hand: only recovery shrinks
+    assert factor == 0.0 and alone == {"recover.iterations": 50}  # to its least value; the plan then runs over
+    assert fit_budgets(_machine(10.0, 10.0, 10.0), budgets, 480.0) == (budgets, 1.0)  # never longer than the rules' budgets
+
+
+def test_a_slow_machine_gets_shorter_budgets_recorded_and_kept_by_the_same_folder(fashion, measured, tmp_path):
+    given = {"dataset": "fashion-mnist", "data_root": str(fashion), "device": "cpu", "posttrain": {"epochs": 30}}
+    measured.plan = _machine(901.0, 301.0, 4.0)
+    resolved = resolve_run(given)
+    config, sizing = resolved.config, resolved.notes["sizing"]
+    squeeze, recover = config.squeeze.pretrainer_options["epochs"], config.recover.iterations
+    assert len(measured.calls) == 1 and measured.calls[0].recover.iterations == 300  # measured with the rules' budgets
+    factor = (480 - 30 - 32) / 1200  # 418 s left for the 1,200 s of the two budgets sizing still sets
+    assert (squeeze, recover, config.posttrain.epochs) == (int(200 * factor), int(300 * factor), 30)
+    chosen = {setting: why for setting, _, why in sizing["settings"]}
+    assert chosen["recover.iterations"].endswith("x 0.35 to fit 8 min at the speed measured here") and "posttrain.epochs" not in chosen
+    assert resolved.plan.stage("recover").seconds == pytest.approx(1 + recover) and resolved.notes["plan"]["seconds"] <= 480 - 30
+    (tmp_path / "manifest.json").write_text(json.dumps({"sizing": sizing}))  # the run folder of that run
+    measured.plan = _machine(1.0, 1.0, 1.0)  # the machine is idle now: the same command still continues the same run
+    again = resolve_run(given, out=tmp_path)
+    assert again.config == config and again.plan is None and len(measured.calls) == 1
+    assert resolve_run({**given, "seed": 1}, out=tmp_path).config.recover.iterations == recover  # budgets kept, seed is the command's
+    assert resolve_run({**given, "posttrain": {"epochs": 31}}, out=tmp_path).config.posttrain.epochs == 31
+
+
+def test_sizing_applies_without_a_preset_and_yields_to_the_command_line(fashion, measured):
     given = {"dataset": "fashion-mnist", "data_root": str(fashion), "device": "cpu"}
     resolved = resolve_run({**given, "recover": {"iterations": 7}})
     config, sizing = resolved.config, resolved.notes["sizing"]
