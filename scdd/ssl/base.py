@@ -129,19 +129,20 @@ class Pretrainer:
         """Horizontal flip probability of views: 0.5 where the dataset allows flips."""
         return 0.5 if self.data.info.hflip else 0.0
 
-    def generator(self, purpose: str) -> torch.Generator:
-        """A random stream of this squeeze on its device (per rank under torchrun), kept with its progress."""
-        made = generator(self.seed, self.name, purpose, *distributed.rank_parts(), device=self.device)
+    def generator(self, purpose: str, device: torch.device | None = None) -> torch.Generator:
+        """A random stream of this squeeze (per rank under torchrun) on ``device`` (default: the squeeze's),
+        kept with its progress."""
+        made = generator(self.seed, self.name, purpose, *distributed.rank_parts(), device=device or self.device)
         self.generators[purpose] = made
         return made
 
     def view(self, images: torch.Tensor, spec: ViewSpec) -> torch.Tensor:
-        """One augmented view of the batch."""
-        return random_view(images, spec, generator=self.views)
+        """One augmented view of the batch (crop boxes as torchvision draws them)."""
+        return random_view(images, spec, generator=self.views, crop_generator=self.boxes)
 
     def multi_crop(self, images: torch.Tensor, spec: MultiCropSpec) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The global and local views of the batch (SwAV, DINO)."""
-        return multi_crop(images, spec, generator=self.views)
+        return multi_crop(images, spec, generator=self.views, crop_generator=self.boxes)
 
     # ------------------------------------------------------------------ the squeeze
 
@@ -152,7 +153,7 @@ class Pretrainer:
         config = self.config = self.config.for_data(data.train)  # a budget in optimiser steps becomes epochs
         self.data, self.device, self.seed, self.generators = data, device, seed, {}
         backbone.to(device).train()
-        self.views = self.generator("views")
+        self.views, self.boxes = self.generator("views"), self.generator("boxes", torch.device("cpu"))
         modules = self.build(pixel_encoder(backbone, data.info), data)
         for module in modules.values():
             module.to(device)
