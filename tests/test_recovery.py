@@ -141,11 +141,13 @@ def test_channels_last_and_bf16_autocast_options(teacher):
     layer). Later steps are not bounded: Adam's first update is ±lr wherever a gradient is non-zero,
     so a gradient at rounding level moves a pixel by lr in either direction, and the images part."""
     classifier, data = teacher
-    reference = synthesize(classifier, data.info, QUICK, device=CPU, seed=0)
     record: list[tuple[torch.Tensor, torch.Tensor]] = []
     hooks = _conv_inputs(classifier, record)
     try:
-        channels_last = synthesize(classifier, data.info, dataclasses.replace(QUICK, channels_last=True), device=CPU, seed=0)
+        reference = synthesize(classifier, data.info, dataclasses.replace(QUICK, memory_format="contiguous"), device=CPU, seed=0)
+        assert record and not any(x.is_contiguous(memory_format=torch.channels_last) for x, _ in record if x.shape[1] > 1)
+        record.clear()
+        channels_last = synthesize(classifier, data.info, QUICK, device=CPU, seed=0)  # auto: channels-last on the CPU
         assert record and all(x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4 for x, _ in record)
         record.clear()
         bf16 = synthesize(classifier, data.info, dataclasses.replace(QUICK, autocast=True), device=CPU, seed=0)

@@ -19,7 +19,7 @@ from scdd.augment import CropSpec, random_resized_crop
 from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
+from scdd.runtime import generator, place
 from scdd.training import TrainingConfig, TrainLoop
 
 Batches = Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
@@ -77,7 +77,7 @@ class RecipeAligner:
     ) -> Classifier:
         """Align ``classifier`` in place; returns it in eval mode."""
         config = self.config
-        module = self.trained(classifier.to(device))
+        module = self.trained(place(classifier, device, config.memory_format))
         per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=self.drop_last)
         loop = TrainLoop(f"align {self.name}", config, module.parameters(), per_epoch, device)
         ranked = distributed.rank_parts()

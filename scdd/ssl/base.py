@@ -26,7 +26,7 @@ from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize
 from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
+from scdd.runtime import generator, place
 from scdd.training import TrainingConfig, TrainLoop
 
 
@@ -156,7 +156,7 @@ class Pretrainer:
         self.views, self.boxes = self.generator("views"), self.generator("boxes", torch.device("cpu"))
         modules = self.build(pixel_encoder(backbone, data.info), data)
         for module in modules.values():
-            module.to(device)
+            place(module, device, config.memory_format)
         per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
         total = config.epochs * per_epoch
         parameters, warmup = trained_parameters(modules), config.warmup_epochs * per_epoch

@@ -27,7 +27,7 @@ from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component, normalize_name
-from scdd.runtime import derive_seed, generator, seed_everything
+from scdd.runtime import derive_seed, generator, place, seed_everything
 from scdd.labels import OnlineSoftLabels, PlanSpec, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.training import TrainLoop
@@ -61,6 +61,7 @@ class PosttrainConfig:
     decay_norm_and_bias: bool = True  # False: no weight decay on biases and BN parameters (official ImageNet code)
     warmup_epochs: int = 0  # linear warm-up before the cosine decay (SRe²L's Tiny-ImageNet code: 5)
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
+    memory_format: str = "auto"  # the students' layout (scdd.runtime.memory_format)
 
     def __post_init__(self) -> None:
         if self.labels not in LABEL_MODES:
@@ -108,7 +109,7 @@ def train_student(
     if labels is not None and labels.images != len(distilled.labels):
         raise ConfigError(f"soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}")
     seed_everything(derive_seed(seed, "posttrain", student_name, "init"))
-    student = build_classifier(student_name, distilled.info, config.options_for(student_name)).to(device)
+    student = place(build_classifier(student_name, distilled.info, config.options_for(student_name)), device, config.memory_format)
     count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
     parameters = student.parameters() if config.decay_norm_and_bias else decay_groups(student)  # groups: torch optimisers take either

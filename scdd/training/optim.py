@@ -25,6 +25,7 @@ class TrainingConfig:
     lr: float = 0.06
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    memory_format: str = "auto"  # the trained networks' layout: auto (channels-last on CPU), channels-last, contiguous
 
 
 class NonFiniteLossError(ScddError):
