@@ -1,4 +1,4 @@
-"""Device choice and seeding."""
+"""Device choice, the memory format models run in, and seeding."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import random
 import numpy as np
 import torch
 
+from scdd._options import check_memory_format
 from scdd.errors import ConfigError
 from scdd.distributed import rank_device
 
@@ -26,6 +27,24 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {spec!r} asked for, but CUDA is not available here")
     return rank_device(device)
+
+
+def memory_format(device: torch.device, choice: str = "auto") -> torch.memory_format:
+    """The layout a model's 4-D weights (and so its activations) take on ``device``.
+
+    ``auto`` is channels-last on the CPU, where oneDNN runs convolutions and BatchNorm on NHWC
+    tensors directly but reorders NCHW ones on every call (measured on 2 cores: 1.6x per squeeze
+    step, 1.35x per recovery step, 1.4x per post-training step; README "Performance"), and the
+    contiguous NCHW layout elsewhere. The layout changes only the order of floating-point sums."""
+    if check_memory_format(choice) == "auto":
+        choice = "channels-last" if device.type == "cpu" else "contiguous"
+    return torch.channels_last if choice == "channels-last" else torch.contiguous_format
+
+
+def place(module: torch.nn.Module, device: torch.device, choice: str = "auto") -> torch.nn.Module:
+    """``module`` moved (in place) to ``device`` in ``memory_format(device, choice)``; NCHW inputs need no change,
+    since a convolution with channels-last weights returns channels-last activations."""
+    return module.to(device=device, memory_format=memory_format(device, choice))
 
 
 def derive_seed(seed: int, *parts: object) -> int:

@@ -9,17 +9,18 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from lightly.models.utils import batch_shuffle, batch_unshuffle
 from scdd.registry import get_component, get_registry
 
 from scdd.augment import MultiCropSpec, ViewSpec, multi_crop
 from scdd.config import make_run_config
 from scdd.data.base import DatasetSplits
+from scdd.models.batchnorm import merge_split_batchnorm, split_batchnorm
 from scdd.models.build import build_backbone
 from scdd.ssl.base import pixel_encoder
 from scdd.ssl import dino, moco_v2, swav
 from scdd.ssl.dino import DINOConfig, teacher_temperature
 from scdd.ssl.moco_v2 import MoCoV2Config
-from scdd.ssl.shuffle_bn import shuffled_forward, split_batchnorm
 from scdd.ssl.swav import (
     ProjectionQueue,
     SwAVConfig,
@@ -198,23 +199,24 @@ def test_dino_loss_matches_centred_sharpened_cross_entropy():
 
 @pytest.mark.numerics
 def test_split_batchnorm_equals_separate_forward_per_group(mnist):
-    """MoCo's shuffling BN on one device: each group normalised with its own statistics."""
+    """MoCo's shuffling BN on one device (lightly's SplitBatchNorm): each group normalised with its own statistics."""
     torch.manual_seed(0)
     backbone = build_backbone("resnet10-slim", mnist.info).train()
     images = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     reference = copy.deepcopy(backbone)
-    with split_batchnorm(backbone, 2):
-        split = backbone(images)
-    separate = torch.empty_like(split)
+    split = split_batchnorm(backbone, 2)
+    grouped = split(images)
+    separate = torch.empty_like(grouped)
     for group in range(2):
         separate[group::2] = reference(images[group::2])
-    assert torch.allclose(split, separate, atol=1e-5)
-    assert "forward" not in vars(backbone.bn1)  # the ordinary BatchNorm forward is back
-    order = torch.randperm(8, generator=torch.Generator().manual_seed(4))
-    shuffled = shuffled_forward(backbone, images, 2, order)
-    assert not torch.allclose(shuffled, split, atol=1e-4)  # other groups, other statistics
-    backbone.eval()
-    assert torch.allclose(shuffled_forward(backbone, images, 2, order), backbone(images), atol=1e-5)
+    assert torch.allclose(grouped, separate, atol=1e-5)
+    torch.manual_seed(4)
+    shuffled, order = batch_shuffle(images)
+    assert not torch.allclose(batch_unshuffle(split(shuffled), order), grouped, atol=1e-4)  # other groups, other statistics
+    evaluated = batch_unshuffle(copy.deepcopy(split).eval()(shuffled), order)
+    plain = merge_split_batchnorm(split)
+    assert [type(m) for m in plain.modules()] == [type(m) for m in reference.modules()]  # the ordinary BatchNorm is back
+    assert torch.allclose(evaluated, plain.eval()(images), atol=1e-5)
 
 
 def test_multi_crop_gives_large_and_small_views():

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from scdd import distributed
-from scdd.align.recipe import AlignRecipe, Batches, RecipeAligner, augmented
+from scdd.align.recipe import AlignRecipe, Batches, Generators, RecipeAligner, augmented
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
@@ -27,6 +27,7 @@ from scdd.models.classifier import Classifier
 @dataclass
 class FinetuneConfig(AlignRecipe):
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("fine-tuning needs epochs >= 1 and batch_size >= 2 (BatchNorm trains on the batch)")
 
@@ -41,14 +42,14 @@ class Finetune(RecipeAligner):
             parameter.requires_grad_(True)
         return classifier
 
-    def batches(self, classifier: Classifier, data: DatasetSplits, order: torch.Generator, crops: torch.Generator) -> Batches:
+    def batches(self, classifier: Classifier, data: DatasetSplits, generators: Generators) -> Batches:
         config, device = self.config, classifier.head.weight.device
 
         def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            shards = distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order, drop_last=True)
+            shards = distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=generators.order, drop_last=True)
             for images, labels in shards:
                 images, labels = images.to(device), labels.to(device)
-                yield (augmented(images, config, data.info, crops) if config.augment else images), labels
+                yield (augmented(images, config, data.info, generators) if config.augment else images), labels
 
         return batches
 

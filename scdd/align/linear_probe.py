@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from scdd import distributed
-from scdd.align.recipe import AlignRecipe, Batches, RecipeAligner, augmented
+from scdd.align.recipe import AlignRecipe, Batches, Generators, RecipeAligner, augmented
 from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches
 from scdd.errors import ConfigError
 from scdd.models.classifier import Classifier
@@ -26,6 +26,7 @@ from scdd.models.classifier import Classifier
 @dataclass
 class LinearProbeConfig(AlignRecipe):
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("linear probe needs epochs >= 1 and batch_size >= 1")
 
@@ -53,18 +54,18 @@ class LinearProbe(RecipeAligner):
     def identity(self) -> dict[str, Any]:
         return {"augment": self.config.augment}
 
-    def batches(self, classifier: Classifier, data: DatasetSplits, order: torch.Generator, crops: torch.Generator) -> Batches:
+    def batches(self, classifier: Classifier, data: DatasetSplits, generators: Generators) -> Batches:
         config, device = self.config, classifier.head.weight.device
 
         def augmented_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            for images, labels in distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=order):
-                images = augmented(images.to(device), config, data.info, crops)
+            for images, labels in distributed.sharded_batches(data.train, config.batch_size, shuffle=True, generator=generators.order):
+                images = augmented(images.to(device), config, data.info, generators)
                 with torch.no_grad():
                     features = classifier.features(images)
                 yield features, labels.to(device)
 
         def cached_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            for features, labels in distributed.sharded_batches(cached, config.batch_size, shuffle=True, generator=order):
+            for features, labels in distributed.sharded_batches(cached, config.batch_size, shuffle=True, generator=generators.order):
                 yield features.flatten(1).to(device), labels.to(device)
 
         if config.augment:

@@ -19,10 +19,19 @@ from scdd.augment import CropSpec, random_resized_crop
 from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
+from scdd.runtime import generator, place
 from scdd.training import TrainingConfig, TrainLoop
 
 Batches = Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass
+class Generators:
+    """An alignment's random streams: batch order (CPU), flips (the device's), crop boxes (CPU)."""
+
+    order: torch.Generator
+    flips: torch.Generator
+    boxes: torch.Generator
 
 
 @dataclass
@@ -34,10 +43,12 @@ class AlignRecipe(TrainingConfig):
     crop_min_scale: float = 0.08
 
 
-def augmented(images: torch.Tensor, config: AlignRecipe, info: DatasetInfo, generator: torch.Generator) -> torch.Tensor:
-    """The recipe's random-resized crop (+ flip where ``info`` allows) of every image."""
+def augmented(images: torch.Tensor, config: AlignRecipe, info: DatasetInfo, generators: Generators) -> torch.Tensor:
+    """The recipe's random-resized crop (+ flip where ``info`` allows) of every image: flips from
+    ``generators.flips``, crop boxes as torchvision draws them from the CPU ``generators.boxes``."""
     crop = CropSpec(scale=(config.crop_min_scale, 1.0))
-    return random_resized_crop(images, crop, flip_p=0.5 if info.hflip else 0.0, generator=generator)
+    flip_p = 0.5 if info.hflip else 0.0
+    return random_resized_crop(images, crop, flip_p=flip_p, generator=generators.flips, crop_generator=generators.boxes)
 
 
 class RecipeAligner:
@@ -53,7 +64,7 @@ class RecipeAligner:
         """Set ``classifier``'s modes and gradients; return the module that trains (its state is kept)."""
         raise NotImplementedError
 
-    def batches(self, classifier: Classifier, data: DatasetSplits, order: torch.Generator, crops: torch.Generator) -> Batches:
+    def batches(self, classifier: Classifier, data: DatasetSplits, generators: Generators) -> Batches:
         """``batches(epoch)``: (inputs of the trained module, labels) on the classifier's device."""
         raise NotImplementedError
 
@@ -66,14 +77,18 @@ class RecipeAligner:
     ) -> Classifier:
         """Align ``classifier`` in place; returns it in eval mode."""
         config = self.config
-        module = self.trained(classifier.to(device))
+        module = self.trained(place(classifier, device, config.memory_format))
         per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=self.drop_last)
         loop = TrainLoop(f"align {self.name}", config, module.parameters(), per_epoch, device)
-        order = generator(seed, self.name, "order")
-        crops = generator(seed, self.name, "crops", *distributed.rank_parts(), device=device)
+        ranked = distributed.rank_parts()
+        streams = Generators(
+            generator(seed, self.name, "order"),
+            generator(seed, self.name, "crops", *ranked, device=device),
+            generator(seed, self.name, "boxes", *ranked),
+        )
         identity = {"epochs": config.epochs, "per_epoch": per_epoch, **self.identity()}
-        loop.keep(f"align-{self.name}", identity, modules={"module": module}, generators={"order": order, "crops": crops})
-        batches = self.batches(classifier, data, order, crops)
+        loop.keep(f"align-{self.name}", identity, modules={"module": module}, generators=vars(streams))
+        batches = self.batches(classifier, data, streams)
         model = loop.wrap(module)  # under torchrun: gradients averaged over processes
         loop.run(batches, lambda batch, _: F.cross_entropy(model(batch[0]), batch[1]), progress=progress)
         return classifier.eval()

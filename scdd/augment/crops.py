@@ -1,8 +1,12 @@
 """Crops as explicit boxes: sampled per image, applied to a batch in one differentiable resampling.
 
-A crop is a box ``(cx, cy, w, h)`` in fractions of the image, so a crop sampled once can be replayed
-exactly: relabelling stores boxes and flips, post-training re-applies them (``scdd.labels``).
-``apply_crops`` uses ``grid_sample`` and is differentiable, which recovery needs.
+A crop is a box ``(cx, cy, w, h)`` in fractions of the image. Where a crop must be replayed exactly
+(relabelling stores boxes and flips, post-training re-applies them, ``scdd.labels``; recovery
+recomputes any batch, ``scdd.augment.recovery``), ``sample_boxes`` draws it from an explicit
+generator on any device. Elsewhere (self-supervised views, the supervised squeeze, the aligners'
+augmentation) ``random_resized_crop`` draws boxes as torchvision's ``RandomResizedCrop`` does, with
+its rejection of boxes that do not fit (``torchvision_boxes``). ``apply_crops`` uses ``grid_sample``
+and is differentiable, which recovery needs.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms import RandomResizedCrop
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,22 @@ def apply_crops(
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
+def torchvision_boxes(n: int, spec: CropSpec, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` boxes ``[n, 4]`` = (cx, cy, w, h) of a ``size``-pixel square image, drawn by torchvision's
+    ``RandomResizedCrop.get_params``: area and log aspect ratio uniform, a box that does not fit is
+    drawn again (10 tries, then the central crop), its corner uniform over the pixel positions.
+    ``generator`` (a CPU generator) supplies the randomness; without one, torch's global generator does."""
+    image = torch.empty(1, size, size)  # get_params reads only the image size
+    with torch.random.fork_rng(devices=[], enabled=generator is not None):
+        if generator is not None:
+            torch.set_rng_state(generator.get_state())
+        params = [RandomResizedCrop.get_params(image, list(spec.scale), list(spec.ratio)) for _ in range(n)]
+        if generator is not None:
+            generator.set_state(torch.get_rng_state())
+    top, left, height, width = torch.tensor(params, dtype=torch.float32).reshape(n, 4).unbind(1)
+    return torch.stack([(left + width / 2) / size, (top + height / 2) / size, width / size, height / size], dim=1)
+
+
 def random_resized_crop(
     images: torch.Tensor,
     spec: CropSpec = CropSpec(),
@@ -72,9 +93,11 @@ def random_resized_crop(
     flip_p: float = 0.5,
     size: int | None = None,
     generator: torch.Generator | None = None,
+    crop_generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Per-sample random-resized crop plus horizontal flip."""
+    """Per-sample random-resized crop (boxes by ``torchvision_boxes`` from the CPU ``crop_generator``)
+    plus horizontal flip (from ``generator``, on the images' device)."""
     n = images.shape[0]
-    boxes = sample_boxes(n, spec, generator=generator, device=images.device)
+    boxes = torchvision_boxes(n, spec, images.shape[-1], crop_generator).to(images.device)
     flips = sample_flips(n, flip_p, generator=generator, device=images.device) if flip_p > 0 else None
     return apply_crops(images, boxes, flips, size or images.shape[-1])

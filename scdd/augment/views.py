@@ -62,14 +62,19 @@ def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return flat.view(n, c, h, w)
 
 
-def random_view(images: torch.Tensor, spec: ViewSpec, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One augmented view of a batch of float pixel images in [0, 1]."""
+def random_view(
+    images: torch.Tensor, spec: ViewSpec, *, generator: torch.Generator | None = None, crop_generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One augmented view of a batch of float pixel images in [0, 1]; crop boxes come from the CPU
+    ``crop_generator`` (``scdd.augment.crops.random_resized_crop``), everything else from ``generator``."""
     n, device = images.shape[0], images.device
 
     def chosen(p: float) -> torch.Tensor:
         return sample_flips(n, p, generator=generator, device=device)
 
-    out = random_resized_crop(images, spec.crop, flip_p=spec.flip_p, size=spec.size, generator=generator)
+    out = random_resized_crop(
+        images, spec.crop, flip_p=spec.flip_p, size=spec.size, generator=generator, crop_generator=crop_generator
+    )
     if spec.jitter_p > 0:
         apply = chosen(spec.jitter_p)
         ones = torch.ones(n, device=device)
@@ -106,11 +111,16 @@ class MultiCropSpec:
 
 
 def multi_crop(
-    images: torch.Tensor, spec: MultiCropSpec, *, generator: torch.Generator | None = None
+    images: torch.Tensor,
+    spec: MultiCropSpec,
+    *,
+    generator: torch.Generator | None = None,
+    crop_generator: torch.Generator | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The global (full-size) and local (small) views of a batch of [0, 1] pixel images."""
-    global_views = [random_view(images, view, generator=generator) for view in spec.global_views]
-    local_views = [random_view(images, spec.local_view, generator=generator) for _ in range(spec.local_count)]
+    draw = {"generator": generator, "crop_generator": crop_generator}
+    global_views = [random_view(images, view, **draw) for view in spec.global_views]
+    local_views = [random_view(images, spec.local_view, **draw) for _ in range(spec.local_count)]
     return global_views, local_views
 
 

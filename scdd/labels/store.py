@@ -23,6 +23,7 @@ from scdd.errors import ArtifactError
 from scdd.labels.encoding import LabelEncoding
 from scdd.labels.plan import EpochPlan, PlanSpec, plan_epoch
 from scdd.labels.targets import SoftTargets
+from scdd.runtime import place
 
 SOFT_LABELS_FILE = "soft_labels.safetensors"
 KIND = "soft_labels"
@@ -177,7 +178,7 @@ def open_soft_labels(path: str | Path, *, device: torch.device, distilled: str |
     if file_sha256(teacher_path) != digest:
         raise ArtifactError(f"{path}: teacher {teacher_path} changed since relabelling (SHA-256 differs)")
     teacher, _ = load_model(teacher_path, "classifier")
-    return OnlineSoftLabels(teacher.to(device), spec, images, epochs, seed)
+    return OnlineSoftLabels(place(teacher, device), spec, images, epochs, seed)
 
 
 def plan_metadata(spec: PlanSpec) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scdd._options import check_memory_format
 from scdd.errors import ConfigError
 
 RECOVER_OPTIMIZERS = ("adam", "adamw")
@@ -41,10 +42,11 @@ class RecoverConfig:
     jitter_symmetric: bool = False  # roll by -jitter..jitter (SRe²L's Tiny-ImageNet code) instead of 0..jitter
     tv_weight: float = 0.0  # total-variation prior (off in SRe²L / SC-DD)
     l2_weight: float = 0.0  # L2 image prior (off in SRe²L / SC-DD)
-    channels_last: bool = False  # run the model in channels-last memory format
+    memory_format: str = "auto"  # the model's layout: auto (channels-last on CPU), channels-last, contiguous
     autocast: bool = False  # bfloat16 autocast of the forward pass (CUDA; CPU too where supported)
 
     def __post_init__(self) -> None:
+        check_memory_format(self.memory_format)
         if self.ipc < 1:
             raise ConfigError(f"ipc must be at least 1, got {self.ipc}")
         if self.iterations < 1 or self.batch_size < 1:

@@ -45,7 +45,7 @@ from scdd.recovery.regularizers import RecoveryStep, Regularizer
 from scdd.recovery.schedules import CropSchedule
 from scdd.registry import get_component
 from scdd.resume.units import unit_store
-from scdd.runtime import generator
+from scdd.runtime import generator, memory_format, place
 from scdd.training.optim import cosine_schedule, make_optimizer
 
 SYNC_EVERY = 25  # steps between progress reports
@@ -128,7 +128,7 @@ class BatchRecovery:
         self.std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
         self.low, self.high = (0 - self.mean) / self.std, (1 - self.mean) / self.std
         self.spec = view_spec(info, config)
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.memory_format = memory_format(device, config.memory_format)
 
     def _autocast(self):
         if not self.config.autocast:
@@ -216,8 +216,7 @@ def synthesize(
     With ``members``, only those (class, ipc-index) images are returned, in that order, computed
     by rerunning just the batches that hold them: bit-identical to the same images of a full run
     (trajectories are those of the batches rerun)."""
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    classifier.to(device=device, memory_format=memory_format).eval()  # type: ignore[call-overload]  # torch's stubs lack memory_format=
+    place(classifier, device, config.memory_format).eval()
     for parameter in classifier.parameters():
         parameter.requires_grad_(False)
     parts = Components.build(config)

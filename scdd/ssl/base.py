@@ -26,7 +26,7 @@ from scdd.data.base import DatasetInfo, DatasetSplits, steps_per_epoch
 from scdd.errors import ConfigError
 from scdd.models.classifier import Normalize, feature_width
 from scdd.progress import SILENT, Progress
-from scdd.runtime import generator
+from scdd.runtime import generator, place
 from scdd.training import TrainingConfig, TrainLoop
 
 
@@ -44,6 +44,7 @@ class PretrainConfig(TrainingConfig):
     min_steps: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.epochs < 1 or self.batch_size < 2 or self.min_steps < 0:
             raise ConfigError("pretraining needs epochs >= 1, batch_size >= 2 and min_steps >= 0")
 
@@ -133,19 +134,20 @@ class Pretrainer(Generic[ConfigT]):
         """Horizontal flip probability of views: 0.5 where the dataset allows flips."""
         return 0.5 if self.data.info.hflip else 0.0
 
-    def generator(self, purpose: str) -> torch.Generator:
-        """A random stream of this squeeze on its device (per rank under torchrun), kept with its progress."""
-        made = generator(self.seed, self.name, purpose, *distributed.rank_parts(), device=self.device)
+    def generator(self, purpose: str, device: torch.device | None = None) -> torch.Generator:
+        """A random stream of this squeeze (per rank under torchrun) on ``device`` (default: the squeeze's),
+        kept with its progress."""
+        made = generator(self.seed, self.name, purpose, *distributed.rank_parts(), device=device or self.device)
         self.generators[purpose] = made
         return made
 
     def view(self, images: torch.Tensor, spec: ViewSpec) -> torch.Tensor:
-        """One augmented view of the batch."""
-        return random_view(images, spec, generator=self.views)
+        """One augmented view of the batch (crop boxes as torchvision draws them)."""
+        return random_view(images, spec, generator=self.views, crop_generator=self.boxes)
 
     def multi_crop(self, images: torch.Tensor, spec: MultiCropSpec) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The global and local views of the batch (SwAV, DINO)."""
-        return multi_crop(images, spec, generator=self.views)
+        return multi_crop(images, spec, generator=self.views, crop_generator=self.boxes)
 
     # ------------------------------------------------------------------ the squeeze
 
@@ -157,10 +159,10 @@ class Pretrainer(Generic[ConfigT]):
         self.generators: dict[str, torch.Generator] = {}
         self.data, self.device, self.seed = data, device, seed
         backbone.to(device).train()
-        self.views = self.generator("views")
+        self.views, self.boxes = self.generator("views"), self.generator("boxes", torch.device("cpu"))
         modules = self.build(pixel_encoder(backbone, data.info), data)
         for module in modules.values():
-            module.to(device)
+            place(module, device, config.memory_format)
         per_epoch = steps_per_epoch(data.train, config.batch_size, drop_last=True)
         total = config.epochs * per_epoch
         parameters, warmup = trained_parameters(modules), config.warmup_epochs * per_epoch

@@ -8,8 +8,10 @@ projection head is lightly's ``MoCoProjectionHead`` (2048-d hidden layer, ReLU, 
 
 MoCo shuffles BatchNorm across GPUs so that a batch's BN statistics cannot leak which key matches
 which query. On one device both encoders normalise ``shuffle_bn_groups`` groups of the batch
-separately (one per emulated GPU), the key encoder on a shuffled batch that is un-shuffled
-afterwards, as MoCo's own CIFAR demo does (``scdd.ssl.shuffle_bn``).
+separately (one per emulated GPU: lightly's ``SplitBatchNorm``, ``scdd.models.batchnorm``), the key
+encoder on a batch shuffled and un-shuffled afterwards by lightly's ``batch_shuffle`` /
+``batch_unshuffle``, as MoCo's own CIFAR demo does. The backbone gets its plain BatchNorm layers
+back, with the mean of the groups' running statistics, when the squeeze ends.
 
 The CIFAR demo's recipe (the paper's App. C footnote 3, used for CIFAR-100 and Tiny-ImageNet) is a
 set of options: queue 4096, momentum 0.99, τ 0.1, ``head="linear"`` (512 → 128), crops from 0.08,
@@ -24,14 +26,14 @@ from dataclasses import dataclass
 import torch
 from lightly.loss import NTXentLoss
 from lightly.models.modules.heads import MoCoProjectionHead
-from lightly.models.utils import deactivate_requires_grad, update_momentum
+from lightly.models.utils import batch_shuffle, batch_unshuffle, deactivate_requires_grad, update_momentum
 from torch import nn
 
 from scdd.augment import CropSpec, ViewSpec
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
+from scdd.models.batchnorm import merge_split_batchnorm, split_batchnorm
 from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer
-from scdd.ssl.shuffle_bn import shuffled_forward, split_batchnorm
 
 
 HEADS = ("mlp", "linear")
@@ -88,24 +90,25 @@ class MoCoV2Pretrainer(Pretrainer[MoCoV2Config]):
 
     def build(self, encoder: PixelEncoder, data: DatasetSplits) -> dict[str, nn.Module]:
         config = self.config
-        self.query_encoder = nn.Sequential(encoder, projection_head(config, encoder.num_features))
+        head = projection_head(config, encoder.num_features)
+        self.query_encoder = split_batchnorm(nn.Sequential(encoder, head), config.shuffle_bn_groups)
         self.key_encoder = copy.deepcopy(self.query_encoder)
         deactivate_requires_grad(self.key_encoder)
         self.criterion = build_criterion(config)
         self.spec = view_spec(config, self.flip_p)
-        self.shuffle = self.generator("shuffle-bn")
         return {"query": self.query_encoder, "key": self.key_encoder, "criterion": self.criterion}
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
-        groups = self.config.shuffle_bn_groups
         query_view, key_view = self.view(images, self.spec), self.view(images, self.spec)
-        with split_batchnorm(self.query_encoder, groups):
-            query = self.query_encoder(query_view)
+        query = self.query_encoder(query_view)
         with torch.no_grad():
             update_momentum(self.query_encoder, self.key_encoder, m=self.config.encoder_momentum)
-            order = torch.randperm(len(key_view), generator=self.shuffle, device=self.device)
-            key = shuffled_forward(self.key_encoder, key_view, groups, order)
+            shuffled, order = batch_shuffle(key_view)  # torch's global generator, kept with the progress
+            key = batch_unshuffle(self.key_encoder(shuffled), order)
         return self.criterion(query, key)
+
+    def kept_backbone(self, backbone: nn.Module) -> nn.Module:
+        return merge_split_batchnorm(backbone)
 
 
 build = MoCoV2Pretrainer

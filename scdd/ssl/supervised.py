@@ -34,7 +34,7 @@ class SupervisedPretrainer(Pretrainer[SupervisedConfig]):
         return {"encoder": self.encoder, "head": self.head}
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int, total: int) -> torch.Tensor:
-        view = random_resized_crop(images, self.crop, flip_p=self.flip_p, generator=self.views)
+        view = random_resized_crop(images, self.crop, flip_p=self.flip_p, generator=self.views, crop_generator=self.boxes)
         return F.cross_entropy(self.head(self.encoder(view)), labels, label_smoothing=self.config.label_smoothing)
 
     def kept_head(self) -> nn.Module:

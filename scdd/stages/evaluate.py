@@ -16,6 +16,7 @@ import torch
 from scdd.models.saved import load_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import DataError
+from scdd.runtime import place
 from scdd.stages.common import StageResult, Stopwatch, accuracy
 
 _RUN_SUFFIX = re.compile(r"^(?P<name>.+)/run(?P<run>\d+)$")
@@ -56,5 +57,5 @@ def evaluate(model_paths: dict[str, Path], data: DatasetSplits, *, device: torch
                     f"{path}: model has {record.dataset.num_classes} classes, dataset {data.info.name!r} has "
                     f"{data.info.num_classes}"
                 )
-            metrics[name] = {**accuracy(model.to(device), data.val, device=device), "params": parameter_count(model)}
+            metrics[name] = {**accuracy(place(model, device), data.val, device=device), "params": parameter_count(model)}
     return StageResult("evaluate", metrics=summarize_runs(metrics), seconds=clock.seconds)

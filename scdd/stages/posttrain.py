@@ -23,11 +23,12 @@ import torch
 from scdd import distributed
 from scdd.models.saved import ModelRecord, save_model
 from scdd.distilled import DistilledSet, load_distilled
+from scdd._options import check_memory_format
 from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component, normalize_name
-from scdd.runtime import derive_seed, generator, seed_everything
+from scdd.runtime import derive_seed, generator, place, seed_everything
 from scdd.labels import OnlineSoftLabels, PlanSpec, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.training import TrainLoop
@@ -64,8 +65,10 @@ class PosttrainConfig:
     # CIFAR-100 code's factor 0.5·(1 + cos(π·e / 600)) over 200 epochs is schedule_epochs=600: it ends at 0.75
     schedule_epochs: int = 0
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
+    memory_format: str = "auto"  # the students' layout (scdd.runtime.memory_format)
 
     def __post_init__(self) -> None:
+        check_memory_format(self.memory_format)
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.runs < 1 or not 0 <= self.warmup_epochs < self.epochs:
@@ -113,7 +116,7 @@ def train_student(
     if labels is not None and labels.images != len(distilled.labels):
         raise ConfigError(f"soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}")
     seed_everything(derive_seed(seed, "posttrain", student_name, "init"))
-    student = build_classifier(student_name, distilled.info, config.options_for(student_name)).to(device)
+    student = place(build_classifier(student_name, distilled.info, config.options_for(student_name)), device, config.memory_format)
     count = len(distilled.labels)
     per_epoch = -(-count // config.batch_size)
     parameters = student.parameters() if config.decay_norm_and_bias else decay_groups(student)  # groups: torch optimisers take either

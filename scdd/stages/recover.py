@@ -24,6 +24,7 @@ from scdd.recovery.config import RecoverConfig
 from scdd.recovery.engine import Synthesis, recovery_batches, recovery_order, synthesize
 from scdd.recovery.initializers import initial_noise
 from scdd.registry import get_component
+from scdd.runtime import place
 from scdd.stages.common import StageResult, Stopwatch, info_dict
 
 __all__ = [
@@ -54,7 +55,7 @@ def resolved_options(kind: str, name: str, options: dict) -> tuple[str, dict]:
 @torch.no_grad()
 def teacher_agreement(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, device: torch.device, batch_size: int = 256) -> float:
     """Percentage of recovered images (whole, un-augmented) that ``classifier`` puts in their target class."""
-    classifier.to(device).eval()
+    place(classifier, device).eval()
     hits = 0
     for start in range(0, len(labels), batch_size):
         logits = classifier(images[start : start + batch_size].to(device))

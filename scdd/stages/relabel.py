@@ -23,10 +23,12 @@ from scdd.artifacts import file_sha256
 from scdd.models.saved import load_model
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
+from scdd._options import check_memory_format
 from scdd.errors import ArtifactError, ConfigError
 from scdd.progress import SILENT, Progress
 from scdd.resume.shards import ResumableShardWriter, epoch_unit
 from scdd.resume.units import unit_store
+from scdd.runtime import place
 from scdd.labels import SOFT_LABELS_FILE, LabelEncoding, PlanSpec, plan_epoch, render_crops
 from scdd.labels.store import plan_metadata, write_online_descriptor
 from scdd.stages.common import StageResult, Stopwatch
@@ -59,8 +61,10 @@ class RelabelConfig:
     randaugment_magnitude: int = 9  # torchvision's default magnitude bin (of 31)
     epochs_per_shard: int = 0  # 0: as many epochs as fit in about shard_mib
     shard_mib: int = 1024
+    memory_format: str = "auto"  # the teacher's layout (scdd.runtime.memory_format)
 
     def __post_init__(self) -> None:
+        check_memory_format(self.memory_format)
         if self.epochs < 1:
             raise ConfigError("relabel needs epochs >= 1")
         if self.mode not in RELABEL_MODES:
@@ -145,7 +149,7 @@ def relabel(
             artifacts={"soft_labels": path},
             metrics={"mode": "online", "label_bytes_per_image_per_epoch": 0},
         )
-    teacher.to(device).eval()
+    place(teacher, device, config.memory_format).eval()
     plan_bytes = sum(t.element_size() * t[0].numel() for t in plan_epoch(1, 0, spec, seed).tensors().values())
     label_bytes = encoding.bytes_per_label(info.num_classes)
     store = unit_store("relabel-epochs", {"metadata": metadata})
