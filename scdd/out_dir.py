@@ -76,6 +76,7 @@ def locked_out_dir(out_dir: str | Path, overwrite: bool) -> Iterator[Path]:
     ends: a second scdd process on the folder is refused in one line and changes nothing in it. A
     folder this call created is removed again when the block fails before writing anything."""
     out_dir = Path(out_dir)
+    fd: int | None
     fd, created = on_main(_lock_new, out_dir, overwrite)
     try:
         yield out_dir

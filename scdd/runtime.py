@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -11,6 +12,8 @@ import torch
 from scdd._options import check_memory_format
 from scdd.errors import ConfigError
 from scdd.distributed import rank_device
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -41,10 +44,12 @@ def memory_format(device: torch.device, choice: str = "auto") -> torch.memory_fo
     return torch.channels_last if choice == "channels-last" else torch.contiguous_format
 
 
-def place(module: torch.nn.Module, device: torch.device, choice: str = "auto") -> torch.nn.Module:
+def place(module: ModuleT, device: torch.device, choice: str = "auto") -> ModuleT:
     """``module`` moved (in place) to ``device`` in ``memory_format(device, choice)``; NCHW inputs need no change,
     since a convolution with channels-last weights returns channels-last activations."""
-    return module.to(device=device, memory_format=memory_format(device, choice))
+    module.to(device)
+    module.to(memory_format=memory_format(device, choice))
+    return module
 
 
 def derive_seed(seed: int, *parts: object) -> int:

@@ -18,16 +18,19 @@ same numbers as one without. ``shortening`` suggests the setting that brings a l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from scdd.artifacts import save_tensors
-from scdd.data.base import DatasetSplits, ImageTensorDataset, iterate_batches
+from scdd.data.base import DatasetSplits, ImageTensorDataset, dataset_length, iterate_batches
 from scdd.errors import ScddError
 from scdd.models.build import build_backbone, build_classifier
 from scdd.models.saved import ModelRecord, load_model, save_model
@@ -72,9 +75,19 @@ def _save_distilled(config, data: DatasetSplits, folder: Path) -> Path:
     return save_tensors(folder / "distilled.safetensors", {"images": images, "labels": labels}, metadata)
 
 
+def _progress_to(action: Callable[..., Any]) -> Callable[[Any], Any]:
+    """``action`` taking the unit clock as its ``progress``."""
+    return lambda clock: action(progress=clock)
+
+
+def _without_clock(action: Callable[[], Any]) -> Callable[[Any], Any]:
+    """``action``, timed as a whole (it reports no progress units)."""
+    return lambda _clock: action()
+
+
 def _held_out_slice(data: DatasetSplits) -> tuple[DatasetSplits, float]:
     """A held-out split of at most ``EVAL_IMAGES`` images, and the factor to the whole split's time."""
-    count = len(data.val)
+    count = dataset_length(data.val)
     if count <= EVAL_IMAGES:
         return data, 1.0
 
@@ -128,15 +141,12 @@ def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
         evaluated: list[StageEstimate] = []
         for student in config.posttrain.students:
             one = dataclasses.replace(config.posttrain, students=(student,), runs=1, labels="soft" if online else "hard")
-            estimate, result = unit_clock(
-                "posttrain",
-                lambda clock, one=one: posttrain(one, distilled, soft_labels, folder / "posttrain", progress=clock, **common),
-                device,
-                config.posttrain.runs,
-            )
+            train_one = functools.partial(posttrain, one, distilled, soft_labels, folder / "posttrain", **common)
+            estimate, result = unit_clock("posttrain", _progress_to(train_one), device, config.posttrain.runs)
             trained.append(estimate)
             model = _load_classifier(_student_path(result, config, data, student, folder), device)
-            evaluated.append(unit_clock("evaluate", lambda clock, model=model: accuracy(model, evaluation.val, device=device), device, scale * config.posttrain.runs)[0])
+            score = functools.partial(accuracy, model, evaluation.val, device=device)
+            evaluated.append(unit_clock("evaluate", _without_clock(score), device, scale * config.posttrain.runs)[0])
         stages.append(_combined("posttrain", trained))
         stages.append(_combined("evaluate", evaluated))
     return TimePlan(str(device), torch.get_num_threads(), stages, time.perf_counter() - started, time.process_time() - cpu)

@@ -27,7 +27,7 @@ from scdd.published.reading import load_checkpoint
 
 ARCHITECTURE_OPTIONS = {"small_input_stem": "no"}  # published weights use the ImageNet stem
 # (block kind, blocks per stage) of torchvision's ResNets that scdd registers
-RESNET_LAYOUTS = {
+RESNET_LAYOUTS: dict[tuple[str, tuple[int, ...]], str] = {
     ("basic", (2, 2, 2, 2)): "resnet18",
     ("bottleneck", (3, 4, 6, 3)): "resnet50",
     ("bottleneck", (3, 4, 23, 3)): "resnet101",
