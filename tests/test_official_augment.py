@@ -3,6 +3,7 @@ padding, MixUp / CutMix drawn once per batch from Beta(α, α), the KD loss with
 CIFAR demo head and views, and RandAugment replayed per image."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from torchvision.transforms import v2
 from scdd.augment import CropSpec
 from scdd.augment.randaugment import RandAugmentSpec, apply_randaugment, op_names, sample_codes
 from scdd.augment.recovery import RecoveryViewSpec, SyntheticViews
+from scdd.augment.views import ViewSpec, random_view, rotate_hue
 from scdd.config import make_run_config
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
@@ -180,3 +182,30 @@ def test_decay_groups_exempt_biases_and_batchnorm_from_weight_decay():
     for name, p in model.named_parameters():
         expected = before[name] * (1 - 0.1 * 0.5) if p.ndim > 1 else before[name]
         assert torch.allclose(p, expected), name
+
+
+def test_hue_jitter_turns_colour_views_and_leaves_grayscale_streams_alone():
+    """Colour views get torchvision-style hue jitter (MoCo v2/v3, DINO: up to 0.1 of a turn); a half turn maps red
+    to cyan at the same luma; shifts are spread over [-hue, hue]; a grayscale batch's views are bit-identical with
+    or without it (no random draw is spent on them)."""
+    red = torch.zeros(1, 3, 2, 2)
+    red[:, 0] = 1.0
+    cyan = rotate_hue(red, torch.tensor([0.5]))[0, :, 0, 0]
+    assert cyan[0] < 0.01 and abs(cyan[1] - cyan[2]) < 1e-5 and cyan[1] > 0.5
+    assert torch.allclose(rotate_hue(red, torch.tensor([1.0])), red, atol=1e-5)  # a whole turn is the identity
+
+    def views(images, hue):
+        spec = ViewSpec(crop=CropSpec(scale=(1.0, 1.0)), flip_p=0.0, jitter_p=1.0, brightness=0, contrast=0, saturation=0,
+                        hue=hue, grayscale_p=0.0, blur_p=0.0)
+        return random_view(images, spec, generator=torch.Generator().manual_seed(0), crop_generator=torch.Generator().manual_seed(1))
+
+    grey = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(views(grey, 0.0), views(grey, 0.1))
+    colour = torch.rand(256, 3, 1, 1, generator=torch.Generator().manual_seed(3)) * 0.5 + 0.25  # in gamut after turning
+    turned = views(colour, 0.1)
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    before, after = (torch.einsum("ij,njhw->nihw", to_yiq, x)[:, :, 0, 0] for x in (colour, turned))
+    assert torch.allclose(before[:, 0], after[:, 0], atol=1e-5)  # luma kept
+    angle = (torch.atan2(after[:, 2], after[:, 1]) - torch.atan2(before[:, 2], before[:, 1])) / (2 * math.pi)
+    angle = (angle + 0.5) % 1.0 - 0.5
+    assert angle.abs().max() <= 0.1 + 1e-4 and angle.abs().max() > 0.09 and abs(float(angle.mean())) < 0.02

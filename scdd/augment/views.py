@@ -14,14 +14,13 @@ import torch.nn.functional as F
 from scdd.augment.crops import CropSpec, random_resized_crop, sample_flips, uniform
 
 
-
-
 @dataclass(frozen=True)
 class ViewSpec:
     """One self-supervised view recipe (MoCo v2/v3 style), with per-sample random parameters.
 
-    Color jitter (brightness, contrast, saturation) is applied with probability ``jitter_p``;
-    hue jitter is omitted. Blur sigma is given for a 224 px image and scaled to the input size.
+    Color jitter (brightness, contrast, saturation, then on colour images hue) is applied with probability
+    ``jitter_p``; ``hue`` is the largest shift in turns (torchvision's ColorJitter ``hue``: 0.1 in MoCo v2/v3
+    and DINO, 0.2 in SwAV). Blur sigma is given for a 224 px image and scaled to the input size.
     """
 
     crop: CropSpec = CropSpec()
@@ -31,6 +30,7 @@ class ViewSpec:
     brightness: float = 0.4
     contrast: float = 0.4
     saturation: float = 0.2
+    hue: float = 0.1
     grayscale_p: float = 0.2
     blur_p: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
@@ -46,6 +46,21 @@ def _grayscale(images: torch.Tensor) -> torch.Tensor:
         return images
     weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     return (images * weights).sum(1, keepdim=True).expand_as(images)
+
+
+# RGB <-> YIQ (NTSC): hue is the angle of the (I, Q) chroma plane, luma Y is kept
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def rotate_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Each RGB image's hue turned by ``shift`` (turns, per image) as a rotation of its YIQ chroma plane: one
+    3x3 colour matrix per image, so the whole batch is one batched product (luma kept; clamped to [0, 1])."""
+    to_yiq = _RGB_TO_YIQ.to(device=images.device, dtype=images.dtype)
+    angle = 2 * math.pi * shift.to(images.dtype)
+    cos, sin, zero, one = angle.cos(), angle.sin(), torch.zeros_like(angle), torch.ones_like(angle)
+    rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
+    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq  # [n, 3, 3]
+    return torch.einsum("nij,njhw->nihw", matrix, images).clamp(0, 1)
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -87,6 +102,9 @@ def random_view(
         out = _blend(out, mean.expand_as(out), factor(spec.contrast))
         if out.shape[1] > 1:
             out = _blend(out, _grayscale(out), factor(spec.saturation))
+        if out.shape[1] == 3 and spec.hue > 0:
+            shift = uniform(n, -spec.hue, spec.hue, generator, device)
+            out = torch.where(apply.view(-1, 1, 1, 1), rotate_hue(out, shift), out)
     if spec.grayscale_p > 0 and out.shape[1] > 1:
         out = torch.where(chosen(spec.grayscale_p).view(-1, 1, 1, 1), _grayscale(out), out)
     if spec.blur_p > 0:

@@ -54,8 +54,8 @@ def disputed(paper: Sourced, code: Sourced) -> tuple[Sourced, Sourced]:
 
 
 def moco_cifar_demo() -> dict[str, Sourced]:
-    """MoCo's CIFAR demo recipe (App. C: "the MoCo framework", footnote 3), for MoCo v2 only; the
-    demo's hue jitter (0.1) has no scdd setting."""
+    """MoCo's CIFAR demo recipe (App. C: "the MoCo framework", footnote 3), for MoCo v2 only (its hue
+    jitter, 0.1, is the pretrainers' default ``hue``)."""
     return {
         "queue_size": Sourced(4096, f"{MOCO_DEMO} cell 4", "--moco-k"),
         "encoder_momentum": Sourced(0.99, f"{MOCO_DEMO} cell 4", "--moco-m"),

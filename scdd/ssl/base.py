@@ -39,6 +39,7 @@ class PretrainConfig(TrainingConfig):
     batch 512, cosine, 200 epochs)."""
 
     warmup_epochs: int = 0
+    hue: float = 0.1  # largest hue shift of a colour view, in turns (MoCo v2/v3, DINO: ColorJitter hue 0.1)
     # at least this many optimiser steps: the squeeze raises ``epochs`` to reach it on a small training set,
     # so one budget gives datasets of any size the same number of updates (0: epochs as given)
     min_steps: int = 0

@@ -61,19 +61,20 @@ class DINOConfig(PretrainConfig):
 
 
 def multi_crop_spec(config: DINOConfig, data: DatasetSplits) -> MultiCropSpec:
-    """DINO's augmentation (BYOL's): jitter (0.4, 0.4, 0.2) p 0.8, grayscale 0.2; global view 1 always
+    """DINO's augmentation (BYOL's): jitter (0.4, 0.4, 0.2, hue 0.1) p 0.8, grayscale 0.2; global view 1 always
     blurred, global view 2 blurred with p 0.1 and solarised with p 0.2; local views blurred with p 0.5."""
     flip_p = 0.5 if data.info.hflip else 0.0
     global_crop = CropSpec(scale=(config.crop_min_scale, 1.0))
     return MultiCropSpec(
         global_views=(
-            ViewSpec(crop=global_crop, flip_p=flip_p, blur_p=1.0),
-            ViewSpec(crop=global_crop, flip_p=flip_p, blur_p=0.1, solarize_p=0.2),
+            ViewSpec(crop=global_crop, flip_p=flip_p, hue=config.hue, blur_p=1.0),
+            ViewSpec(crop=global_crop, flip_p=flip_p, hue=config.hue, blur_p=0.1, solarize_p=0.2),
         ),
         local_view=ViewSpec(
             crop=CropSpec(scale=config.local_crop_scale),
             size=local_crop_size(data.info.image_size, config.local_crop_ratio),
             flip_p=flip_p,
+            hue=config.hue,
             blur_p=0.5,
         ),
         local_count=config.local_views,

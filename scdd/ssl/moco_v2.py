@@ -68,8 +68,10 @@ class MoCoV2Config(PretrainConfig):
 
 
 def view_spec(config: MoCoV2Config, flip_p: float) -> ViewSpec:
-    """MoCo v2's "aug+": crop, colour jitter (0.4, 0.4, 0.4) with p 0.8, grayscale 0.2, blur 0.5, flip."""
-    return ViewSpec(crop=CropSpec(scale=(config.crop_min_scale, 1.0)), flip_p=flip_p, saturation=0.4, blur_p=config.blur_p)
+    """MoCo v2's "aug+": crop, colour jitter (0.4, 0.4, 0.4, hue 0.1) with p 0.8, grayscale 0.2, blur 0.5, flip."""
+    return ViewSpec(
+        crop=CropSpec(scale=(config.crop_min_scale, 1.0)), flip_p=flip_p, saturation=0.4, hue=config.hue, blur_p=config.blur_p
+    )
 
 
 def projection_head(config: MoCoV2Config, features: int) -> nn.Module:

@@ -56,8 +56,8 @@ class MoCoV3Pretrainer(Pretrainer[MoCoV3Config]):
         # MoCo v3's asymmetric pair: blur always in view 1, rarely in view 2, solarize only in view 2
         crop = CropSpec(scale=(config.crop_min_scale, 1.0))
         self.specs = (
-            ViewSpec(crop=crop, flip_p=self.flip_p, blur_p=1.0, solarize_p=0.0),
-            ViewSpec(crop=crop, flip_p=self.flip_p, blur_p=0.1, solarize_p=0.2),
+            ViewSpec(crop=crop, flip_p=self.flip_p, hue=config.hue, blur_p=1.0, solarize_p=0.0),
+            ViewSpec(crop=crop, flip_p=self.flip_p, hue=config.hue, blur_p=0.1, solarize_p=0.2),
         )
         return {"base": self.base, "predictor": self.predictor, "momentum": self.momentum_encoder}
 

@@ -36,6 +36,7 @@ class SwAVConfig(PretrainConfig):
     LARS is ``optimizer=lars`` (lightly's)."""
 
     temperature: float = 0.1
+    hue: float = 0.2  # colour distortion of strength 1: ColorJitter(0.8, 0.8, 0.8, 0.2)
     sinkhorn_epsilon: float = 0.05
     sinkhorn_iterations: int = 3
     prototypes: int = 3000
@@ -56,10 +57,10 @@ class SwAVConfig(PretrainConfig):
 
 
 def multi_crop_spec(config: SwAVConfig, data: DatasetSplits) -> MultiCropSpec:
-    """SwAV's augmentation: every crop gets colour distortion of strength 1 (0.8, 0.8, 0.8) with p 0.8,
+    """SwAV's augmentation: every crop gets colour distortion of strength 1 (0.8, 0.8, 0.8, hue 0.2) with p 0.8,
     grayscale 0.2, Gaussian blur 0.5 and flip."""
     flip_p = 0.5 if data.info.hflip else 0.0
-    common: dict[str, Any] = dict(flip_p=flip_p, brightness=0.8, contrast=0.8, saturation=0.8, blur_p=0.5)
+    common: dict[str, Any] = dict(flip_p=flip_p, brightness=0.8, contrast=0.8, saturation=0.8, hue=config.hue, blur_p=0.5)
     large = ViewSpec(crop=CropSpec(scale=(config.crop_min_scale, 1.0)), **common)
     small = ViewSpec(
         crop=CropSpec(scale=config.local_crop_scale),
