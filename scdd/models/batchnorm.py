@@ -66,6 +66,14 @@ def revert_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     return _swap_batchnorm(module, _to_plain)
 
 
+class _SplitBatchNorm(SplitBatchNorm):
+    """lightly's ``SplitBatchNorm`` for input in any memory format: its grouped ``view`` needs NCHW-contiguous
+    input, so a channels-last batch (the CPU default, ``scdd.runtime.memory_format``) is reordered first."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return super().forward(input.contiguous())
+
+
 def split_batchnorm(module: torch.nn.Module, groups: int) -> torch.nn.Module:
     """Every plain, affine ``BatchNorm2d`` of ``module`` (in place) as lightly's ``SplitBatchNorm``: in
     training, samples ``g, g + groups, …`` are normalised together, each group with running statistics
@@ -74,7 +82,7 @@ def split_batchnorm(module: torch.nn.Module, groups: int) -> torch.nn.Module:
     def to_split(layer: torch.nn.Module) -> torch.nn.Module | None:
         if type(layer) is not torch.nn.BatchNorm2d or not (layer.affine and layer.track_running_stats):
             return None
-        split = SplitBatchNorm(layer.num_features, groups, eps=layer.eps, momentum=layer.momentum)
+        split = _SplitBatchNorm(layer.num_features, groups, eps=layer.eps, momentum=layer.momentum)
         running = {key: getattr(layer, key).repeat(groups) for key in ("running_mean", "running_var")}
         return _with_state(split, layer, **running)
 
