@@ -45,7 +45,7 @@ def _sum_length(module: nn.Module, inputs: torch.Tensor) -> int:
     return inputs.numel() // inputs.shape[1]  # BatchNorm with batch statistics: N (·H·W)
 
 
-def _first_squeeze_loss(data: DatasetSplits, layout: str) -> tuple[float, float, list[torch.Tensor]]:
+def first_squeeze_loss(data: DatasetSplits, layout: str, device: torch.device = CPU) -> tuple[float, float, list[torch.Tensor]]:
     """MoCo v3's loss at step 0 of a one-step squeeze (the epoch's mean is its only step, taken
     before any update), the relative error bound ε of its forward, and every convolution's input."""
     torch.manual_seed(0)
@@ -63,7 +63,7 @@ def _first_squeeze_loss(data: DatasetSplits, layout: str) -> tuple[float, float,
     try:
         options = {"epochs": 1, "batch_size": 8, "hidden_dim": 64, "output_dim": 32, "temperature": 0.2}
         pretrainer = get_component("pretrainer", "moco-v3").build({**options, "memory_format": layout})
-        result = pretrainer.pretrain(backbone, data, device=CPU, seed=0)
+        result = pretrainer.pretrain(backbone, data, device=device, seed=0)
     finally:
         handle.remove()
     # Higham §3.1: a sum of K products in any order is within γ_K = K·u/(1 - K·u) of exact, relative
@@ -72,7 +72,7 @@ def _first_squeeze_loss(data: DatasetSplits, layout: str) -> tuple[float, float,
     return result.loss_per_epoch[0], epsilon, conv_inputs
 
 
-def _small_images() -> DatasetSplits:
+def small_images() -> DatasetSplits:
     """8 random 8-px images: short sums (BatchNorm over N·H·W ≤ 512), so the rounding bound is tight."""
     info = DatasetInfo("noise8", 2, 1, 8, (0.5,), (0.25,), ("a", "b"), hflip=True)
     images = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -85,10 +85,10 @@ def test_squeeze_in_channels_last_changes_only_the_rounding():
     by rounding only. Per path, rows of q and k carry a relative error ≤ ε; l2-normalised, ≤ 2ε each;
     a cosine q·k then errs by ≤ 4ε, a logit by ≤ 4ε/τ, cross-entropy by ≤ 2·max|Δlogit| = 8ε/τ,
     and the loss (CE·2τ, two symmetric terms) by ≤ 32ε; two paths differ by ≤ 64ε."""
-    data = _small_images()
-    contiguous, bound, conv_inputs = _first_squeeze_loss(data, "contiguous")
+    data = small_images()
+    contiguous, bound, conv_inputs = first_squeeze_loss(data, "contiguous")
     assert conv_inputs and all(x.is_contiguous() for x in conv_inputs)
-    channels_last, bound_cl, conv_inputs = _first_squeeze_loss(data, "auto")  # auto: channels-last on the CPU
+    channels_last, bound_cl, conv_inputs = first_squeeze_loss(data, "auto")  # auto: channels-last on the CPU
     assert all(x.is_contiguous(memory_format=torch.channels_last) for x in conv_inputs)
     assert sum(not x.is_contiguous() for x in conv_inputs) > len(conv_inputs) // 2  # NHWC, not NCHW
     assert bound_cl == bound and 64 * bound < 0.05 * abs(contiguous)  # the bound is far below the loss's scale
