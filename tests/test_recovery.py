@@ -140,17 +140,22 @@ def test_channels_last_and_bf16_autocast_options(teacher):
     two paths; bf16 autocast rounds every convolution's operands and result to 8 bits (3·2^-8 per
     layer). Later steps are not bounded: Adam's first update is ±lr wherever a gradient is non-zero,
     so a gradient at rounding level moves a pixel by lr in either direction, and the images part."""
-    classifier, data = teacher
+    check_layouts_and_autocast(*teacher, CPU, plain="contiguous", other="auto")  # auto: channels-last on the CPU
+
+
+def check_layouts_and_autocast(classifier: Classifier, data, device: torch.device, *, plain: str, other: str) -> None:
+    """Recovery with ``memory_format=plain`` (NCHW convolutions), ``other`` (channels-last ones) and bf16
+    autocast on ``device``: the step-0 objectives within the bounds derived above."""
     record: list[tuple[torch.Tensor, torch.Tensor]] = []
     hooks = _conv_inputs(classifier, record)
     try:
-        reference = synthesize(classifier, data.info, dataclasses.replace(QUICK, memory_format="contiguous"), device=CPU, seed=0)
+        reference = synthesize(classifier, data.info, dataclasses.replace(QUICK, memory_format=plain), device=device, seed=0)
         assert record and not any(x.is_contiguous(memory_format=torch.channels_last) for x, _ in record if x.shape[1] > 1)
         record.clear()
-        channels_last = synthesize(classifier, data.info, QUICK, device=CPU, seed=0)  # auto: channels-last on the CPU
+        channels_last = synthesize(classifier, data.info, dataclasses.replace(QUICK, memory_format=other), device=device, seed=0)
         assert record and all(x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4 for x, _ in record)
         record.clear()
-        bf16 = synthesize(classifier, data.info, dataclasses.replace(QUICK, autocast=True), device=CPU, seed=0)
+        bf16 = synthesize(classifier, data.info, dataclasses.replace(QUICK, autocast=True), device=device, seed=0)
         assert record and all(out.dtype == torch.bfloat16 for _, out in record)
     finally:
         for hook in hooks:
