@@ -80,6 +80,7 @@ def small_images() -> DatasetSplits:
     return DatasetSplits(info, ImageTensorDataset(images, labels), ImageTensorDataset(images, labels))
 
 
+@pytest.mark.numerics
 def test_squeeze_in_channels_last_changes_only_the_rounding():
     """Both layouts train the same function: at step 0 (same weights, same views) their losses differ
     by rounding only. Per path, rows of q and k carry a relative error ≤ ε; l2-normalised, ≤ 2ε each;
