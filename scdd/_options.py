@@ -85,3 +85,13 @@ def build_dataclass(cls: type, options: Mapping[str, Any], *, owner: str) -> Any
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{owner}: {error}") from None
     return instance
+
+
+MEMORY_FORMATS = ("auto", "channels-last", "contiguous")
+
+
+def check_memory_format(choice: str) -> str:
+    """``choice`` if it names a layout models can run in (``scdd.runtime.memory_format``), else ``ConfigError``."""
+    if choice not in MEMORY_FORMATS:
+        raise ConfigError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {choice!r}")
+    return choice

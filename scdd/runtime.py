@@ -8,6 +8,7 @@ import random
 import numpy as np
 import torch
 
+from scdd._options import check_memory_format
 from scdd.errors import ConfigError
 from scdd.distributed import rank_device
 
@@ -28,9 +29,6 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     return rank_device(device)
 
 
-MEMORY_FORMATS = ("auto", "channels-last", "contiguous")
-
-
 def memory_format(device: torch.device, choice: str = "auto") -> torch.memory_format:
     """The layout a model's 4-D weights (and so its activations) take on ``device``.
 
@@ -38,9 +36,7 @@ def memory_format(device: torch.device, choice: str = "auto") -> torch.memory_fo
     tensors directly but reorders NCHW ones on every call (measured on 2 cores: 1.6x per squeeze
     step, 1.35x per recovery step, 1.4x per post-training step; README "Performance"), and the
     contiguous NCHW layout elsewhere. The layout changes only the order of floating-point sums."""
-    if choice not in MEMORY_FORMATS:
-        raise ConfigError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {choice!r}")
-    if choice == "auto":
+    if check_memory_format(choice) == "auto":
         choice = "channels-last" if device.type == "cpu" else "contiguous"
     return torch.channels_last if choice == "channels-last" else torch.contiguous_format
 

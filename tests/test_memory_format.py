@@ -7,11 +7,16 @@ import pytest
 import torch
 from torch import nn
 
+from scdd.align.linear_probe import LinearProbeConfig
 from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
 from scdd.errors import ConfigError
 from scdd.models.build import build_backbone
+from scdd.recovery.config import RecoverConfig
 from scdd.registry import get_component
 from scdd.runtime import memory_format, place
+from scdd.ssl.moco_v3 import MoCoV3Config
+from scdd.stages.posttrain import PosttrainConfig
+from scdd.stages.relabel import RelabelConfig
 
 CPU = torch.device("cpu")
 U = 2.0**-24  # float32 unit roundoff
@@ -25,6 +30,13 @@ def test_auto_is_channels_last_on_the_cpu_and_contiguous_elsewhere():
     assert memory_format(torch.device("cuda"), "channels-last") == torch.channels_last
     with pytest.raises(ConfigError, match="memory_format must be one of"):
         memory_format(CPU, "nhwc")
+
+
+@pytest.mark.parametrize("config", [RecoverConfig, PosttrainConfig, RelabelConfig, MoCoV3Config, LinearProbeConfig])
+def test_an_unknown_layout_is_refused_when_configured(config):
+    """Refused with the settings, before any stage runs (not when the stage places its model)."""
+    with pytest.raises(ConfigError, match="memory_format must be one of"):
+        config(memory_format="nhwc")
 
 
 def test_place_converts_only_four_dimensional_weights():

@@ -27,6 +27,7 @@ from scdd.models.classifier import Classifier
 @dataclass
 class FinetuneConfig(AlignRecipe):
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("fine-tuning needs epochs >= 1 and batch_size >= 2 (BatchNorm trains on the batch)")
 

@@ -26,6 +26,7 @@ from scdd.models.classifier import Classifier
 @dataclass
 class LinearProbeConfig(AlignRecipe):
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("linear probe needs epochs >= 1 and batch_size >= 1")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scdd._options import check_memory_format
 from scdd.errors import ConfigError
 
 RECOVER_OPTIMIZERS = ("adam", "adamw")
@@ -45,6 +46,7 @@ class RecoverConfig:
     autocast: bool = False  # bfloat16 autocast of the forward pass (CUDA; CPU too where supported)
 
     def __post_init__(self) -> None:
+        check_memory_format(self.memory_format)
         if self.ipc < 1:
             raise ConfigError(f"ipc must be at least 1, got {self.ipc}")
         if self.iterations < 1 or self.batch_size < 1:

@@ -41,6 +41,7 @@ class PretrainConfig(TrainingConfig):
     min_steps: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.epochs < 1 or self.batch_size < 2 or self.min_steps < 0:
             raise ConfigError("pretraining needs epochs >= 1, batch_size >= 2 and min_steps >= 0")
 

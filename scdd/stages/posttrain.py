@@ -23,6 +23,7 @@ import torch
 from scdd import distributed
 from scdd.models.saved import ModelRecord, save_model
 from scdd.distilled import DistilledSet, load_distilled
+from scdd._options import check_memory_format
 from scdd.errors import ConfigError
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT, Progress
@@ -64,6 +65,7 @@ class PosttrainConfig:
     memory_format: str = "auto"  # the students' layout (scdd.runtime.memory_format)
 
     def __post_init__(self) -> None:
+        check_memory_format(self.memory_format)
         if self.labels not in LABEL_MODES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.runs < 1 or not 0 <= self.warmup_epochs < self.epochs:

@@ -22,6 +22,7 @@ from scdd.artifacts import file_sha256
 from scdd.models.saved import load_model
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
+from scdd._options import check_memory_format
 from scdd.errors import ArtifactError, ConfigError
 from scdd.progress import SILENT, Progress
 from scdd.resume.shards import ResumableShardWriter, epoch_unit
@@ -58,6 +59,7 @@ class RelabelConfig:
     memory_format: str = "auto"  # the teacher's layout (scdd.runtime.memory_format)
 
     def __post_init__(self) -> None:
+        check_memory_format(self.memory_format)
         if self.epochs < 1:
             raise ConfigError("relabel needs epochs >= 1")
         if self.mode not in RELABEL_MODES:

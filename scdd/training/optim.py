@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from lightly.utils.lars import LARS
 
+from scdd._options import check_memory_format
 from scdd.errors import ConfigError, ScddError
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
@@ -26,6 +27,9 @@ class TrainingConfig:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     memory_format: str = "auto"  # the trained networks' layout: auto (channels-last on CPU), channels-last, contiguous
+
+    def __post_init__(self) -> None:
+        check_memory_format(self.memory_format)
 
 
 class NonFiniteLossError(ScddError):
