@@ -6,7 +6,7 @@ and ResNet-50, 224 px, 1000 classes, batches 50 and 100). Random-init models who
 statistics come from a few batches of noise: speed does not depend on trained weights.
 
 Per stage, scdd's own code path against its floor, in the layout scdd picks for the device
-(``scdd.runtime.memory_format``):
+(``scdd.runtime.memory_format``; ``--memory-format`` to choose):
   recovery     ``BatchRecovery.run`` (view, forward with the matcher, L_CE + α·L_BN, backward, Adam,
                schedule, clipping)  vs  a bare forward + backward to the input of the same model and batch;
   relabel      crops rendered from the epoch's plan + the teacher's forward  vs  a forward on a batch in memory;
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from official_recovery import OfficialRecovery
 
+from scdd._options import MEMORY_FORMATS
 from scdd.data.base import DatasetInfo
 from scdd.labels import PlanSpec, SoftTargets, plan_epoch, render_crops, replay_batches, soft_label_loss
 from scdd.models.build import build_classifier
@@ -72,10 +73,10 @@ def info_of(shape: Shape) -> DatasetInfo:
     return DatasetInfo("speed", shape.classes, 3, shape.image_size, MEAN, STD, tuple(map(str, range(shape.classes))))
 
 
-def teacher(shape: Shape, device: torch.device) -> torch.nn.Module:
+def teacher(shape: Shape, device: torch.device, layout: str) -> torch.nn.Module:
     """A frozen eval-mode classifier whose BN running statistics come from three batches of noise."""
     torch.manual_seed(0)
-    model = place(build_classifier(shape.architecture, info_of(shape)), device).train()
+    model = place(build_classifier(shape.architecture, info_of(shape)), device, layout).train()
     with torch.no_grad():
         for _ in range(3):
             model(torch.rand(min(shape.batch, 16), 3, shape.image_size, shape.image_size, device=device))
@@ -120,15 +121,15 @@ def compare(device: torch.device, images: int, repeats: int, paths: dict[str, Ca
     return result
 
 
-def recovery(shape: Shape, model: torch.nn.Module, device: torch.device, iterations: int, repeats: int) -> dict[str, float]:
+def recovery(shape: Shape, model: torch.nn.Module, device: torch.device, layout: str, iterations: int, repeats: int) -> dict[str, float]:
     info = info_of(shape)
-    config = RecoverConfig(iterations=iterations, batch_size=shape.batch)
+    config = RecoverConfig(iterations=iterations, batch_size=shape.batch, memory_format=layout)
     members = recovery_batches(info.num_classes, -(-shape.batch // info.num_classes), shape.batch)[0]
     targets = torch.tensor([label for label, _ in members], device=device)
     matcher = get_component("matcher", config.matcher).build(config.matcher_options)
     engine = BatchRecovery(model, matcher, info, config, device, seed=0)
     pixels = torch.randn(shape.batch, 3, shape.image_size, shape.image_size, device=device, requires_grad=True)
-    official_model = teacher(shape, device).to(memory_format=torch.contiguous_format)  # as published: NCHW
+    official_model = teacher(shape, device, "contiguous")  # as published: NCHW
     official = OfficialRecovery(official_model, size=shape.image_size, mean=MEAN, std=STD, jitter=shape.image_size // 7)
 
     def floor() -> None:
@@ -158,7 +159,7 @@ class InMemoryLabels:
         return self.plan, SoftTargets(logits=self.logits)
 
 
-def relabel_and_posttrain(shape: Shape, model: torch.nn.Module, device: torch.device, steps: int, repeats: int) -> dict[str, dict]:
+def relabel_and_posttrain(shape: Shape, model: torch.nn.Module, device: torch.device, layout: str, steps: int, repeats: int) -> dict[str, dict]:
     size, count = shape.image_size, shape.batch * steps
     distilled = torch.rand(count, 3, size, size)  # the distilled set, on the host as the stages load it
     spec = PlanSpec(crop_min_scale=0.08, hflip=True)
@@ -176,8 +177,8 @@ def relabel_and_posttrain(shape: Shape, model: torch.nn.Module, device: torch.de
             model(in_memory)
 
     labelled = compare(device, count, repeats, {"floor": relabel_floor, "scdd": relabel})
-    config = PosttrainConfig(students=(shape.architecture,), epochs=1, batch_size=shape.batch, temperature=4.0)
-    student = place(build_classifier(shape.architecture, info_of(shape)), device).train()
+    config = PosttrainConfig(students=(shape.architecture,), epochs=1, batch_size=shape.batch, temperature=4.0, memory_format=layout)
+    student = place(build_classifier(shape.architecture, info_of(shape)), device, layout).train()
     labels = InMemoryLabels(count, spec, relabel().to(device))
     loop = TrainLoop("posttrain", config, student.parameters(), steps, device, epochs=10**9, count="epochs")
     order = torch.arange(count)
@@ -212,6 +213,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="1 iteration, 1 repeat, ImageNet batches capped at 8 (2 CPU cores)")
+    parser.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS, help="scdd's layout (auto: the device's)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.threads:
@@ -223,11 +225,11 @@ def main() -> None:
         shape = SHAPES[name]
         if args.quick and shape.image_size > 64:
             shape = Shape(shape.architecture, shape.image_size, shape.classes, min(shape.batch, 8))
-        model = teacher(shape, device)
+        model = teacher(shape, device, args.memory_format)
         results[name] = {
             "shape": vars(shape),
-            "recovery": recovery(shape, model, device, iterations, repeats),
-            **relabel_and_posttrain(shape, model, device, iterations, repeats),
+            "recovery": recovery(shape, model, device, args.memory_format, iterations, repeats),
+            **relabel_and_posttrain(shape, model, device, args.memory_format, iterations, repeats),
         }
         for stage in ("recovery", "relabel", "posttrain"):
             row = results[name][stage]
@@ -236,7 +238,7 @@ def main() -> None:
                   f"ratio to floor {row['scdd_ratio_to_floor']:.2f} (CPU time {row['scdd_cpu_ratio_to_floor']:.2f}){extra}", flush=True)
     report = {
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(), "memory_format": str(memory_format(device)), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "memory_format": str(memory_format(device, args.memory_format)), "torch": torch.__version__,
         "iterations": iterations, "repeats": repeats, "quick": args.quick, "results": results,
     }
     print(json.dumps(report, indent=1))
