@@ -21,6 +21,14 @@ def test_view_boxes_are_torchvisions_draws_from_the_given_generator():
     assert torch.equal(torchvision_boxes(64, spec, size, torch.Generator().manual_seed(5)), boxes)  # replayable from the seed
 
 
+def test_view_boxes_advance_their_generator():
+    """Two calls on one generator continue its stream (the next batch gets new boxes), as one call of twice the size."""
+    spec, stream = CropSpec(scale=(0.3, 1.0)), torch.Generator().manual_seed(7)
+    first, second = torchvision_boxes(32, spec, 28, stream), torchvision_boxes(32, spec, 28, stream)
+    assert not torch.equal(first, second)
+    assert torch.equal(torch.cat([first, second]), torchvision_boxes(64, spec, 28, torch.Generator().manual_seed(7)))
+
+
 def test_random_resized_crop_keeps_the_global_generator_untouched():
     images = torch.rand(4, 1, 28, 28)
     state = torch.get_rng_state()
