@@ -1,5 +1,5 @@
-"""The layout models run in (``scdd.runtime.memory_format``): channels-last on the CPU by default, and
-a layout changes only the order of floating-point sums, never the function trained."""
+"""The layout models run in (``scdd.runtime.memory_format``): contiguous by default, channels-last by name,
+and a layout changes only the order of floating-point sums, never the function trained."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ U = 2.0**-24  # float32 unit roundoff
 SUMMED = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-def test_auto_is_channels_last_on_the_cpu_and_contiguous_elsewhere():
-    assert memory_format(CPU) == torch.channels_last
+def test_auto_is_contiguous_and_channels_last_is_chosen_by_name():
+    assert memory_format(CPU) == torch.contiguous_format
     assert memory_format(torch.device("cuda")) == torch.contiguous_format
+    assert memory_format(CPU, "channels-last") == torch.channels_last
     assert memory_format(CPU, "contiguous") == torch.contiguous_format
     assert memory_format(torch.device("cuda"), "channels-last") == torch.channels_last
     with pytest.raises(ConfigError, match="memory_format must be one of"):
@@ -41,7 +42,7 @@ def test_an_unknown_layout_is_refused_when_configured(config):
 
 def test_place_converts_only_four_dimensional_weights():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8, 2))
-    place(model, CPU)
+    place(model, CPU, "channels-last")
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last) and not model[0].weight.is_contiguous()
     assert model[1].weight.is_contiguous()
     place(model, CPU, "contiguous")
@@ -101,7 +102,7 @@ def test_squeeze_in_channels_last_changes_only_the_rounding():
     data = small_images()
     contiguous, bound, conv_inputs = first_squeeze_loss(data, "contiguous")
     assert conv_inputs and all(x.is_contiguous() for x in conv_inputs)
-    channels_last, bound_cl, conv_inputs = first_squeeze_loss(data, "auto")  # auto: channels-last on the CPU
+    channels_last, bound_cl, conv_inputs = first_squeeze_loss(data, "channels-last")
     assert all(x.is_contiguous(memory_format=torch.channels_last) for x in conv_inputs)
     assert sum(not x.is_contiguous() for x in conv_inputs) > len(conv_inputs) // 2  # NHWC, not NCHW
     assert bound_cl == bound and 64 * bound < 0.05 * abs(contiguous)  # the bound is far below the loss's scale

@@ -140,7 +140,7 @@ def test_channels_last_and_bf16_autocast_options(teacher):
     two paths; bf16 autocast rounds every convolution's operands and result to 8 bits (3·2^-8 per
     layer). Later steps are not bounded: Adam's first update is ±lr wherever a gradient is non-zero,
     so a gradient at rounding level moves a pixel by lr in either direction, and the images part."""
-    check_layouts_and_autocast(*teacher, CPU, plain="contiguous", other="auto")  # auto: channels-last on the CPU
+    check_layouts_and_autocast(*teacher, CPU, plain="auto", other="channels-last")  # auto: contiguous
 
 
 def check_layouts_and_autocast(classifier: Classifier, data, device: torch.device, *, plain: str, other: str) -> None:
