@@ -67,7 +67,9 @@ def main() -> None:
             one = dataclasses.replace(config.squeeze, pretrainer_options={**config.squeeze.pretrainer_options, "epochs": 1})
             name = f"teacher {config.squeeze.pretrainer}/{config.squeeze.architecture} {config.squeeze.architecture_options}"
             squeezed, w, c = timed(lambda: squeeze(one, data, out / key / "s", device=device, seed=0))
-            aligned, w2, c2 = timed(lambda: align(config.align, squeezed.artifacts["backbone"], data, out / key / "a", device=device, seed=0))
+            aligned, w2, c2 = timed(
+                lambda: align(config.align, squeezed.artifacts["backbone"], data, out / key / "a", device=device, seed=0)
+            )
             wall[name], cpu[name] = w * epochs + w2, c * epochs + c2
             classifier = classifier or aligned.artifacts["classifier"]
         for ipc in suite.ipc:

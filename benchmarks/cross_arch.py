@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from scdd.artifacts import load_tensors
-from scdd.data.loading import load_dataset
 from scdd.config import make_run_config
+from scdd.data.loading import load_dataset
 from scdd.run_folder import prepare_out_dir
 from scdd.runtime import resolve_device
 from scdd.stages.evaluate import evaluate
@@ -83,14 +83,16 @@ def main() -> None:
         one = dataclasses.replace(recipe, students=(student,))
         trained = posttrain(one, distilled, labels.artifacts["soft_labels"], out / "posttrain", device=device, seed=config.seed)
         per_run = evaluate(trained.artifacts, data, device=device).metrics
-        (name, summary), = per_run.items()
+        ((name, summary),) = per_run.items()
         top1 = summary.get("top1_runs", [summary["top1"]])
         top5 = summary.get("top5_runs", [summary["top5"]])
         rows.append((name, summary["params"], cell(top1), cell(top5), time.perf_counter() - started))
         print(f"  {name}: top-1 {cell(top1)}  ({rows[-1][4]:.0f} s)", flush=True)
-    print(f"\nTop-1 / top-5 on the real held-out split ({dataset}, IPC {load_tensors(distilled)[1].get('ipc')}, "
-          f"{recipe.epochs} post-training epochs)")
-    print(f"| model | #params | top-1 (%) | top-5 (%) | seconds |\n|---|---:|---:|---:|---:|")
+    print(
+        f"\nTop-1 / top-5 on the real held-out split ({dataset}, IPC {load_tensors(distilled)[1].get('ipc')}, "
+        f"{recipe.epochs} post-training epochs)"
+    )
+    print("| model | #params | top-1 (%) | top-5 (%) | seconds |\n|---|---:|---:|---:|---:|")
     for name, params, top1, top5, seconds in rows:
         print(f"| {name} | {params / 1e6:.2f}M | {top1} | {top5} | {seconds:.0f} |")
 

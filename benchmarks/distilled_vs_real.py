@@ -46,8 +46,9 @@ def main() -> None:
         device = resolve_device(config.device)
         data = load_dataset(config)
         images = {
-            seed: recover(config.recover, args.teacher, out / f"ipc{ipc}" / f"seed{seed}" / "recover", device=device, seed=seed)
-            .artifacts["distilled"]
+            seed: recover(config.recover, args.teacher, out / f"ipc{ipc}" / f"seed{seed}" / "recover", device=device, seed=seed).artifacts[
+                "distilled"
+            ]
             for seed in range(args.seeds)
         }
         for student, result in gain_over_random_real(images, labels, config, out / f"ipc{ipc}", device=device, data=data).items():

@@ -42,16 +42,26 @@ _PIPELINE = ("squeeze", "align", "recover", "relabel", "posttrain", "evaluate")
 # epochs per training loop so a kill can land after a kept epoch, recovery in 5 batches and soft labels
 # in 3 shards so kills land between finished units of those stages too.
 TINY = [
-    "--set", "dataset_options.held_out_per_class=470",
-    "--set", "eval_split=validation",
-    "--set", "squeeze.pretrainer_options.batch_size=64",
-    "--set", "report.max_classes=2",
-    "--set", "squeeze.pretrainer_options.epochs=2",
-    "--set", "align.aligner_options.epochs=2",
-    "--set", "recover.iterations=10",
-    "--set", "recover.batch_size=20",
-    "--set", "relabel.epochs_per_shard=1",
-    "--set", "posttrain.epochs=3",
+    "--set",
+    "dataset_options.held_out_per_class=470",
+    "--set",
+    "eval_split=validation",
+    "--set",
+    "squeeze.pretrainer_options.batch_size=64",
+    "--set",
+    "report.max_classes=2",
+    "--set",
+    "squeeze.pretrainer_options.epochs=2",
+    "--set",
+    "align.aligner_options.epochs=2",
+    "--set",
+    "recover.iterations=10",
+    "--set",
+    "recover.batch_size=20",
+    "--set",
+    "relabel.epochs_per_shard=1",
+    "--set",
+    "posttrain.epochs=3",
 ]
 _RECORDS = {"manifest.json", "report.html", ".scdd.lock", ".scdd-stage.json"}
 _POLL = 0.02
@@ -86,9 +96,7 @@ def phase(out: Path) -> str | None:
 
 
 def _start(out: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        command(out), env=environment(), stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True
-    )
+    return subprocess.Popen(command(out), env=environment(), stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True)
 
 
 def reference_run(out: Path, log: Path) -> dict[str, float]:
@@ -156,11 +164,7 @@ def _timeless(path: Path) -> list[list[str]]:
 
 
 def files_of(out: Path) -> dict[str, Path]:
-    return {
-        str(path.relative_to(out)): path
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and path.name not in _RECORDS
-    }
+    return {str(path.relative_to(out)): path for path in sorted(out.rglob("*")) if path.is_file() and path.name not in _RECORDS}
 
 
 def differences(reference: Path, out: Path) -> list[str]:
@@ -225,7 +229,9 @@ class Rerun:
 
 def _rerun(number: int, kill: Kill, folder: Path, log: Path) -> Rerun:
     """Start the same command on a copy of the killed folder, to the end."""
-    return Rerun(number, kill, folder, subprocess.Popen(command(folder), env=environment(), stdout=subprocess.DEVNULL, stderr=log.open("w")))
+    return Rerun(
+        number, kill, folder, subprocess.Popen(command(folder), env=environment(), stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    )
 
 
 def _verdict(rerun: Rerun, reference: Path, timeout: float, keep: bool) -> bool:

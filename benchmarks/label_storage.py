@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from scdd.artifacts import load_tensors, save_tensors
-from scdd.models.saved import ModelRecord, save_model
-from scdd.data.base import DatasetInfo
-from scdd.models.build import build_classifier
-from scdd.data.loading import load_dataset
 from scdd.config import make_run_config
+from scdd.data.base import DatasetInfo
+from scdd.data.loading import load_dataset
+from scdd.models.build import build_classifier
+from scdd.models.saved import ModelRecord, save_model
 from scdd.run_folder import prepare_out_dir
 from scdd.runtime import resolve_device
 from scdd.stages.common import info_dict
@@ -53,7 +53,9 @@ def cell(values: list[float]) -> str:
 
 def small_dataset_table(args, device) -> None:
     teacher = args.run / "align" / "classifier.safetensors"
-    distilled = next(p for p in (args.run / "recover" / "distilled.safetensors", args.run / "coreset" / "distilled.safetensors") if p.is_file())
+    distilled = next(
+        p for p in (args.run / "recover" / "distilled.safetensors", args.run / "coreset" / "distilled.safetensors") if p.is_file()
+    )
     dataset = load_tensors(teacher, "classifier")[1]["dataset"]["name"]
     overrides = {"dataset": dataset, "posttrain": {"students": [args.student], "runs": args.seeds}}
     if args.epochs:
@@ -92,7 +94,9 @@ def thousand_class_sizes(args, device) -> None:
     classes, size = 1000, 32
     info = DatasetInfo("synthetic-1000", classes, 3, size, (0.5,) * 3, (0.25,) * 3, tuple(map(str, range(classes))))
     torch.manual_seed(0)
-    teacher = save_model(folder / "teacher.safetensors", build_classifier("resnet10-slim", info), ModelRecord("classifier", "resnet10-slim", {}, info, {}))
+    teacher = save_model(
+        folder / "teacher.safetensors", build_classifier("resnet10-slim", info), ModelRecord("classifier", "resnet10-slim", {}, info, {})
+    )
     images = torch.rand(args.images, 3, size, size, generator=torch.Generator().manual_seed(0))
     distilled = save_tensors(
         folder / "distilled.safetensors",

@@ -76,8 +76,8 @@ class OfficialRecovery:
     ) -> None:
         self.model, self.size, self.jitter = model, size, jitter
         self.lr, self.r_bn, self.first_bn_multiplier, self.tv_l2, self.l2_scale = lr, r_bn, first_bn_multiplier, tv_l2, l2_scale
-        self.low = [-m / s for m, s in zip(mean, std)]
-        self.high = [(1 - m) / s for m, s in zip(mean, std)]
+        self.low = [-m / s for m, s in zip(mean, std, strict=False)]
+        self.high = [(1 - m) / s for m, s in zip(mean, std, strict=False)]
         self.augment = transforms.Compose([transforms.RandomResizedCrop(size, antialias=True), transforms.RandomHorizontalFlip()])
 
     def run(self, targets: torch.Tensor, iterations: int, *, seed: int = 0) -> torch.Tensor:
@@ -99,13 +99,13 @@ class OfficialRecovery:
                 optimizer.zero_grad()
                 outputs = self.model(view)
                 loss_ce = F.cross_entropy(outputs, targets)
-                loss_bn = sum(hook.loss * scale for hook, scale in zip(hooks, rescale))
+                loss_bn = sum(hook.loss * scale for hook, scale in zip(hooks, rescale, strict=False))
                 variation, norm = _priors(view)
                 loss = loss_ce + self.tv_l2 * variation + self.l2_scale * norm + self.r_bn * loss_bn
                 loss.backward()
                 optimizer.step()
                 with torch.no_grad():
-                    for channel, (low, high) in enumerate(zip(self.low, self.high)):
+                    for channel, (low, high) in enumerate(zip(self.low, self.high, strict=False)):
                         inputs[:, channel].clamp_(low, high)
                 cost = loss.item()  # the public loop's best-cost check reads the loss every step
                 best_cost = min(best_cost, cost)

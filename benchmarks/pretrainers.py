@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from scdd.models.saved import ModelRecord, save_model
-from scdd.models.build import build_backbone
-from scdd.data.loading import load_dataset
 from scdd.config import make_run_config
-from scdd.run_folder import prepare_out_dir
+from scdd.data.loading import load_dataset
+from scdd.models.build import build_backbone
+from scdd.models.saved import ModelRecord, save_model
 from scdd.registry import get_component, get_registry
+from scdd.run_folder import prepare_out_dir
 from scdd.runtime import derive_seed, resolve_device, seed_everything
 from scdd.stages.align import align
 from scdd.stages.squeeze import squeeze
@@ -55,8 +55,11 @@ def main() -> None:
     device = resolve_device(base.device)
     data = load_dataset(base)
     out = prepare_out_dir(args.out, overwrite=False) if args.out else Path(tempfile.mkdtemp(prefix="scdd-pretrainers-"))
-    print(f"dataset {data.info.name}: {len(data.train)} train / {len(data.val)} held out; "
-          f"backbone {base.squeeze.architecture}; device {device}; artifacts in {out}", flush=True)
+    print(
+        f"dataset {data.info.name}: {len(data.train)} train / {len(data.val)} held out; "
+        f"backbone {base.squeeze.architecture}; device {device}; artifacts in {out}",
+        flush=True,
+    )
 
     started = time.perf_counter()
     random_top1 = float("nan")
@@ -74,14 +77,19 @@ def main() -> None:
         losses = squeezed.metrics["loss_per_epoch"]
         top1 = aligned.metrics["teacher_heldout_top1"]
         rows.append((canonical, len(losses), losses[0], losses[-1], squeezed.seconds, aligned.seconds, top1))
-        print(f"{canonical}: probe top-1 {top1:.1f}%  squeeze {squeezed.seconds:.0f} s  "
-              f"loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
+        print(
+            f"{canonical}: probe top-1 {top1:.1f}%  squeeze {squeezed.seconds:.0f} s  loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True
+        )
 
-    print(f"\n{'pretrainer':<12} {'epochs':>6} {'loss first→last':>18} {'squeeze s':>10} {'probe s':>8} "
-          f"{'probe top-1':>12} {'random init':>12} {'gain':>7}")
+    print(
+        f"\n{'pretrainer':<12} {'epochs':>6} {'loss first→last':>18} {'squeeze s':>10} {'probe s':>8} "
+        f"{'probe top-1':>12} {'random init':>12} {'gain':>7}"
+    )
     for name, epochs, first, last, squeeze_s, probe_s, top1 in rows:
-        print(f"{name:<12} {epochs:>6} {f'{first:.3f}→{last:.3f}':>18} {squeeze_s:>10.0f} {probe_s:>8.0f} "
-              f"{top1:>11.1f}% {random_top1:>11.1f}% {top1 - random_top1:>+6.1f}")
+        print(
+            f"{name:<12} {epochs:>6} {f'{first:.3f}→{last:.3f}':>18} {squeeze_s:>10.0f} {probe_s:>8.0f} "
+            f"{top1:>11.1f}% {random_top1:>11.1f}% {top1 - random_top1:>+6.1f}"
+        )
     print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
 
 

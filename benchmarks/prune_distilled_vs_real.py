@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 
 from scdd._options import build_dataclass, parse_option_pairs
-from scdd.data.loading import load_dataset
 from scdd.config import make_run_config
-from scdd.run_folder import prepare_out_dir
+from scdd.data.loading import load_dataset
 from scdd.prune.config import PruneConfig
 from scdd.prune.stage import prune
+from scdd.run_folder import prepare_out_dir
 from scdd.runtime import resolve_device
 from scdd.stages.coreset import coreset_random
 from scdd.stages.relabel import RelabelConfig, relabel
@@ -33,8 +33,13 @@ def print_table(title: str, rows: dict) -> None:
     print(f"\n{title}")
     print(f"{'':<22}" + "".join(f"{column:>19}" for column in COLUMNS))
     for name, row in rows.items():
-        values = (f"{row['top1']:.2f}", f"{row['top5']:.2f}", f"{row['parameters']:,}", f"{row['flops'] / 1e6:.2f}",
-                  str(row["prunable_channels"]))
+        values = (
+            f"{row['top1']:.2f}",
+            f"{row['top5']:.2f}",
+            f"{row['parameters']:,}",
+            f"{row['flops'] / 1e6:.2f}",
+            str(row["prunable_channels"]),
+        )
         print(f"{name:<22}" + "".join(f"{value:>19}" for value in values))
 
 
@@ -46,8 +51,14 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=PruneConfig.ratio)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="a PruneConfig field, e.g. --set sparsity_epochs=50")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a PruneConfig field, e.g. --set sparsity_epochs=50",
+    )
     args = parser.parse_args()
 
     manifest = json.loads((args.run / "manifest.json").read_text())

@@ -17,10 +17,10 @@ import torch
 
 from scdd._options import dotted_to_nested, parse_option_pairs
 from scdd.artifacts import load_tensors
-from scdd.data.loading import load_dataset
 from scdd.config import make_run_config
-from scdd.run_folder import prepare_out_dir
+from scdd.data.loading import load_dataset
 from scdd.pipeline import train_teacher
+from scdd.run_folder import prepare_out_dir
 from scdd.runtime import resolve_device
 from scdd.stages.recover import TRAJECTORY_FILE, recover
 

@@ -95,7 +95,9 @@ def main() -> None:
                 for times, target in order if repeat % 2 == 0 else order[::-1]:  # alternate which goes first
                     times.append(timed(action, target))
         base, scoped = statistics.median(plain), statistics.median(kept)
-        print(f"{name}: without progress {base:.2f} s, with progress {scoped:.2f} s, overhead {100 * (scoped / base - 1):+.1f}%", flush=True)
+        print(
+            f"{name}: without progress {base:.2f} s, with progress {scoped:.2f} s, overhead {100 * (scoped / base - 1):+.1f}%", flush=True
+        )
 
 
 if __name__ == "__main__":

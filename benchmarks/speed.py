@@ -115,8 +115,8 @@ def compare(device: torch.device, images: int, repeats: int, paths: dict[str, Ca
     for name, runs in times.items():
         result[f"{name}_images_per_s"] = images / statistics.median(wall for wall, _ in runs)
         if name != "floor":
-            result[f"{name}_ratio_to_floor"] = statistics.median(a[0] / f[0] for a, f in zip(runs, times["floor"]))
-            result[f"{name}_cpu_ratio_to_floor"] = statistics.median(a[1] / f[1] for a, f in zip(runs, times["floor"]))
+            result[f"{name}_ratio_to_floor"] = statistics.median(a[0] / f[0] for a, f in zip(runs, times["floor"], strict=False))
+            result[f"{name}_cpu_ratio_to_floor"] = statistics.median(a[1] / f[1] for a, f in zip(runs, times["floor"], strict=False))
     result["peak_mib"] = peak_mib(device)
     return result
 
@@ -144,7 +144,9 @@ def recovery(shape: Shape, model: torch.nn.Module, device: torch.device, layout:
         finally:
             matcher.detach()
 
-    result = compare(device, shape.batch * iterations, repeats, {"floor": floor, "scdd": scdd, "official": lambda: official.run(targets, iterations)})
+    result = compare(
+        device, shape.batch * iterations, repeats, {"floor": floor, "scdd": scdd, "official": lambda: official.run(targets, iterations)}
+    )
     result["speedup_vs_official"] = result["scdd_images_per_s"] / result["official_images_per_s"]
     return result
 
@@ -159,7 +161,9 @@ class InMemoryLabels:
         return self.plan, SoftTargets(logits=self.logits)
 
 
-def relabel_and_posttrain(shape: Shape, model: torch.nn.Module, device: torch.device, layout: str, steps: int, repeats: int) -> dict[str, dict]:
+def relabel_and_posttrain(
+    shape: Shape, model: torch.nn.Module, device: torch.device, layout: str, steps: int, repeats: int
+) -> dict[str, dict]:
     size, count = shape.image_size, shape.batch * steps
     distilled = torch.rand(count, 3, size, size)  # the distilled set, on the host as the stages load it
     spec = PlanSpec(crop_min_scale=0.08, hflip=True)
@@ -234,12 +238,20 @@ def main() -> None:
         for stage in ("recovery", "relabel", "posttrain"):
             row = results[name][stage]
             extra = f", {row['speedup_vs_official']:.2f}x the official loop" if stage == "recovery" else ""
-            print(f"{name:>18} {stage:>9}: {row['scdd_images_per_s']:9.1f} img/s, floor {row['floor_images_per_s']:9.1f} img/s, "
-                  f"ratio to floor {row['scdd_ratio_to_floor']:.2f} (CPU time {row['scdd_cpu_ratio_to_floor']:.2f}){extra}", flush=True)
+            print(
+                f"{name:>18} {stage:>9}: {row['scdd_images_per_s']:9.1f} img/s, floor {row['floor_images_per_s']:9.1f} img/s, "
+                f"ratio to floor {row['scdd_ratio_to_floor']:.2f} (CPU time {row['scdd_cpu_ratio_to_floor']:.2f}){extra}",
+                flush=True,
+            )
     report = {
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(), "memory_format": str(memory_format(device, args.memory_format)), "torch": torch.__version__,
-        "iterations": iterations, "repeats": repeats, "quick": args.quick, "results": results,
+        "threads": torch.get_num_threads(),
+        "memory_format": str(memory_format(device, args.memory_format)),
+        "torch": torch.__version__,
+        "iterations": iterations,
+        "repeats": repeats,
+        "quick": args.quick,
+        "results": results,
     }
     print(json.dumps(report, indent=1))
     if args.json:

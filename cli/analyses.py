@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from scdd.errors import ConfigError
-from scdd.cli.options import data_options, data_root_text, overrides, progress, set_option
 from scdd.cli.bench_tables import bench_table, cross_teacher_table, plan_table, suites_table, teachers_table
+from scdd.cli.options import data_options, data_root_text, overrides, progress, set_option
 from scdd.cli.render import bn_layer_tables, bn_summary_table
 from scdd.cli.render import out as stdout
+from scdd.errors import ConfigError
 
 
 def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -61,7 +61,9 @@ def bn_stats(checkpoints, labels, plot_path, layer, json_path, quiet):
         click.echo("checkpoint\tk\tlayer\tchannels\tvar_running_mean\tvar_running_var\tentropy")
         for result in results:
             for s in result.layers:
-                click.echo(f"{result.label}\t{s.index}\t{s.name}\t{s.channels}\t{s.mean_variance:.6g}\t{s.var_variance:.6g}\t{s.entropy:.6g}")
+                click.echo(
+                    f"{result.label}\t{s.index}\t{s.name}\t{s.channels}\t{s.mean_variance:.6g}\t{s.var_variance:.6g}\t{s.entropy:.6g}"
+                )
     else:
         for table in bn_layer_tables(results):
             stdout.print(table)
@@ -117,7 +119,8 @@ def report(run_dir, out, classes):
 @click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--preset", help="Named preset under the suite's budget (default: the dataset's own).")
 @click.option(
-    "--eval-split", type=click.Choice(["held-out", "validation"]),
+    "--eval-split",
+    type=click.Choice(["held-out", "validation"]),
     help="validation: train on the training images minus a carve and report on the carve (for choosing budgets).",
 )
 @click.option("--rerun-cell", type=click.Path(path_type=Path), help="Run one cell again from its manifest.json (or folder).")
@@ -125,13 +128,30 @@ def report(run_dir, out, classes):
 @click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
 @set_option
 def bench(
-    suite_name, suite_file, list_suites, plan_only, ipc, seeds, students, dataset, data_root, out, seed, device, preset,
-    eval_split, rerun_cell, quiet, overwrite, settings,
+    suite_name,
+    suite_file,
+    list_suites,
+    plan_only,
+    ipc,
+    seeds,
+    students,
+    dataset,
+    data_root,
+    out,
+    seed,
+    device,
+    preset,
+    eval_split,
+    rerun_cell,
+    quiet,
+    overwrite,
+    settings,
 ):
     """Run a suite of pipelines under one protocol; print one table (method × IPC × student: top-1 mean ± std
     over seeds, the paired gain over random real images with identical labels, wall time), the cross-teacher
     table, and write them as results.json and results.csv."""
-    from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, rerun_cell as rerun, run_suite  # lazy: torch
+    from scdd.bench import SUITES, get_suite, load_suite_file, plan_suite, run_suite  # lazy: torch
+    from scdd.bench import rerun_cell as rerun
 
     if list_suites:
         listed = []
@@ -151,16 +171,16 @@ def bench(
     if students:
         replaced["students"] = tuple(part for part in students.split(",") if part)
     suite = dataclasses.replace(suite, **{k: v for k, v in replaced.items() if v is not None})
-    given = overrides(
-        settings, dataset=dataset, data_root=data_root_text(data_root), seed=seed, device=device, eval_split=eval_split
-    )
+    given = overrides(settings, dataset=dataset, data_root=data_root_text(data_root), seed=seed, device=device, eval_split=eval_split)
     if plan_only:
         plan = plan_suite(suite, given, preset)
         cells = [
             (
-                cell.row.label, cell.ipc,
+                cell.row.label,
+                cell.ipc,
                 f"{cell.config.squeeze.pretrainer} / {cell.config.squeeze.architecture}"
-                if cell.row.method == "distill" else f"{cell.row.selection} real",
+                if cell.row.method == "distill"
+                else f"{cell.row.selection} real",
                 cell.labels_name + (" (cross table)" if cell.table == "cross" else ""),
                 f"{cell.config.recover.matcher}, {cell.config.recover.iterations} it" if cell.row.method == "distill" else "-",
                 ", ".join(cell.config.posttrain.students),
@@ -181,12 +201,26 @@ def bench(
                 f"{row['label']}\t{row['ipc']}\t{row['student']}\t{row['labels']}\t{row['top1_mean']:.2f}\t{row['top1_std']:.2f}\t"
                 f"{_gain(row)}\t{row['seeds']}\t{row['seconds_per_seed']:.1f}"
             )
-        click.echo("teachers\npretrainer\tarchitecture\taligner\ttop1\tseconds\tbn_first_mean_variance\tbn_mean_variance\tbn_var_variance\tbn_entropy")
+        click.echo(
+            "teachers\npretrainer\tarchitecture\taligner\ttop1\tseconds\tbn_first_mean_variance\tbn_mean_variance\tbn_var_variance\tbn_entropy"
+        )
         for teacher in document["teachers"].values():
-            click.echo("\t".join(str(teacher[key]) for key in (
-                "pretrainer", "architecture", "aligner", "top1", "seconds", "bn_first_mean_variance", "bn_mean_variance",
-                "bn_var_variance", "bn_entropy",
-            )))
+            click.echo(
+                "\t".join(
+                    str(teacher[key])
+                    for key in (
+                        "pretrainer",
+                        "architecture",
+                        "aligner",
+                        "top1",
+                        "seconds",
+                        "bn_first_mean_variance",
+                        "bn_mean_variance",
+                        "bn_var_variance",
+                        "bn_entropy",
+                    )
+                )
+            )
         if document["cross_table"]:
             click.echo("cross-teacher table\nimages\tipc\tstudent\tlabels\tlabel_teacher_top1\ttop1_mean\ttop1_std\tgain_mean\tgain_std")
             for row in document["cross_table"]:

@@ -30,8 +30,13 @@ def bench_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
-            row["label"], str(row["ipc"]), row["student"], f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}",
-            _gain_text(row), row["labels"], f"{row['seconds_per_seed']:.1f}",
+            row["label"],
+            str(row["ipc"]),
+            row["student"],
+            f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}",
+            _gain_text(row),
+            row["labels"],
+            f"{row['seconds_per_seed']:.1f}",
             "-" if row["setup_seconds"] is None else f"{row['setup_seconds']:.1f}",
             "-" if row["teacher_top1"] is None else f"{row['teacher_top1']:.1f}",
         )
@@ -48,8 +53,11 @@ def teachers_table(teachers: dict[str, dict[str, Any]], title: str) -> Table:
     for teacher in teachers.values():
         options = ",".join(f"{k}={v}" for k, v in teacher["architecture_options"].items())
         table.add_row(
-            teacher["pretrainer"], teacher["architecture"] + (f" ({options})" if options else ""), teacher["aligner"],
-            f"{teacher['top1']:.1f}", f"{teacher['seconds']:.0f}",
+            teacher["pretrainer"],
+            teacher["architecture"] + (f" ({options})" if options else ""),
+            teacher["aligner"],
+            f"{teacher['top1']:.1f}",
+            f"{teacher['seconds']:.0f}",
             *(scientific(teacher[key]) for key in ("bn_first_mean_variance", "bn_mean_variance", "bn_var_variance")),
             f"{teacher['bn_entropy']:.3f}",
         )
@@ -65,9 +73,13 @@ def cross_teacher_table(rows: list[dict[str, Any]], title: str) -> Table:
     table.add_column("gain vs random real", justify="right")
     for row in rows:
         table.add_row(
-            row["label"], str(row["ipc"]), row["student"], row["labels"],
+            row["label"],
+            str(row["ipc"]),
+            row["student"],
+            row["labels"],
             "-" if row["label_teacher_top1"] is None else f"{row['label_teacher_top1']:.1f}",
-            f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}", _gain_text(row),
+            f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}",
+            _gain_text(row),
         )
     return table
 

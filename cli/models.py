@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from scdd.cli.options import data_options, data_root_text, echo_artifacts, echo_results, overrides, warn_skipped
-from scdd.cli.render import import_table, out as stdout
+from scdd.cli.render import import_table
+from scdd.cli.render import out as stdout
 from scdd.published import FORMATS
 
 
@@ -41,11 +42,20 @@ def _checkpoint_format(ctx, param, value: str) -> str:
 
 @click.command("import-checkpoint")
 @click.argument("checkpoint_file", type=click.Path(path_type=Path))
-@click.option("--format", "format_name", required=True, callback=_checkpoint_format,
-              help="Layout of the file: moco_v2, moco_v3, swav, dino or torchvision.")
+@click.option(
+    "--format",
+    "format_name",
+    required=True,
+    callback=_checkpoint_format,
+    help="Layout of the file: moco_v2, moco_v3, swav, dino or torchvision.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the artifacts.")
-@click.option("--linear", "linear_file", type=click.Path(path_type=Path),
-              help="A linear-probe file whose classifier to import too (SwAV / DINO eval_linear output).")
+@click.option(
+    "--linear",
+    "linear_file",
+    type=click.Path(path_type=Path),
+    help="A linear-probe file whose classifier to import too (SwAV / DINO eval_linear output).",
+)
 @click.option("--dataset", help="Registered dataset the weights are for (default: ImageNet-1K, 3x224 px, 1000 classes).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder holding --dataset's files.")
 @click.option("--trust-pickle", is_flag=True, help="Allow files that need full unpickling (it can run code: trusted sources only).")

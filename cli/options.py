@@ -54,32 +54,43 @@ DOWNLOAD_HELP = "Let the dataset reader download missing files (datasets that ca
 
 
 def data_options(function):
-    return _stack(function, [
-        click.option("--dataset", help="Registered dataset name (default: the embedded mnist5k)."),
-        click.option("--data-root", type=FILE, help="Folder holding the dataset's files."),
-        _noted_flag("--download", DOWNLOAD_HELP),
-        _noted_flag("--strict", STRICT_HELP),
-    ])
+    return _stack(
+        function,
+        [
+            click.option("--dataset", help="Registered dataset name (default: the embedded mnist5k)."),
+            click.option("--data-root", type=FILE, help="Folder holding the dataset's files."),
+            _noted_flag("--download", DOWNLOAD_HELP),
+            _noted_flag("--strict", STRICT_HELP),
+        ],
+    )
 
 
 def run_options(function):
-    return _stack(function, [
-        click.option("--seed", type=int, help="Run seed (default 0)."),
-        click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
-        click.option("--preset", help="Named preset of settings (default: the dataset's own, if any)."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars; print results only."),
-        click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder."),
-        set_option,
-    ])
+    return _stack(
+        function,
+        [
+            click.option("--seed", type=int, help="Run seed (default 0)."),
+            click.option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+            click.option("--preset", help="Named preset of settings (default: the dataset's own, if any)."),
+            click.option("--quiet", "-q", is_flag=True, help="No progress bars; print results only."),
+            click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder."),
+            set_option,
+        ],
+    )
 
 
 def label_options(function):
-    return _stack(function, [
-        click.option("--label-mode", type=click.Choice(["stored", "online"]), help="Store soft labels, or run the teacher during post-training."),
-        click.option("--label-topk", type=click.IntRange(min=0), help="Store only the top-K probabilities (fp16); 0 keeps all."),
-        click.option("--label-precision", type=click.Choice(["fp32", "fp16"]), help="Precision of stored full logits."),
-        click.option("--mix", type=click.Choice(["none", "cutmix", "mixup"]), help="Mix each crop with a partner's before labelling."),
-    ])
+    return _stack(
+        function,
+        [
+            click.option(
+                "--label-mode", type=click.Choice(["stored", "online"]), help="Store soft labels, or run the teacher during post-training."
+            ),
+            click.option("--label-topk", type=click.IntRange(min=0), help="Store only the top-K probabilities (fp16); 0 keeps all."),
+            click.option("--label-precision", type=click.Choice(["fp32", "fp16"]), help="Precision of stored full logits."),
+            click.option("--mix", type=click.Choice(["none", "cutmix", "mixup"]), help="Mix each crop with a partner's before labelling."),
+        ],
+    )
 
 
 def label_settings(label_mode, label_topk, label_precision, mix) -> dict[str, Any]:
@@ -122,8 +133,11 @@ def progress(quiet: bool, *, transient: bool = False):
 def warn_skipped(skipped, count: int | None = None) -> None:
     """One line on stderr when undecodable image files were left out."""
     if skipped:
-        click.echo(f"warning: skipped {count or len(skipped)} image file(s) that could not be decoded (first: {skipped[0]}); "
-                   "--strict makes this an error", err=True)
+        click.echo(
+            f"warning: skipped {count or len(skipped)} image file(s) that could not be decoded (first: {skipped[0]}); "
+            "--strict makes this an error",
+            err=True,
+        )
 
 
 def echo_results(metrics: dict[str, Any], quiet: bool) -> None:

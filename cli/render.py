@@ -46,7 +46,7 @@ class RichProgress:
             console=console,
         )
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         self._progress.start()
         return self
 
@@ -159,10 +159,15 @@ def bn_summary_table(results: list[Any]) -> Table:
     for result in results:
         summary = result.summary()
         table.add_row(
-            result.label, result.architecture, str(len(result.layers)),
-            scientific(summary["first_bn_mean_variance"]), scientific(summary["first_bn_var_variance"]),
-            f"{summary['first_bn_entropy']:.3f}", scientific(summary["mean_mean_variance"]),
-            scientific(summary["mean_var_variance"]), f"{summary['mean_entropy']:.3f}",
+            result.label,
+            result.architecture,
+            str(len(result.layers)),
+            scientific(summary["first_bn_mean_variance"]),
+            scientific(summary["first_bn_var_variance"]),
+            f"{summary['first_bn_entropy']:.3f}",
+            scientific(summary["mean_mean_variance"]),
+            scientific(summary["mean_var_variance"]),
+            f"{summary['mean_entropy']:.3f}",
         )
     return table
 

@@ -40,19 +40,28 @@ SETTINGS = {
 @opt.data_options
 @click.option("--out", type=opt.FILE, help="Run folder (default: runs/<timestamp>).")
 @click.option(
-    "--resume", "resume_dir", type=opt.FILE,
+    "--resume",
+    "resume_dir",
+    type=opt.FILE,
     help="Continue the interrupted run in this folder with the settings its manifest records.",
 )
 @click.option(
-    "--config", "recipe", type=opt.FILE,
+    "--config",
+    "recipe",
+    type=opt.FILE,
     help="Recipe file of settings (TOML or JSON, or a run's manifest.json); options and --set win over it.",
 )
 @click.option(
-    "--plan", "plan_only", is_flag=True,
+    "--plan",
+    "plan_only",
+    is_flag=True,
     help="Print the resolved settings (a recipe file) and the estimated wall time per stage; run nothing.",
 )
 @click.option(
-    "--log", type=click.Choice(["csv", "tensorboard"]), default="csv", show_default=True,
+    "--log",
+    type=click.Choice(["csv", "tensorboard"]),
+    default="csv",
+    show_default=True,
     help="Loss curves: <stage>/curves.csv always; tensorboard also writes RUN/tensorboard/ (extra scdd[tensorboard]).",
 )
 @opt.run_options

@@ -103,7 +103,8 @@ EPOCHS_HELP = "Post-training epochs to label (one crop per image each)."
 METHOD_HELP = "How to pick the images."
 STAGES = (
     StageCommand(
-        "squeeze", "Pretrain a backbone (self-supervised, or supervised for SRe²L) and save it with its BN statistics.",
+        "squeeze",
+        "Pretrain a backbone (self-supervised, or supervised for SRe²L) and save it with its BN statistics.",
         (
             click.option("--pretrainer", help="Squeeze objective (see `scdd plugins`)."),
             click.option("--backbone", help="Architecture to pretrain."),
@@ -114,7 +115,8 @@ STAGES = (
         uses_data=True,
     ),
     StageCommand(
-        "align", "Align a squeezed backbone to the labels (linear probe by default) and save the classifier.",
+        "align",
+        "Align a squeezed backbone to the labels (linear probe by default) and save the classifier.",
         (click.argument("backbone_file", type=FILE), click.option("--aligner", help="Alignment strategy (see `scdd plugins`).")),
         "scdd.stages.align:align",
         lambda stage, c, a, data, out, **run: stage(c.align, a["backbone_file"], data, out, seed=c.seed, **run),
@@ -124,7 +126,8 @@ STAGES = (
         after=_echo_teacher,
     ),
     StageCommand(
-        "recover", "Synthesise a distilled set from an aligned classifier (data-free).",
+        "recover",
+        "Synthesise a distilled set from an aligned classifier (data-free).",
         (
             click.argument("classifier_file", type=FILE),
             click.option("--matcher", help="Statistic matcher (see `scdd plugins`)."),
@@ -138,7 +141,8 @@ STAGES = (
         dataset_of=_artifact_dataset("classifier_file", "classifier"),
     ),
     StageCommand(
-        "relabel", "Label crops of a distilled set with the aligned classifier (crop-level soft labels).",
+        "relabel",
+        "Label crops of a distilled set with the aligned classifier (crop-level soft labels).",
         (
             click.argument("classifier_file", type=FILE),
             click.argument("distilled_file", type=FILE),
@@ -153,7 +157,8 @@ STAGES = (
         after=lambda result, args: echo_label_storage(result.metrics),
     ),
     StageCommand(
-        "posttrain", "Train fresh students on a distilled set.",
+        "posttrain",
+        "Train fresh students on a distilled set.",
         (
             click.argument("distilled_file", type=FILE),
             click.option("--soft-labels", "soft_labels_file", type=FILE, help="Soft labels from `scdd relabel`."),
@@ -169,14 +174,17 @@ STAGES = (
         dataset_of=_distilled_dataset,
     ),
     StageCommand(
-        "coreset", "Pick IPC real training images per class and write them as a distilled set (coreset baseline).",
+        "coreset",
+        "Pick IPC real training images per class and write them as a distilled set (coreset baseline).",
         (
             click.option("--method", type=click.Choice(["random", "herding"]), default="random", show_default=True, help=METHOD_HELP),
             click.option("--ipc", type=click.IntRange(min=1), help="Real images per class (default: the preset's recover.ipc)."),
             click.option("--classifier", "classifier_file", type=FILE, help="Aligned classifier; herding uses its backbone features."),
         ),
         "scdd.stages.coreset:coreset",
-        lambda stage, c, a, data, out, **run: stage(a["method"], data, c.recover.ipc, out, seed=c.seed, classifier_path=a["classifier_file"], **run),
+        lambda stage, c, a, data, out, **run: stage(
+            a["method"], data, c.recover.ipc, out, seed=c.seed, classifier_path=a["classifier_file"], **run
+        ),
         settings=_coreset_settings,
         inputs=("classifier_file",),
         uses_data=True,
@@ -215,7 +223,11 @@ def _invoke(spec: StageCommand, args: Args) -> None:
     device, stage = resolve_device(config.device), _stage_function(spec.stage)
     with progress(quiet) as shown:
         result = run_stage_command(
-            name, out, to_dict(config), inputs, overwrite=args["overwrite"],
+            name,
+            out,
+            to_dict(config),
+            inputs,
+            overwrite=args["overwrite"],
             action=lambda target: spec.call(stage, config, args, data, target, device=device, progress=shown),
         )
     echo_artifacts(result.artifacts, quiet)

@@ -87,8 +87,7 @@ class Registry:
             if key in names:
                 other = self._components[component.kind][names[key]]
                 raise DuplicateComponentError(
-                    f"{component.kind} {key!r} is registered by both plugin {other.plugin!r} "
-                    f"and plugin {component.plugin!r}"
+                    f"{component.kind} {key!r} is registered by both plugin {other.plugin!r} and plugin {component.plugin!r}"
                 )
         self._components[component.kind][component.name] = component
         for key in (component.name, *component.aliases):

@@ -6,7 +6,8 @@ aliases=(), description="")``. Built-in components use exactly these hooks.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

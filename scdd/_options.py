@@ -62,9 +62,7 @@ def _coerce(value: Any, default: Any, field_name: str, owner: str) -> Any:
         if isinstance(default, str):
             return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{owner}: option {field_name!r} expects a {type(default).__name__}, got {value!r}"
-        ) from None
+        raise ConfigError(f"{owner}: option {field_name!r} expects a {type(default).__name__}, got {value!r}") from None
     return value
 
 
@@ -73,13 +71,9 @@ def build_dataclass(cls: type, options: Mapping[str, Any], *, owner: str) -> Any
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{owner} has no option {unknown[0]!r}; its options are: {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"{owner} has no option {unknown[0]!r}; its options are: {', '.join(sorted(fields))}")
     defaults = cls()
-    values = {
-        key: _coerce(value, getattr(defaults, key), key, owner) for key, value in options.items()
-    }
+    values = {key: _coerce(value, getattr(defaults, key), key, owner) for key, value in options.items()}
     try:
         instance = cls(**values)
     except (TypeError, ValueError) as error:

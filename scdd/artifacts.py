@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from scdd.data.base import DatasetInfo
 from scdd.errors import ArtifactError, DiskFullError, os_reason
-from PIL import Image
 
 FORMAT_VERSION = "1"
 IMAGE_METADATA_FILE = "metadata.jsonl"  # Hugging Face imagefolder's per-file metadata
@@ -172,9 +172,7 @@ def dataset_info_from(metadata: Mapping[str, Any], path: Path | str) -> DatasetI
         raise ArtifactError(f"{path}: dataset description missing or malformed ({error})") from None
 
 
-def export_image_folder(
-    images: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...], folder: str | Path
-) -> Path:
+def export_image_folder(images: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...], folder: str | Path) -> Path:
     """Write images (float pixels in [0, 1]) as PNGs, one folder per class, with ``metadata.jsonl`` naming each
     file's class index and name (so ``datasets.load_dataset("imagefolder", data_dir=folder)`` reads the labels);
     the folder appears whole or not at all."""
@@ -186,7 +184,7 @@ def export_image_folder(
         counters: dict[int, int] = {}
         rows = []
         folders = class_folder_names(class_names)
-        for image, label in zip(pixels, labels.tolist()):
+        for image, label in zip(pixels, labels.tolist(), strict=False):
             index = counters.get(label, 0)
             counters[label] = index + 1
             class_dir = staging / folders[label]

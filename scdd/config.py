@@ -63,7 +63,7 @@ class RunConfig:
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be between 0 and 1, got {self.validation_fraction}")
 
-    def resolved(self) -> "RunConfig":
+    def resolved(self) -> RunConfig:
         """Tie the values that must agree: relabel labels every post-training epoch with the same crops
         (and, mixing per batch, in post-training's batches)."""
         relabel = dataclasses.replace(

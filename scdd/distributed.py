@@ -130,8 +130,11 @@ def exit_process(status: int) -> None:
     leftover = gloo_threads()
     if not leftover:
         sys.exit(status)
-    print(f"warning: gloo threads still running after leaving the process group ({', '.join(leftover)}); "
-          "exiting without interpreter finalisation", file=sys.stderr)
+    print(
+        f"warning: gloo threads still running after leaving the process group ({', '.join(leftover)}); "
+        "exiting without interpreter finalisation",
+        file=sys.stderr,
+    )
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

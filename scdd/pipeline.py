@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from scdd.config import RunConfig, check_components, to_dict
+from scdd.curves import TENSORBOARD_DIR, CurveRecorder, tensorboard_writer
 from scdd.data.base import DatasetSplits, class_members
 from scdd.data.loading import load_dataset, skipped_summary
-from scdd.curves import TENSORBOARD_DIR, CurveRecorder, tensorboard_writer
 from scdd.distributed import is_main, on_main
 from scdd.progress import SILENT, Progress
 from scdd.report import write_report
@@ -106,8 +106,12 @@ def _run_stages(
         recovered = run_stage(
             "coreset",
             lambda d: coreset(
-                config.method.removeprefix("coreset-"), data, config.recover.ipc, d,
-                classifier_path=aligned.artifacts["classifier"], **common,
+                config.method.removeprefix("coreset-"),
+                data,
+                config.recover.ipc,
+                d,
+                classifier_path=aligned.artifacts["classifier"],
+                **common,
             ),
         )
     labelled = run_stage(
@@ -116,9 +120,7 @@ def _run_stages(
     )
     trained = run_stage(
         "posttrain",
-        lambda d: posttrain(
-            config.posttrain, recovered.artifacts["distilled"], labelled.artifacts["soft_labels"], d, **common
-        ),
+        lambda d: posttrain(config.posttrain, recovered.artifacts["distilled"], labelled.artifacts["soft_labels"], d, **common),
     )
     evaluated = run_stage("evaluate", lambda d: on_main(evaluate, trained.artifacts, data, device=device))
     record.metrics = {

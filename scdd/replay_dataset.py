@@ -45,8 +45,16 @@ def _run_artifacts(run_dir: Path) -> tuple[Path, Path, float]:
 class DistilledDataset(Dataset):
     """``(crop, soft label)`` pairs of one epoch of a run's distilled set; ``set_epoch`` moves to another."""
 
-    def __init__(self, distilled_path: Path, labels_path: Path, temperature: float, *, epoch: int = 0,
-                 normalize: bool = True, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        distilled_path: Path,
+        labels_path: Path,
+        temperature: float,
+        *,
+        epoch: int = 0,
+        normalize: bool = True,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.distilled_path, self.labels_path = Path(distilled_path), Path(labels_path)
         self.distilled = load_distilled_set(distilled_path)
         self.info = self.distilled.info
@@ -71,8 +79,13 @@ class DistilledDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         crops, targets = replay_crops(
-            self.source, self._plan, self._stored, self.distilled.images, torch.tensor([int(index)]),
-            image_size=self.info.image_size, device=self.device,
+            self.source,
+            self._plan,
+            self._stored,
+            self.distilled.images,
+            torch.tensor([int(index)]),
+            image_size=self.info.image_size,
+            device=self.device,
         )
         crop = crops[0].cpu()
         if self.normalize:

@@ -26,8 +26,8 @@ from scdd.artifacts import file_sha256, write_json
 from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.distributed import is_main, on_main, world_size
 from scdd.errors import ConfigError
-from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
 from scdd.out_dir import MANIFEST_FILE, already_holds, holds_files, remove_temporaries
+from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
 from scdd.run_lock import LOCK_FILE, acquire, release
 from scdd.stages.common import StageResult
 
@@ -112,7 +112,9 @@ def _discard_progress(out_dir: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def open_run_folder(out_dir: str | Path, identity: Mapping[str, Any], *, overwrite: bool, record: str = MANIFEST_FILE) -> dict[str, Any] | None:
+def open_run_folder(
+    out_dir: str | Path, identity: Mapping[str, Any], *, overwrite: bool, record: str = MANIFEST_FILE
+) -> dict[str, Any] | None:
     """Make ``out_dir`` ready; returns its earlier record when the run continues, None when it starts afresh.
 
     The record's ``identity_key`` entries must equal ``identity``'s: a folder made with other settings

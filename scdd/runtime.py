@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from scdd._options import check_memory_format
-from scdd.errors import ConfigError
 from scdd.distributed import rank_device
+from scdd.errors import ConfigError
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 

@@ -107,7 +107,11 @@ def sized_settings(shape: DataShape, device_type: str) -> tuple[dict[str, Any], 
     put("align.aligner_options.augment", False, "features computed once")
     put("align.aligner_options.lr", 0.1, "linear probe on features computed once")
     put("recover.ipc", ipc, f"{IPC} per class" + ("" if ipc == IPC else f", at most the smallest class ({shape.smallest_class})"))
-    put("recover.iterations", 1000 if gpu else RECOVER_ITERATIONS, "the paper's 1,000 on CUDA" if gpu else "per batch of 100 images, CPU budget")
+    put(
+        "recover.iterations",
+        1000 if gpu else RECOVER_ITERATIONS,
+        "the paper's 1,000 on CUDA" if gpu else "per batch of 100 images, CPU budget",
+    )
     put("recover.batch_size", 100, "images per recovery batch")
     put("recover.alpha_bn", 0.3, "BN matching weight for a small network")
     put("recover.crop_min_scale", 0.5, "recovery crops of at least half the image")
@@ -182,7 +186,11 @@ def fit_budgets(plan: TimePlan, budgets: Mapping[str, int], seconds: float = PLA
     at least its least value (then the plan runs over). Returns the budgets and the factor."""
     stages = {stage.stage: stage for stage in plan.stages}
     varying = sum(
-        stages[name].seconds - stages[name].fixed_seconds for setting, names, _ in BUDGETS if setting in budgets for name in names if name in stages
+        stages[name].seconds - stages[name].fixed_seconds
+        for setting, names, _ in BUDGETS
+        if setting in budgets
+        for name in names
+        if name in stages
     )
     free = seconds - plan.probe_seconds - (plan.seconds - varying)
     factor = 1.0 if varying <= 0 else min(1.0, max(0.0, free / varying))

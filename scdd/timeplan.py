@@ -107,7 +107,9 @@ def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
     with _kept_random_state(device), tempfile.TemporaryDirectory(prefix="scdd-plan-") as scratch:
         folder = Path(scratch)
         common = {"device": device, "seed": seed}
-        stages.append(unit_clock("squeeze", lambda clock: squeeze(config.squeeze, data, folder / "squeeze", progress=clock, **common), device)[0])
+        stages.append(
+            unit_clock("squeeze", lambda clock: squeeze(config.squeeze, data, folder / "squeeze", progress=clock, **common), device)[0]
+        )
         backbone = _save_backbone(config, data, folder)
         evaluation, scale = _held_out_slice(data)
         align_estimate = unit_clock(
@@ -120,13 +122,19 @@ def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
         align_estimate.fixed_seconds += held_out.seconds
         stages.append(align_estimate)
         if config.method == "sc-dd":
-            stages.append(unit_clock("recover", lambda clock: recover(config.recover, teacher, folder / "recover", progress=clock, **common), device)[0])
+            stages.append(
+                unit_clock("recover", lambda clock: recover(config.recover, teacher, folder / "recover", progress=clock, **common), device)[
+                    0
+                ]
+            )
         else:
             method = config.method.removeprefix("coreset-")
             stages.append(
                 unit_clock(
                     "coreset",
-                    lambda clock: coreset(method, data, config.recover.ipc, folder / "coreset", classifier_path=teacher, progress=clock, **common),
+                    lambda clock: coreset(
+                        method, data, config.recover.ipc, folder / "coreset", classifier_path=teacher, progress=clock, **common
+                    ),
                     device,
                 )[0]
             )
@@ -157,8 +165,12 @@ def _combined(stage: str, parts: list[StageEstimate]) -> StageEstimate:
         return parts[0]
     seconds = sum(p.seconds for p in parts)
     return StageEstimate(
-        stage, seconds, sum(p.units for p in parts), what="; ".join(p.what for p in parts),
-        fixed_seconds=sum(p.fixed_seconds for p in parts), cpu_share=sum(p.cpu_seconds for p in parts) / max(seconds, 1e-9),
+        stage,
+        seconds,
+        sum(p.units for p in parts),
+        what="; ".join(p.what for p in parts),
+        fixed_seconds=sum(p.fixed_seconds for p in parts),
+        cpu_share=sum(p.cpu_seconds for p in parts) / max(seconds, 1e-9),
     )
 
 

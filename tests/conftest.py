@@ -3,14 +3,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from toy_models import TestArchitectures
 import torch
-from scdd.registry import plugin_state, reset_plugins
+from toy_models import TestArchitectures
 
 from scdd.config import make_run_config
 from scdd.data.base import DatasetSplits, ImageTensorDataset
 from scdd.data.mnist5k import Mnist5kConfig, load_mnist5k
 from scdd.pipeline import run_pipeline
+from scdd.registry import plugin_state, reset_plugins
 
 # One thread per pytest-xdist worker: two workers with two threads each on two cores spin-wait in OpenMP
 # and run small models many times slower (a 30-step recovery took 61 s instead of 3 s on a shared machine).
@@ -59,6 +59,7 @@ def mnist():
 @pytest.fixture(scope="session")
 def mnist_subset(mnist):
     """``mnist_subset(train, val, seed)``: fixed random subsets of both embedded splits (they are ordered by class)."""
+
     def pick(train: int, val: int, seed: int) -> DatasetSplits:
         gen = torch.Generator().manual_seed(seed)
         pick_train = torch.randperm(len(mnist.train), generator=gen)[:train]

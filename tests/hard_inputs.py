@@ -4,9 +4,9 @@ line the user must see, and README's "Hard inputs" table rendered from them."""
 import argparse
 import errno
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -55,7 +55,9 @@ def _classifier(path: Path, classes: int = 10) -> Path:
 def _distilled(path: Path) -> Path:
     images = torch.rand(20, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(20) % 10
-    return save_tensors(path, {"images": images, "labels": labels}, {"kind": "distilled", "dataset": asdict(_info()), "ipc": 2, "source": "test"})
+    return save_tensors(
+        path, {"images": images, "labels": labels}, {"kind": "distilled", "dataset": asdict(_info()), "ipc": 2, "source": "test"}
+    )
 
 
 def _nan_distilled(path: Path) -> Path:
@@ -77,7 +79,9 @@ def _reshaped_folder(root: Path, empty_train: str | None = None, extra_val: str 
 
 def _denied(monkeypatch, path: Path) -> Path:
     path.write_bytes(b"unreadable for this user")
-    monkeypatch.setattr(scdd.artifacts, "safe_open", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied")))
+    monkeypatch.setattr(
+        scdd.artifacts, "safe_open", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied"))
+    )
     return path
 
 
@@ -113,30 +117,155 @@ def _cli(command: str, *paths) -> list:
 
 
 CASES = [
-    Case('dataset folder missing', lambda d, m: _cli('squeeze --dataset imagefolder --data-root {} --out {}', d / 'nothing', d / 'out'), '--data-root DIR/nothing does not exist or is not a folder'),
-    Case('dataset folder empty', lambda d, m: (d / 'empty').mkdir() or _cli('squeeze --dataset imagefolder --data-root {} --out {}', d / 'empty', d / 'out'), 'DIR/empty/train: folder missing'),
-    Case('class folders without images', lambda d, m: (d / 'data/train/c0').mkdir(parents=True) or _cli('squeeze --dataset imagefolder --data-root {} --out {}', d / 'data', d / 'out'), 'DIR/data/train: no image files (.jpg, .jpeg, .png, .ppm, ...)'),
-    Case('image that cannot be decoded, `--strict`', lambda d, m: _cli('squeeze --strict --dataset imagefolder --data-root {} --out {}', _image_folder(d / 'data', bad=True), d / 'out'), "DIR/data/train/c0/0.png: cannot decode image (UnidentifiedImageError: cannot identify image file 'DIR/data/train/c0/0.png')"),
-    Case('image that cannot be decoded (default: skipped, counted in the manifest)', lambda d, m: _cli('evaluate {} --dataset imagefolder --quiet --data-root {}', _classifier(d / 'model.safetensors'), _image_folder(d / 'data', bad=True)), "warning: skipped 1 image file(s) that could not be decoded (first: DIR/data/train/c0/0.png: cannot decode image (UnidentifiedImageError: cannot identify image file 'DIR/data/train/c0/0.png')); --strict makes this an error", fails=False),
-    Case('checkpoint with another class count than the dataset', lambda d, m: _cli('evaluate {} --dataset imagefolder --data-root {}', _classifier(d / 'model.safetensors'), _image_folder(d / 'data', classes=3)), "DIR/model.safetensors: model has 10 classes, dataset 'imagefolder' has 3"),
-    Case('teacher and distilled set with other class counts', lambda d, m: _cli('relabel {} {} --out {}', _classifier(d / 'model.safetensors', classes=3), _distilled(d / 'distilled.safetensors'), d / 'out'), 'teacher has 3 classes, distilled set 10'),
-    Case('IPC 0', lambda d, m: _cli('run --ipc 0 --out {}', d / 'out'), "Invalid value for '--ipc': 0 is not in the range x>=1."),
-    Case('IPC below 1 through `--set`', lambda d, m: _cli('run --set recover.ipc=-1 --out {}', d / 'out'), 'ipc must be at least 1, got -1'),
-    Case("coreset IPC above a class's real image count", lambda d, m: _cli('coreset --ipc 4 --dataset imagefolder --data-root {} --out {}', _image_folder(d / 'data'), d / 'out'), "class 'c0' has 3 training images, fewer than ipc 4"),
-    Case("`scdd run --method coreset-random` with IPC above a class's image count (checked before any training)", lambda d, m: _cli('run --method coreset-random --ipc 4 --dataset imagefolder --data-root {} --out {}', _image_folder(d / 'data'), d / 'out'), "class 'c0' has 3 training images, fewer than ipc 4"),
-    Case('unknown component name', lambda d, m: _cli('run --matcher imbalanced --out {}', d / 'out'), "unknown matcher 'imbalanced'. Did you mean 'imbalanced-bn'? Registered matchers: bn, class-aware-bn, imbalanced-bn"),
-    Case('plugin that fails to import (the others keep working; `scdd plugins` lists it as broken)', lambda d, m: _broken_plugin(m) or _cli('plugins --kind matcher'), "warning: plugin 'broken' is broken: ModuleNotFoundError: No module named 'scdd_no_such_module_xyz'", fails=False),
-    Case('NaN or infinite loss', lambda d, m: _cli('posttrain {} --hard-labels --students resnet10-slim --epochs 1 --set posttrain.lr=inf --set posttrain.batch_size=8 --device cpu --out {}', _distilled(d / 'distilled.safetensors'), d / 'out'), 'posttrain resnet10-slim: loss became nan at step 1; stopping'),
-    Case('full disk while writing an artifact', lambda d, m: _full_disk(m) or _cli('coreset --ipc 1 --dataset imagefolder --data-root {} --out {}', _image_folder(d / 'data'), d / 'out'), 'DIR/out/distilled.safetensors: no space left on device while writing it; the partial file was removed'),
-    Case('artifact that is not a safetensors file', lambda d, m: (d / 'backbone.safetensors').write_bytes(b'\x00\x01 not a safetensors file') and _cli('align {} --out {}', d / 'backbone.safetensors', d / 'out'), 'DIR/backbone.safetensors: not a readable safetensors file (Error while deserializing header: header too large)'),
-    Case('truncated safetensors artifact', lambda d, m: (d / 'c.safetensors').write_bytes(_classifier(d / 'whole.safetensors').read_bytes()[:5000]) and _cli('recover {} --out {}', d / 'c.safetensors', d / 'out'), 'DIR/c.safetensors: not a readable safetensors file (Error while deserializing header: invalid header length)'),
-    Case('pickle checkpoint that needs full unpickling', lambda d, m: _cli('import-checkpoint {} --format torchvision --out {}', _pickle_checkpoint(d / 'full.pth'), d / 'out'), 'DIR/full.pth: the file pickles Python objects (argparse.Namespace), and unpickling can run arbitrary code; pass --trust-pickle only if you trust where the file came from'),
-    Case('truncated pickle checkpoint', lambda d, m: _cli('import-checkpoint {} --format torchvision --out {}', _pickle_checkpoint(d / 'cut.pth', truncate=True), d / 'out'), 'DIR/cut.pth: corrupt or truncated checkpoint (PytorchStreamReader failed reading zip archive: failed finding central directory)'),
-    Case('NaN or infinite pixels in a distilled set', lambda d, m: _cli('posttrain {} --hard-labels --students resnet10-slim --epochs 1 --device cpu --out {}', _nan_distilled(d / 'nan.safetensors'), d / 'out'), 'DIR/nan.safetensors: 2 pixel value(s) are NaN or infinite; the distilled set is damaged'),
-    Case('a training class folder without images beside others', lambda d, m: _cli('squeeze --dataset imagefolder --data-root {} --out {}', _reshaped_folder(d / 'data', empty_train='c1'), d / 'out'), 'DIR/data/train/c1: class folder holds no image files; every class needs training images'),
-    Case('validation classes that differ from the training classes', lambda d, m: _cli('squeeze --dataset imagefolder --data-root {} --out {}', _reshaped_folder(d / 'data', extra_val='c9'), d / 'out'), "DIR/data/val: class folder 'c9' is not among the training classes"),
-    Case('artifact scdd may not read (permission denied)', lambda d, m: _cli('align {} --out {}', _denied(m, d / 'backbone.safetensors'), d / 'out'), 'DIR/backbone.safetensors: permission denied (scdd cannot read it; check its owner and mode)'),
-    Case('`--out` folder holding other files', lambda d, m: (d / 'out').mkdir() or ((d / 'out' / 'notes.txt').write_text('mine') and _cli('run --out {}', d / 'out')), '--out DIR/out already holds other files; choose another folder or pass --overwrite'),
+    Case(
+        "dataset folder missing",
+        lambda d, m: _cli("squeeze --dataset imagefolder --data-root {} --out {}", d / "nothing", d / "out"),
+        "--data-root DIR/nothing does not exist or is not a folder",
+    ),
+    Case(
+        "dataset folder empty",
+        lambda d, m: (d / "empty").mkdir() or _cli("squeeze --dataset imagefolder --data-root {} --out {}", d / "empty", d / "out"),
+        "DIR/empty/train: folder missing",
+    ),
+    Case(
+        "class folders without images",
+        lambda d, m: (
+            (d / "data/train/c0").mkdir(parents=True)
+            or _cli("squeeze --dataset imagefolder --data-root {} --out {}", d / "data", d / "out")
+        ),
+        "DIR/data/train: no image files (.jpg, .jpeg, .png, .ppm, ...)",
+    ),
+    Case(
+        "image that cannot be decoded, `--strict`",
+        lambda d, m: _cli("squeeze --strict --dataset imagefolder --data-root {} --out {}", _image_folder(d / "data", bad=True), d / "out"),
+        "DIR/data/train/c0/0.png: cannot decode image (UnidentifiedImageError: cannot identify image file 'DIR/data/train/c0/0.png')",
+    ),
+    Case(
+        "image that cannot be decoded (default: skipped, counted in the manifest)",
+        lambda d, m: _cli(
+            "evaluate {} --dataset imagefolder --quiet --data-root {}",
+            _classifier(d / "model.safetensors"),
+            _image_folder(d / "data", bad=True),
+        ),
+        "warning: skipped 1 image file(s) that could not be decoded (first: DIR/data/train/c0/0.png: cannot decode image (UnidentifiedImageError: cannot identify image file 'DIR/data/train/c0/0.png')); --strict makes this an error",
+        fails=False,
+    ),
+    Case(
+        "checkpoint with another class count than the dataset",
+        lambda d, m: _cli(
+            "evaluate {} --dataset imagefolder --data-root {}", _classifier(d / "model.safetensors"), _image_folder(d / "data", classes=3)
+        ),
+        "DIR/model.safetensors: model has 10 classes, dataset 'imagefolder' has 3",
+    ),
+    Case(
+        "teacher and distilled set with other class counts",
+        lambda d, m: _cli(
+            "relabel {} {} --out {}", _classifier(d / "model.safetensors", classes=3), _distilled(d / "distilled.safetensors"), d / "out"
+        ),
+        "teacher has 3 classes, distilled set 10",
+    ),
+    Case("IPC 0", lambda d, m: _cli("run --ipc 0 --out {}", d / "out"), "Invalid value for '--ipc': 0 is not in the range x>=1."),
+    Case(
+        "IPC below 1 through `--set`", lambda d, m: _cli("run --set recover.ipc=-1 --out {}", d / "out"), "ipc must be at least 1, got -1"
+    ),
+    Case(
+        "coreset IPC above a class's real image count",
+        lambda d, m: _cli("coreset --ipc 4 --dataset imagefolder --data-root {} --out {}", _image_folder(d / "data"), d / "out"),
+        "class 'c0' has 3 training images, fewer than ipc 4",
+    ),
+    Case(
+        "`scdd run --method coreset-random` with IPC above a class's image count (checked before any training)",
+        lambda d, m: _cli(
+            "run --method coreset-random --ipc 4 --dataset imagefolder --data-root {} --out {}", _image_folder(d / "data"), d / "out"
+        ),
+        "class 'c0' has 3 training images, fewer than ipc 4",
+    ),
+    Case(
+        "unknown component name",
+        lambda d, m: _cli("run --matcher imbalanced --out {}", d / "out"),
+        "unknown matcher 'imbalanced'. Did you mean 'imbalanced-bn'? Registered matchers: bn, class-aware-bn, imbalanced-bn",
+    ),
+    Case(
+        "plugin that fails to import (the others keep working; `scdd plugins` lists it as broken)",
+        lambda d, m: _broken_plugin(m) or _cli("plugins --kind matcher"),
+        "warning: plugin 'broken' is broken: ModuleNotFoundError: No module named 'scdd_no_such_module_xyz'",
+        fails=False,
+    ),
+    Case(
+        "NaN or infinite loss",
+        lambda d, m: _cli(
+            "posttrain {} --hard-labels --students resnet10-slim --epochs 1 --set posttrain.lr=inf --set posttrain.batch_size=8 --device cpu --out {}",
+            _distilled(d / "distilled.safetensors"),
+            d / "out",
+        ),
+        "posttrain resnet10-slim: loss became nan at step 1; stopping",
+    ),
+    Case(
+        "full disk while writing an artifact",
+        lambda d, m: (
+            _full_disk(m) or _cli("coreset --ipc 1 --dataset imagefolder --data-root {} --out {}", _image_folder(d / "data"), d / "out")
+        ),
+        "DIR/out/distilled.safetensors: no space left on device while writing it; the partial file was removed",
+    ),
+    Case(
+        "artifact that is not a safetensors file",
+        lambda d, m: (
+            (d / "backbone.safetensors").write_bytes(b"\x00\x01 not a safetensors file")
+            and _cli("align {} --out {}", d / "backbone.safetensors", d / "out")
+        ),
+        "DIR/backbone.safetensors: not a readable safetensors file (Error while deserializing header: header too large)",
+    ),
+    Case(
+        "truncated safetensors artifact",
+        lambda d, m: (
+            (d / "c.safetensors").write_bytes(_classifier(d / "whole.safetensors").read_bytes()[:5000])
+            and _cli("recover {} --out {}", d / "c.safetensors", d / "out")
+        ),
+        "DIR/c.safetensors: not a readable safetensors file (Error while deserializing header: invalid header length)",
+    ),
+    Case(
+        "pickle checkpoint that needs full unpickling",
+        lambda d, m: _cli("import-checkpoint {} --format torchvision --out {}", _pickle_checkpoint(d / "full.pth"), d / "out"),
+        "DIR/full.pth: the file pickles Python objects (argparse.Namespace), and unpickling can run arbitrary code; pass --trust-pickle only if you trust where the file came from",
+    ),
+    Case(
+        "truncated pickle checkpoint",
+        lambda d, m: _cli(
+            "import-checkpoint {} --format torchvision --out {}", _pickle_checkpoint(d / "cut.pth", truncate=True), d / "out"
+        ),
+        "DIR/cut.pth: corrupt or truncated checkpoint (PytorchStreamReader failed reading zip archive: failed finding central directory)",
+    ),
+    Case(
+        "NaN or infinite pixels in a distilled set",
+        lambda d, m: _cli(
+            "posttrain {} --hard-labels --students resnet10-slim --epochs 1 --device cpu --out {}",
+            _nan_distilled(d / "nan.safetensors"),
+            d / "out",
+        ),
+        "DIR/nan.safetensors: 2 pixel value(s) are NaN or infinite; the distilled set is damaged",
+    ),
+    Case(
+        "a training class folder without images beside others",
+        lambda d, m: _cli(
+            "squeeze --dataset imagefolder --data-root {} --out {}", _reshaped_folder(d / "data", empty_train="c1"), d / "out"
+        ),
+        "DIR/data/train/c1: class folder holds no image files; every class needs training images",
+    ),
+    Case(
+        "validation classes that differ from the training classes",
+        lambda d, m: _cli("squeeze --dataset imagefolder --data-root {} --out {}", _reshaped_folder(d / "data", extra_val="c9"), d / "out"),
+        "DIR/data/val: class folder 'c9' is not among the training classes",
+    ),
+    Case(
+        "artifact scdd may not read (permission denied)",
+        lambda d, m: _cli("align {} --out {}", _denied(m, d / "backbone.safetensors"), d / "out"),
+        "DIR/backbone.safetensors: permission denied (scdd cannot read it; check its owner and mode)",
+    ),
+    Case(
+        "`--out` folder holding other files",
+        lambda d, m: (d / "out").mkdir() or ((d / "out" / "notes.txt").write_text("mine") and _cli("run --out {}", d / "out")),
+        "--out DIR/out already holds other files; choose another folder or pass --overwrite",
+    ),
 ]
 
 

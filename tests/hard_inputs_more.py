@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
+from hard_inputs import Case, _classifier, _cli, _distilled, _image_folder
 from PIL import Image
 
-from hard_inputs import Case, _classifier, _cli, _distilled, _image_folder
 from scdd.artifacts import load_tensors, save_tensors
 from scdd.registry import reset_plugins
 from scdd.run_lock import acquire
@@ -171,28 +171,116 @@ def _first_run_untouched(d: Path) -> None:
 
 def _other_labels(d: Path) -> Path:
     """Soft labels relabelled for one distilled set, and another set of the same size beside them."""
-    relabel(RelabelConfig(epochs=1), _classifier(d / "teacher.safetensors"), _distilled(d / "labelled.safetensors"), d / "labels",
-            device=torch.device("cpu"), seed=0)
+    relabel(
+        RelabelConfig(epochs=1),
+        _classifier(d / "teacher.safetensors"),
+        _distilled(d / "labelled.safetensors"),
+        d / "labels",
+        device=torch.device("cpu"),
+        seed=0,
+    )
     tensors, metadata = load_tensors(d / "labelled.safetensors")
     save_tensors(d / "other.safetensors", {**tensors, "images": tensors["images"].flip(0)}, metadata)
     return d / "labels" / "soft_labels.safetensors"
 
 
 MORE_CASES = [
-    Case('RGBA PNGs (alpha dropped, as torchvision\'s loader does)', lambda d, m: _cli(CORESET, _class_images(d / 'data', _rgba), d / 'out'), WROTE, fails=False, check=_same_colours),
-    Case('palette PNGs in colour (a colour dataset; a palette of grays stays grayscale)', lambda d, m: _cli(CORESET, _class_images(d / 'data', _palette), d / 'out'), WROTE, fails=False, check=_same_colours),
-    Case('16-bit grayscale PNGs (scaled to 8 bits, not clipped to white)', lambda d, m: _cli(CORESET, _class_images(d / 'data', _sixteen_bit), d / 'out'), WROTE, fails=False, check=_scaled_to_eight_bits),
-    Case('file and class folder names that are not UTF-8 (kept as `\\xNN` text)', lambda d, m: _cli(CORESET, _latin1_names(d / 'data'), d / 'out'), WROTE, fails=False, check=_readable_class_names),
-    Case('file and class folder names of 255 bytes', lambda d, m: _cli(CORESET, _long_names(d / 'data'), d / 'out'), WROTE, fails=False, check=_long_class_name_kept),
-    Case('run folder written by a newer scdd', lambda d, m: _cli('run --out {}', _newer_run(d / 'out')), '--out DIR/out was written by a newer scdd (9.0.0, manifest format 2; this one reads format 1); upgrade scdd, or choose another folder'),
-    Case('`--resume` of a run folder written by a newer scdd', lambda d, m: _cli('run --resume {}', _newer_run(d / 'out')), '--resume DIR/out was written by a newer scdd (9.0.0, manifest format 2; this one reads format 1); upgrade scdd, or choose another folder'),
-    Case('`--resume` of a folder that is not a run', lambda d, m: (d / 'out').mkdir() or _cli('run --resume {}', d / 'out'), '--resume DIR/out: no manifest.json there (not an scdd run folder)'),
-    Case('run folder whose manifest is damaged', lambda d, m: (d / 'out').mkdir() or ((d / 'out' / 'manifest.json').write_text('{"config": ') and _cli('run --out {}', d / 'out')), '--out DIR/out: manifest.json is unreadable; choose another folder or pass --overwrite'),
-    Case('`--out` that is a file', lambda d, m: (d / 'out').write_text('mine') and _cli('run --out {}', d / 'out'), '--out DIR/out exists and is not a folder'),
-    Case('read-only `--out` folder', lambda d, m: _cli(CORESET, _image_folder(d / 'data'), _read_only(m, d / 'out')), '--out DIR/out: cannot create its lock file (Permission denied)'),
-    Case('`--out` inside a read-only folder', lambda d, m: _cli(CORESET, _image_folder(d / 'data'), _read_only(m, d / 'ro') / 'out'), '--out DIR/ro/out: cannot create it (Permission denied)'),
-    Case('an interrupted `import-checkpoint` run again (its leftover temporary is removed)', lambda d, m: _cli('import-checkpoint {} --format torchvision --quiet --out {}', _interrupted_import(d), d / 'out'), 'DIR/out/backbone.safetensors', fails=False, check=_import_finished),
-    Case('a plugin registering a name another plugin has', lambda d, m: _duplicate_plugin(d, m) or _cli('run --out {}', d / 'out'), "matcher 'bn' is registered by both plugin 'matchers' and plugin 'dup'"),
-    Case('two runs on one folder (the second changes nothing)', lambda d, m: _cli('run --out {}', _held(d / 'out')), '--out DIR/out is in use by another scdd run (pid PID on host HOST, since TIME); wait for it to end or choose another folder', check=_first_run_untouched),
-    Case('soft labels made for another distilled set of the same size', lambda d, m: _cli('posttrain {} --soft-labels {} --students resnet10-slim --epochs 1 --device cpu --out {}', d / 'other.safetensors', _other_labels(d), d / 'out'), 'DIR/labels/soft_labels.safetensors: made for another distilled set than DIR/other.safetensors (SHA-256 differs)'),
+    Case(
+        "RGBA PNGs (alpha dropped, as torchvision's loader does)",
+        lambda d, m: _cli(CORESET, _class_images(d / "data", _rgba), d / "out"),
+        WROTE,
+        fails=False,
+        check=_same_colours,
+    ),
+    Case(
+        "palette PNGs in colour (a colour dataset; a palette of grays stays grayscale)",
+        lambda d, m: _cli(CORESET, _class_images(d / "data", _palette), d / "out"),
+        WROTE,
+        fails=False,
+        check=_same_colours,
+    ),
+    Case(
+        "16-bit grayscale PNGs (scaled to 8 bits, not clipped to white)",
+        lambda d, m: _cli(CORESET, _class_images(d / "data", _sixteen_bit), d / "out"),
+        WROTE,
+        fails=False,
+        check=_scaled_to_eight_bits,
+    ),
+    Case(
+        "file and class folder names that are not UTF-8 (kept as `\\xNN` text)",
+        lambda d, m: _cli(CORESET, _latin1_names(d / "data"), d / "out"),
+        WROTE,
+        fails=False,
+        check=_readable_class_names,
+    ),
+    Case(
+        "file and class folder names of 255 bytes",
+        lambda d, m: _cli(CORESET, _long_names(d / "data"), d / "out"),
+        WROTE,
+        fails=False,
+        check=_long_class_name_kept,
+    ),
+    Case(
+        "run folder written by a newer scdd",
+        lambda d, m: _cli("run --out {}", _newer_run(d / "out")),
+        "--out DIR/out was written by a newer scdd (9.0.0, manifest format 2; this one reads format 1); upgrade scdd, or choose another folder",
+    ),
+    Case(
+        "`--resume` of a run folder written by a newer scdd",
+        lambda d, m: _cli("run --resume {}", _newer_run(d / "out")),
+        "--resume DIR/out was written by a newer scdd (9.0.0, manifest format 2; this one reads format 1); upgrade scdd, or choose another folder",
+    ),
+    Case(
+        "`--resume` of a folder that is not a run",
+        lambda d, m: (d / "out").mkdir() or _cli("run --resume {}", d / "out"),
+        "--resume DIR/out: no manifest.json there (not an scdd run folder)",
+    ),
+    Case(
+        "run folder whose manifest is damaged",
+        lambda d, m: (d / "out").mkdir() or ((d / "out" / "manifest.json").write_text('{"config": ') and _cli("run --out {}", d / "out")),
+        "--out DIR/out: manifest.json is unreadable; choose another folder or pass --overwrite",
+    ),
+    Case(
+        "`--out` that is a file",
+        lambda d, m: (d / "out").write_text("mine") and _cli("run --out {}", d / "out"),
+        "--out DIR/out exists and is not a folder",
+    ),
+    Case(
+        "read-only `--out` folder",
+        lambda d, m: _cli(CORESET, _image_folder(d / "data"), _read_only(m, d / "out")),
+        "--out DIR/out: cannot create its lock file (Permission denied)",
+    ),
+    Case(
+        "`--out` inside a read-only folder",
+        lambda d, m: _cli(CORESET, _image_folder(d / "data"), _read_only(m, d / "ro") / "out"),
+        "--out DIR/ro/out: cannot create it (Permission denied)",
+    ),
+    Case(
+        "an interrupted `import-checkpoint` run again (its leftover temporary is removed)",
+        lambda d, m: _cli("import-checkpoint {} --format torchvision --quiet --out {}", _interrupted_import(d), d / "out"),
+        "DIR/out/backbone.safetensors",
+        fails=False,
+        check=_import_finished,
+    ),
+    Case(
+        "a plugin registering a name another plugin has",
+        lambda d, m: _duplicate_plugin(d, m) or _cli("run --out {}", d / "out"),
+        "matcher 'bn' is registered by both plugin 'matchers' and plugin 'dup'",
+    ),
+    Case(
+        "two runs on one folder (the second changes nothing)",
+        lambda d, m: _cli("run --out {}", _held(d / "out")),
+        "--out DIR/out is in use by another scdd run (pid PID on host HOST, since TIME); wait for it to end or choose another folder",
+        check=_first_run_untouched,
+    ),
+    Case(
+        "soft labels made for another distilled set of the same size",
+        lambda d, m: _cli(
+            "posttrain {} --soft-labels {} --students resnet10-slim --epochs 1 --device cpu --out {}",
+            d / "other.safetensors",
+            _other_labels(d),
+            d / "out",
+        ),
+        "DIR/labels/soft_labels.safetensors: made for another distilled set than DIR/other.safetensors (SHA-256 differs)",
+    ),
 ]

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from click.testing import CliRunner
-from scdd.cli import cli
-from scdd.registry import get_component, get_registry
 
 from scdd.artifacts import load_tensors, save_tensors
+from scdd.cli import cli
 from scdd.config import make_run_config
 from scdd.errors import ConfigError
 from scdd.models.build import build_backbone
 from scdd.models.classifier import batchnorm_state
 from scdd.models.saved import ModelRecord, load_model, save_model
+from scdd.registry import get_component, get_registry
 from scdd.stages.align import AlignConfig, align
 from scdd.stages.squeeze import SqueezeConfig, squeeze
 
@@ -31,8 +31,13 @@ def backbone_file(mnist, tmp_path_factory):
     folder = tmp_path_factory.mktemp("backbone")
     head = torch.nn.Linear(backbone.num_features, mnist.info.num_classes)  # as a supervised squeeze leaves one
     save_tensors(folder / "head.safetensors", head.state_dict(), {"kind": "head"})
-    record = ModelRecord(kind="backbone", architecture="resnet10-slim", architecture_options={}, dataset=mnist.info,
-                         extra={"pretrainer": "none", "head_file": "head.safetensors"})
+    record = ModelRecord(
+        kind="backbone",
+        architecture="resnet10-slim",
+        architecture_options={},
+        dataset=mnist.info,
+        extra={"pretrainer": "none", "head_file": "head.safetensors"},
+    )
     return save_model(folder / "backbone.safetensors", backbone.eval(), record)
 
 
@@ -65,7 +70,12 @@ def test_finetune_trains_the_backbone_and_moves_bn_statistics(backbone_file, cla
 def test_finetune_defaults_are_table_16():
     defaults = get_component("aligner", "finetune").defaults()
     assert {k: defaults[k] for k in ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "epochs")} == {
-        "optimizer": "sgd", "lr": 0.03, "weight_decay": 1e-4, "momentum": 0.9, "batch_size": 256, "epochs": 200,
+        "optimizer": "sgd",
+        "lr": 0.03,
+        "weight_decay": 1e-4,
+        "momentum": 0.9,
+        "batch_size": 256,
+        "epochs": 200,
     }
 
 
@@ -75,8 +85,21 @@ def test_recover_cli_accepts_every_aligner_and_matcher(aligner, matcher, classif
     assert {"bn", "imbalanced-bn"} <= set(get_registry().names("matcher"))
     assert {"linear-probe", "finetune"} <= set(get_registry().names("aligner"))
     classifier = classifier_files[aligner][0]
-    args = ["recover", str(classifier), "--matcher", matcher, "--ipc", "1", "--out", str(tmp_path / "r"),
-            "--set", "recover.iterations=3", "--device", "cpu", "--quiet"]
+    args = [
+        "recover",
+        str(classifier),
+        "--matcher",
+        matcher,
+        "--ipc",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        "recover.iterations=3",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     tensors, metadata = load_tensors(tmp_path / "r" / "distilled.safetensors", "distilled")
@@ -122,8 +145,7 @@ def test_pretrained_head_is_the_squeezes_own_head_untouched(backbone_file, class
 def test_supervised_squeeze_saves_its_head_for_the_pretrained_head_aligner(mnist_subset, tmp_path):
     data = mnist_subset(256, 100, seed=2)
     options = {"epochs": 6, "batch_size": 32, "lr": 0.1, "crop_min_scale": 0.8}
-    config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet",
-                           architecture_options={"width": 16})
+    config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet", architecture_options={"width": 16})
     squeezed = squeeze(config, data, tmp_path / "squeeze", device=CPU, seed=0)
     assert squeezed.artifacts["head"].name == "head.safetensors"
     aligned = align(AlignConfig(aligner="pretrained-head"), squeezed.artifacts["backbone"], data, tmp_path / "align", device=CPU, seed=0)
@@ -131,8 +153,9 @@ def test_supervised_squeeze_saves_its_head_for_the_pretrained_head_aligner(mnist
     backbone, _ = load_model(squeezed.artifacts["backbone"], "backbone")
     head = load_tensors(squeezed.artifacts["head"], "head")[0]
     with torch.no_grad():
-        logits = torch.nn.functional.linear(backbone.eval()(torch.cat([data.val.batch(torch.arange(100))[0]]).sub(0.1307).div(0.3081)),
-                                            head["weight"], head["bias"])
+        logits = torch.nn.functional.linear(
+            backbone.eval()(torch.cat([data.val.batch(torch.arange(100))[0]]).sub(0.1307).div(0.3081)), head["weight"], head["bias"]
+        )
     own = 100.0 * (logits.argmax(1) == data.val.labels).float().mean().item()
     assert aligned.metrics["teacher_heldout_top1"] == pytest.approx(own)
     assert own > 50.0

@@ -5,11 +5,11 @@ import pytest
 import timm
 import torch
 import torchvision
-from scdd.registry import get_registry
 
 from scdd.data.base import DatasetInfo
 from scdd.models.build import build_classifier
 from scdd.models.zoo import StemConfig, shufflenet_v2_x0_5, vit_patch_size
+from scdd.registry import get_registry
 
 
 def _info(channels, size, classes=10):

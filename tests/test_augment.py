@@ -14,7 +14,7 @@ def test_view_boxes_are_torchvisions_draws_from_the_given_generator():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(5)  # torchvision's own sampler, fed the same stream
         expected = [RandomResizedCrop.get_params(torch.empty(1, size, size), [0.3, 1.0], [3 / 4, 4 / 3]) for _ in range(64)]
-    for (cx, cy, w, h), (top, left, height, width) in zip(boxes.tolist(), expected):
+    for (cx, cy, w, h), (top, left, height, width) in zip(boxes.tolist(), expected, strict=False):
         assert (round(cx * size - w * size / 2), round(cy * size - h * size / 2)) == (left, top)
         assert (round(w * size), round(h * size)) == (width, height)
     assert (boxes[:, :2] - boxes[:, 2:] / 2 >= 0).all() and (boxes[:, :2] + boxes[:, 2:] / 2 <= 1 + 1e-6).all()

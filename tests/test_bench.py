@@ -6,13 +6,13 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from scdd.cli import cli
-from scdd.registry import hookimpl
 
 from scdd.bench import get_suite, plan_suite, suite_from_dict
+from scdd.cli import cli
 from scdd.data.base import DatasetSplits, ImageTensorDataset
 from scdd.data.mnist5k import Mnist5kConfig, load_mnist5k
 from scdd.errors import ConfigError
+from scdd.registry import hookimpl
 
 TINY_BUDGET = {
     "squeeze": {"pretrainer_options": {"epochs": 1, "batch_size": 64}},
@@ -21,8 +21,14 @@ TINY_BUDGET = {
     "posttrain": {"epochs": 8},
 }
 SC_DD = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
-SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "pretrained-head", "matcher": "bn", "role": "sre2l",
-         "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 10.0}}}}
+SRE2L = {
+    "method": "distill",
+    "pretrainer": "supervised",
+    "aligner": "pretrained-head",
+    "matcher": "bn",
+    "role": "sre2l",
+    "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 10.0}}},
+}
 TINY_SUITE = {
     "ipc": [1],
     "seeds": [0, 1],
@@ -38,14 +44,21 @@ TINY_SUITE = {
         {"label": "SC-DD (MoCo v3)", "pretrainer": "moco-v3", **SC_DD},
         {"label": "SRe2L", **SRE2L},
         {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
-        {"label": "herding real", "method": "coreset", "selection": "herding", "pretrainer": "supervised",
-         "aligner": "pretrained-head", "role": "herding-real"},
+        {
+            "label": "herding real",
+            "method": "coreset",
+            "selection": "herding",
+            "pretrainer": "supervised",
+            "aligner": "pretrained-head",
+            "role": "herding-real",
+        },
     ],
 }
 
 
 class MiniDigits:
     """A 400-image slice of the embedded digits, registered as a dataset plugin (tests --dataset)."""
+
     @hookimpl
     def register_datasets(self, register):
         register("mini-digits", mini_digits, description="400 training digits for tests")
@@ -69,11 +82,14 @@ def test_claim_suites_compare_with_identical_labels():
     assert all(row.matcher == "imbalanced-bn" and row.aligner == "linear-probe" for row in distilled.values())
     recipe, ablation = (row for row in table1.rows if row.role == "sre2l")
     assert (recipe.aligner, recipe.matcher, recipe.overrides["recover"]["matcher_options"]["first_bn_multiplier"]) == (
-        "pretrained-head", "bn", 10.0
+        "pretrained-head",
+        "bn",
+        10.0,
     )
     assert (ablation.aligner, ablation.matcher, ablation.overrides) == ("linear-probe", "bn", {})
-    multipliers = [row.overrides["recover"]["matcher_options"]["first_bn_multiplier"]
-                   for row in get_suite("first-bn").rows if row.method == "distill"]
+    multipliers = [
+        row.overrides["recover"]["matcher_options"]["first_bn_multiplier"] for row in get_suite("first-bn").rows if row.method == "distill"
+    ]
     assert multipliers == [1, 5, 10, 15, 20]
     for name in ("fair", "table1", "scaling", "first-bn", "alignment", "bn-spread"):
         suite = get_suite(name)
@@ -105,8 +121,20 @@ def test_tiny_suite_runs_shares_teachers_and_writes_results(register_plugin, tmp
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY_SUITE))
     out = tmp_path / "bench"
-    args = ["bench", "--suite-file", str(path), "--dataset", "mini-digits", "--preset", "mnist5k",
-            "--device", "cpu", "--out", str(out), "--quiet"]
+    args = [
+        "bench",
+        "--suite-file",
+        str(path),
+        "--dataset",
+        "mini-digits",
+        "--preset",
+        "mnist5k",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     document = json.loads((out / "results.json").read_text())
@@ -125,7 +153,7 @@ def test_tiny_suite_runs_shares_teachers_and_writes_results(register_plugin, tmp
     assert main["SRe2L"]["teacher_top1"] == main["herding real"]["teacher_top1"] == main["random real"]["label_teacher_top1"]
     # the paired gain: per seed, the row's top-1 minus random real's with the same seed and labels
     for label in ("SC-DD (MoCo v3)", "SRe2L", "herding real"):
-        expected = [a - b for a, b in zip(main[label]["top1_per_seed"], main["random real"]["top1_per_seed"])]
+        expected = [a - b for a, b in zip(main[label]["top1_per_seed"], main["random real"]["top1_per_seed"], strict=False)]
         assert main[label]["gain_per_seed"] == pytest.approx(expected)
         assert main[label]["gain_mean"] == pytest.approx(sum(expected) / 2)
     # the cross-teacher table: SC-DD and random real images, each relabelled by both teachers

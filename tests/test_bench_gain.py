@@ -38,8 +38,16 @@ def test_paired_gain_refuses_other_labels_and_unpaired_seeds():
 
 
 def _row(label, role, identity, labels, top1, seeds=(0, 1, 2), ipc=10):
-    return {"label": label, "role": role, "ipc": ipc, "student": "convnet", "label_identity": identity, "labels": labels,
-            "seed_list": list(seeds), "top1_per_seed": list(top1)}
+    return {
+        "label": label,
+        "role": role,
+        "ipc": ipc,
+        "student": "convnet",
+        "label_identity": identity,
+        "labels": labels,
+        "seed_list": list(seeds),
+        "top1_per_seed": list(top1),
+    }
 
 
 def test_rows_get_the_gain_over_random_real_with_their_own_labels_only():
@@ -60,17 +68,19 @@ def test_rows_get_the_gain_over_random_real_with_their_own_labels_only():
 
 
 def test_a_row_relabelled_by_another_teacher_than_its_comparison_is_flagged():
-    suite = suite_from_dict("flag", {
-        "ipc": [1],
-        "teachers": {"supervised": {"pretrainer": "supervised", "aligner": "pretrained-head"},
-                     "moco-v3": {"pretrainer": "moco-v3"}},
-        "labels": "supervised",
-        "rows": [
-            {"label": "SC-DD", "pretrainer": "moco-v3", "role": "sc-dd"},
-            {"label": "SC-DD, own labels", "pretrainer": "moco-v3", "role": "sc-dd", "labels": "moco-v3"},
-            {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
-        ],
-    })
+    suite = suite_from_dict(
+        "flag",
+        {
+            "ipc": [1],
+            "teachers": {"supervised": {"pretrainer": "supervised", "aligner": "pretrained-head"}, "moco-v3": {"pretrainer": "moco-v3"}},
+            "labels": "supervised",
+            "rows": [
+                {"label": "SC-DD", "pretrainer": "moco-v3", "role": "sc-dd"},
+                {"label": "SC-DD, own labels", "pretrainer": "moco-v3", "role": "sc-dd", "labels": "moco-v3"},
+                {"label": "random real", "method": "coreset", "selection": "random", "role": "random-real"},
+            ],
+        },
+    )
     cells = {cell.row.label: cell for cell in plan_suite(suite).cells}
     assert cells["SC-DD"].label_identity == cells["random real"].label_identity
     assert cells["SC-DD, own labels"].label_identity != cells["random real"].label_identity
@@ -106,12 +116,11 @@ def test_gain_over_random_real_pairs_each_seed_with_its_random_subset(mnist_subs
     teacher = build_classifier("convnet", data.info, {"width": 8})
     with torch.no_grad():
         teacher.train()(data.train.batch(torch.arange(200))[0])
-    path = save_model(tmp_path / "teacher.safetensors", teacher.eval(),
-                      ModelRecord("classifier", "convnet", {"width": 8}, data.info, {}))
+    path = save_model(tmp_path / "teacher.safetensors", teacher.eval(), ModelRecord("classifier", "convnet", {"width": 8}, data.info, {}))
     # the "method": a random subset drawn with other seeds than the baseline's
     images = {seed: coreset("random", data, 1, tmp_path / f"method{seed}", seed=seed + 100).artifacts["distilled"] for seed in (0, 1)}
     config = make_run_config({"posttrain": {"students": ["convnet"], "student_options": {"convnet": {"width": 8}}, "epochs": 2}})
-    (name, result), = gain_over_random_real(images, path, config, tmp_path / "gain", device=torch.device("cpu"), data=data).items()
+    ((name, result),) = gain_over_random_real(images, path, config, tmp_path / "gain", device=torch.device("cpu"), data=data).items()
     assert name == "convnet" and set(result.method.top1) == set(result.random_real.top1) == {0, 1}
     assert result.method.labels == result.random_real.labels
     assert dict(result.gain.per_seed) == pytest.approx({s: result.method.top1[s] - result.random_real.top1[s] for s in (0, 1)})

@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 from safetensors.numpy import load_file
-from scdd.cli import cli
 
 from scdd.analysis.bn_stats import gaussian_entropy, inspect_checkpoint
+from scdd.cli import cli
 from scdd.config import make_run_config
 from scdd.data.base import DatasetSplits, ImageTensorDataset
 from scdd.stages.squeeze import squeeze
@@ -71,8 +71,20 @@ def test_classifier_checkpoint_reports_its_backbone(tiny_run, checkpoints):
 
 def test_cli_compares_ssl_and_supervised_side_by_side(checkpoints, tmp_path):
     plot, data = tmp_path / "bn.png", tmp_path / "bn.json"
-    args = ["inspect", "bn-stats", str(checkpoints["moco-v3"]), str(checkpoints["supervised"]),
-            "--label", "MoCo v3", "--label", "supervised", "--plot", str(plot), "--json", str(data)]
+    args = [
+        "inspect",
+        "bn-stats",
+        str(checkpoints["moco-v3"]),
+        str(checkpoints["supervised"]),
+        "--label",
+        "MoCo v3",
+        "--label",
+        "supervised",
+        "--plot",
+        str(plot),
+        "--json",
+        str(data),
+    ]
     result = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "MoCo v3" in result.output and "supervised" in result.output

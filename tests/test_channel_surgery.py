@@ -4,10 +4,10 @@ tests are in test_prune.py; the toy architectures in toy_models.py."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torchvision
+from toy_models import TorchvisionStyleVGG, randomise_bn
 
 from scdd.errors import ArtifactError
 from scdd.models.build import build_classifier
@@ -15,9 +15,6 @@ from scdd.models.channel_groups import find_channel_groups
 from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.models.surgery import apply_channel_widths, channel_widths, prune_group
 from scdd.prune.measure import count_parameters
-
-from toy_models import TorchvisionStyleVGG, randomise_bn
-
 
 # ----------------------------------------------------------------------------- which channels
 
@@ -87,7 +84,7 @@ def test_pruned_artifact_loads_again(test_architectures, mnist, tmp_path):
     randomise_bn(model)
     groups = find_channel_groups(model)
     assert [group.bn for group in groups] == ["backbone.0.1", "backbone.0.5", "backbone.0.9"]
-    for group, keep in zip(groups, ([1, 3, 5], [0, 2, 4, 6, 8, 10], list(range(0, 32, 4)))):
+    for group, keep in zip(groups, ([1, 3, 5], [0, 2, 4, 6, 8, 10], list(range(0, 32, 4))), strict=False):
         prune_group(model, group, torch.tensor(keep))
     assert model.backbone.num_features == 8 and model.head.in_features == 8
     widths = channel_widths(model, groups)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from toy_models import two_bn_model
 
 from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
 from scdd.errors import ConfigError
 from scdd.matchers.bn import BNMatchConfig, BNStatMatcher
 from scdd.matchers.class_aware import ClassAwareBNConfig, ClassAwareBNMatcher, class_statistics
-from toy_models import two_bn_model
 
 pytestmark = pytest.mark.numerics  # the class statistics and distances are compared with direct computations
 

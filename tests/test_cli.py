@@ -3,6 +3,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+
 from scdd.cli import cli
 
 
@@ -64,7 +65,14 @@ def test_stage_commands_chain(tmp_path):
         ["align", tmp_path / "s/backbone.safetensors", "--out", tmp_path / "a", "--set", "align.aligner_options.epochs=2"],
         ["recover", tmp_path / "a/classifier.safetensors", "--out", tmp_path / "r", "--ipc", "1", "--set", "recover.iterations=5"],
         ["relabel", tmp_path / "a/classifier.safetensors", tmp_path / "r/distilled.safetensors", "--out", tmp_path / "l", "--epochs", "2"],
-        ["posttrain", tmp_path / "r/distilled.safetensors", "--soft-labels", tmp_path / "l/soft_labels.safetensors", "--out", tmp_path / "p"],
+        [
+            "posttrain",
+            tmp_path / "r/distilled.safetensors",
+            "--soft-labels",
+            tmp_path / "l/soft_labels.safetensors",
+            "--out",
+            tmp_path / "p",
+        ],
     ]
     for step in steps:
         result = CliRunner().invoke(cli, [str(part) for part in step] + tiny)

@@ -18,7 +18,7 @@ def test_curriculum_falls_from_large_crops_to_the_configured_minimum(shape):
     schedule = CurriculumSchedule(CurriculumConfig(start_min_scale=0.9, milestone=0.5, shape=shape))
     lows = [schedule.scale(step, 200, (0.2, 1.0))[0] for step in range(200)]
     assert lows[0] == pytest.approx(0.9)
-    assert all(later <= earlier + 1e-12 for earlier, later in zip(lows, lows[1:]))  # easy to hard, never back
+    assert all(later <= earlier + 1e-12 for earlier, later in zip(lows, lows[1:], strict=False))  # easy to hard, never back
     assert lows[100:] == [pytest.approx(0.2)] * 100  # at the milestone and after: the configured range
     assert {schedule.scale(step, 200, (0.2, 1.0))[1] for step in range(200)} == {1.0}
     if shape == "cosine":

@@ -7,8 +7,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 from hard_inputs import _image_folder
-from scdd.cli import cli
 
+from scdd.cli import cli
 from scdd.curves import CurveRecorder, tensorboard_writer
 from scdd.errors import ConfigError
 from scdd.progress import SILENT
@@ -38,7 +38,8 @@ def test_csv_rows_per_stage(tmp_path):
 
 def test_tensorboard_scalars(tmp_path):
     event_accumulator = pytest.importorskip(
-        "tensorboard.backend.event_processing.event_accumulator", reason="the optional tensorboard extra (pip install 'scdd[tensorboard]') is not installed"
+        "tensorboard.backend.event_processing.event_accumulator",
+        reason="the optional tensorboard extra (pip install 'scdd[tensorboard]') is not installed",
     )
     recorder = CurveRecorder(SILENT, tensorboard_writer(tmp_path / "tb"))
     recorder.begin_stage("posttrain")
@@ -56,7 +57,9 @@ def test_tensorboard_scalars(tmp_path):
 
 def test_missing_tensorboard_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    with pytest.raises(ConfigError, match=r"^--log tensorboard needs the optional 'tensorboard' package: pip install 'scdd\[tensorboard\]'$"):
+    with pytest.raises(
+        ConfigError, match=r"^--log tensorboard needs the optional 'tensorboard' package: pip install 'scdd\[tensorboard\]'$"
+    ):
         tensorboard_writer(tmp_path)
 
 
@@ -68,13 +71,35 @@ def test_missing_tensorboard_stops_scdd_run_before_any_work(monkeypatch, tmp_pat
 
 def test_scdd_run_writes_each_stage_and_the_metrics_to_tensorboard(tmp_path):
     event_accumulator = pytest.importorskip(
-        "tensorboard.backend.event_processing.event_accumulator", reason="the optional tensorboard extra (pip install 'scdd[tensorboard]') is not installed"
+        "tensorboard.backend.event_processing.event_accumulator",
+        reason="the optional tensorboard extra (pip install 'scdd[tensorboard]') is not installed",
     )
     folder = _image_folder(tmp_path / "data", classes=3, train=4, val=2)
-    budgets = {"squeeze.pretrainer_options.epochs": 2, "squeeze.pretrainer_options.batch_size": 6, "align.aligner_options.epochs": 2,
-               "recover.iterations": 3, "posttrain.epochs": 2, "report.max_classes": 2}
-    args = ["run", "--dataset", "imagefolder", "--data-root", str(folder), "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet",
-            "--ipc", "1", "--log", "tensorboard", *[f"--set={setting}={value}" for setting, value in budgets.items()]]
+    budgets = {
+        "squeeze.pretrainer_options.epochs": 2,
+        "squeeze.pretrainer_options.batch_size": 6,
+        "align.aligner_options.epochs": 2,
+        "recover.iterations": 3,
+        "posttrain.epochs": 2,
+        "report.max_classes": 2,
+    }
+    args = [
+        "run",
+        "--dataset",
+        "imagefolder",
+        "--data-root",
+        str(folder),
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--ipc",
+        "1",
+        "--log",
+        "tensorboard",
+        *[f"--set={setting}={value}" for setting, value in budgets.items()],
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     events = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"))

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from scdd.registry import get_component
 from torch.utils.data import Subset
 
+from scdd.config import make_run_config
 from scdd.data.base import DatasetSplits, iterate_batches, labels_of
 from scdd.data.carve import carve_validation, select_split
-from scdd.errors import ConfigError, DataError
-from scdd.config import make_run_config
 from scdd.data.loading import load_dataset
+from scdd.errors import ConfigError, DataError
+from scdd.registry import get_component
 
 
 def _load(name, root, **options):

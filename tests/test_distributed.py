@@ -102,9 +102,7 @@ def test_two_processes_equal_one_and_only_rank_zero_writes(tmp_path):
     options = "--device cpu --quiet --pretrainer supervised --backbone resnet10-slim --students resnet10-slim --ipc 2 --seed 3"
     arguments = ["run", "--out", str(run), *options.split(), *[f"--set={key}={value}" for key, value in SETTINGS.items()]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [*TORCHRUN, str(ENTRY), str(logs), str(run), *arguments], env=env, capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run([*TORCHRUN, str(ENTRY), str(logs), str(run), *arguments], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.count("teacher (aligned)") == 1  # printed by rank 0 only
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hard_inputs import _distilled, _image_folder
 
 ENTRY = Path(__file__).with_name("torchrun_entry.py")

@@ -46,7 +46,7 @@ def test_an_atomic_file_is_flushed_before_its_rename_and_its_folder_after(tmp_pa
     renamed = kinds.index("rename")
     source = disk_events[renamed][1].split(" -> ")[0]
     assert ("fsync", source) in disk_events[:renamed]  # the data, before the name points at it
-    assert disk_events[renamed + 1:] == [("fsync", str(tmp_path / "new"))]  # the new name itself
+    assert disk_events[renamed + 1 :] == [("fsync", str(tmp_path / "new"))]  # the new name itself
     assert ("fsync", str(tmp_path)) in disk_events[:renamed]  # the folder the write created
     assert load_tensors(path)[0]["x"].tolist() == [1, 1, 1]
 
@@ -93,7 +93,9 @@ def test_a_checkpoint_that_cannot_be_reused_is_said_in_one_warning(tmp_path, dam
 
 def test_a_unit_made_with_other_settings_is_said_in_one_warning(tmp_path):
     UnitStore(tmp_path, {"iterations": 20, "seed": 0}).save("batch-0", {"x": torch.ones(1)})
-    with pytest.warns(ProgressNotReused, match=r"batch-0\.safetensors was saved with other settings \(iterations\); this unit is computed again"):
+    with pytest.warns(
+        ProgressNotReused, match=r"batch-0\.safetensors was saved with other settings \(iterations\); this unit is computed again"
+    ):
         assert UnitStore(tmp_path, {"iterations": 21, "seed": 0}).load("batch-0") is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the matching unit is reused without a word
@@ -103,7 +105,7 @@ def test_a_unit_made_with_other_settings_is_said_in_one_warning(tmp_path):
 def test_the_cli_prints_such_a_warning_as_one_line(monkeypatch):
     @click.command("warn-once")
     def warn_once():
-        warnings.warn(ProgressNotReused("DIR/x.safetensors is unreadable (bad\nheader); this unit is computed again"))
+        warnings.warn(ProgressNotReused("DIR/x.safetensors is unreadable (bad\nheader); this unit is computed again"), stacklevel=2)
 
     monkeypatch.setitem(cli.commands, "warn-once", warn_once)
     result = CliRunner().invoke(cli, ["warn-once"])

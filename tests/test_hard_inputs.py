@@ -20,7 +20,9 @@ ALL = CASES + MORE_CASES
 
 def _shown(output: str, folder: Path) -> str:
     """``output`` with the test folder as DIR and a lock holder's PID, host and start time as words."""
-    output = output.replace(str(folder), "DIR").replace(f"pid {os.getpid()} ", "pid PID ").replace(f"host {socket.gethostname()},", "host HOST,")
+    output = (
+        output.replace(str(folder), "DIR").replace(f"pid {os.getpid()} ", "pid PID ").replace(f"host {socket.gethostname()},", "host HOST,")
+    )
     return re.sub(r"since \d{4}-\d\d-\d\dT[\d:]+\+00:00\)", "since TIME)", output)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from scdd.cli import cli
 
+from scdd.cli import cli
 from scdd.data.idx import EmnistConfig, MnistConfig, load_emnist, load_fashion_mnist, load_kmnist, load_mnist, read_idx
 from scdd.errors import ConfigError, DataError
 
@@ -30,7 +30,7 @@ def _write(folder, name, array, gz):
 def _family_files(folder, *, prefix=("train", "t10k"), train=12, test=5, size=28, classes=10, gz=False, seed=0, label_offset=0):
     rng = np.random.default_rng(seed)
     arrays = {}
-    for part, count in zip(prefix, (train, test)):
+    for part, count in zip(prefix, (train, test), strict=False):
         images = rng.integers(0, 256, size=(count, size, size), dtype=np.uint8)
         labels = rng.integers(0, classes, size=count) + label_offset
         _write(folder, f"{part}-images-idx3-ubyte", images, gz)
@@ -64,9 +64,7 @@ def test_torchvision_layout_and_its_raw_folder(tmp_path):
 
 
 def test_emnist_split_transposes_and_shifts_letters(tmp_path):
-    arrays = _family_files(
-        tmp_path / "EMNIST" / "raw", prefix=("emnist-letters-train", "emnist-letters-test"), classes=26, label_offset=1
-    )
+    arrays = _family_files(tmp_path / "EMNIST" / "raw", prefix=("emnist-letters-train", "emnist-letters-test"), classes=26, label_offset=1)
     data = load_emnist(EmnistConfig(split="letters"), data_root=str(tmp_path))
     assert data.info.num_classes == 26 and data.info.class_names[:3] == ("a", "b", "c")
     assert data.train.labels.tolist() == (arrays["emnist-letters-train"][1] - 1).tolist()

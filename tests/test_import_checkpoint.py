@@ -10,8 +10,8 @@ import torch
 import torchvision
 from click.testing import CliRunner
 from safetensors.torch import load_file
-from scdd.cli import cli
 
+from scdd.cli import cli
 from scdd.models.saved import load_model
 
 TORCHVISION_BACKBONE_KEYS = 318  # 53 conv + 53 BN (weight, bias, running_mean, running_var, num_batches_tracked)
@@ -48,30 +48,44 @@ def _layouts(state):
     backbone = _backbone(state)
     moco_v2 = {
         **_prefixed("module.encoder_q.", backbone),
-        "module.encoder_q.fc.0.weight": _big(2048, 2048), "module.encoder_q.fc.0.bias": _big(2048),
-        "module.encoder_q.fc.2.weight": _big(128, 2048), "module.encoder_q.fc.2.bias": _big(128),
+        "module.encoder_q.fc.0.weight": _big(2048, 2048),
+        "module.encoder_q.fc.0.bias": _big(2048),
+        "module.encoder_q.fc.2.weight": _big(128, 2048),
+        "module.encoder_q.fc.2.bias": _big(128),
     }
     moco_v2.update({k.replace("encoder_q", "encoder_k", 1): v for k, v in list(moco_v2.items())})
     moco_v2.update({"module.queue": _big(128, 65536), "module.queue_ptr": torch.zeros(1, dtype=torch.long)})
     bn1d = lambda name, n, affine=True: {  # noqa: E731
         **({f"{name}.weight": _big(n), f"{name}.bias": _big(n)} if affine else {}),
-        f"{name}.running_mean": _big(n), f"{name}.running_var": _big(n), f"{name}.num_batches_tracked": torch.tensor(0),
+        f"{name}.running_mean": _big(n),
+        f"{name}.running_var": _big(n),
+        f"{name}.num_batches_tracked": torch.tensor(0),
     }
     projector = {"fc.0.weight": _big(4096, 2048), **bn1d("fc.1", 4096), "fc.3.weight": _big(256, 4096), **bn1d("fc.4", 256, affine=False)}
     predictor = {"0.weight": _big(4096, 256), **bn1d("1", 4096), "3.weight": _big(256, 4096)}
     encoder = {**backbone, **projector}
-    moco_v3 = {**_prefixed("module.base_encoder.", encoder), **_prefixed("module.momentum_encoder.", encoder), **_prefixed("module.predictor.", predictor)}
+    moco_v3 = {
+        **_prefixed("module.base_encoder.", encoder),
+        **_prefixed("module.momentum_encoder.", encoder),
+        **_prefixed("module.predictor.", predictor),
+    }
     swav = {
         **_prefixed("module.", backbone),
-        "module.projection_head.0.weight": _big(2048, 2048), "module.projection_head.0.bias": _big(2048),
+        "module.projection_head.0.weight": _big(2048, 2048),
+        "module.projection_head.0.bias": _big(2048),
         **_prefixed("module.", bn1d("projection_head.1", 2048)),
-        "module.projection_head.3.weight": _big(128, 2048), "module.projection_head.3.bias": _big(128),
+        "module.projection_head.3.weight": _big(128, 2048),
+        "module.projection_head.3.bias": _big(128),
         "module.prototypes.weight": _big(3000, 128),
     }
     dino_head = {
-        "head.mlp.0.weight": _big(4096, 2048), "head.mlp.0.bias": _big(4096), **bn1d("head.mlp.1", 4096),
-        "head.mlp.3.weight": _big(256, 4096), "head.mlp.3.bias": _big(256),
-        "head.last_layer.weight_g": _big(60000, 1), "head.last_layer.weight_v": _big(60000, 256),
+        "head.mlp.0.weight": _big(4096, 2048),
+        "head.mlp.0.bias": _big(4096),
+        **bn1d("head.mlp.1", 4096),
+        "head.mlp.3.weight": _big(256, 4096),
+        "head.mlp.3.bias": _big(256),
+        "head.last_layer.weight_g": _big(60000, 1),
+        "head.last_layer.weight_v": _big(60000, 256),
     }
     teacher = {**_prefixed("backbone.", backbone), **dino_head}
     linear = {"module.linear.weight": state["fc.weight"], "module.linear.bias": state["fc.bias"]}
@@ -82,8 +96,12 @@ def _layouts(state):
         "swav": swav,
         "swav_linear": {"epoch": 100, "state_dict": linear},
         "dino": backbone,
-        "dino_full": {"teacher": teacher, "student": _prefixed("module.", teacher), "epoch": 100,
-                      "args": argparse.Namespace(arch="resnet50", out_dim=60000)},
+        "dino_full": {
+            "teacher": teacher,
+            "student": _prefixed("module.", teacher),
+            "epoch": 100,
+            "args": argparse.Namespace(arch="resnet50", out_dim=60000),
+        },
         "torchvision": state,
     }
 

@@ -85,8 +85,14 @@ def test_items_are_what_posttraining_trains_on(small_run, test_architectures, tm
     if mix == "none":
         labels = run / "relabel" / "soft_labels.safetensors"
     else:  # a relabelling with CutMix partners: the partner's crop and the mixed label are replayed too
-        labels = relabel(RelabelConfig(epochs=2, mix="cutmix"), run / "align" / "classifier.safetensors", distilled,
-                         tmp_path / "relabel", device=CPU, seed=5).artifacts["soft_labels"]
+        labels = relabel(
+            RelabelConfig(epochs=2, mix="cutmix"),
+            run / "align" / "classifier.safetensors",
+            distilled,
+            tmp_path / "relabel",
+            device=CPU,
+            seed=5,
+        ).artifacts["soft_labels"]
         dataset = DistilledDataset(distilled, labels, dataset.temperature, normalize=False)
     seen = _posttrain_batches(monkeypatch, distilled, labels, epochs=dataset.epochs)
     assert {epoch for epoch, *_ in seen} == set(range(dataset.epochs))
@@ -100,8 +106,9 @@ def test_items_are_what_posttraining_trains_on(small_run, test_architectures, tm
 def test_online_labels_are_computed_by_the_teacher(small_run, test_architectures, tmp_path, monkeypatch):
     run, _ = small_run
     distilled = run / "coreset" / "distilled.safetensors"
-    labels = relabel(RelabelConfig(epochs=2, mode="online"), run / "align" / "classifier.safetensors", distilled,
-                     tmp_path / "online", device=CPU, seed=1).artifacts["soft_labels"]
+    labels = relabel(
+        RelabelConfig(epochs=2, mode="online"), run / "align" / "classifier.safetensors", distilled, tmp_path / "online", device=CPU, seed=1
+    ).artifacts["soft_labels"]
     dataset = DistilledDataset(distilled, labels, 2.0, normalize=False)
     seen = _posttrain_batches(monkeypatch, distilled, labels, epochs=2)
     _check_items(dataset, seen, 2.0)  # a batch of one through the teacher: equal to float precision
@@ -126,7 +133,7 @@ def test_the_docs_loop_runs(small_run, tmp_path, monkeypatch):
     text = (ROOT / "docs" / "use-your-own-loop.md").read_text()
     code = re.search(r"```python\n(import timm.*?)```", text, re.DOTALL).group(1)
     assert len(code.strip().splitlines()) <= 30
-    code = code.replace('"runs/digits", 50', f'{str(run)!r}, 1')
+    code = code.replace('"runs/digits", 50', f"{str(run)!r}, 1")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "example.py").write_text(code)
     runpy.run_path(str(tmp_path / "example.py"), run_name="__main__")

@@ -3,12 +3,12 @@ import copy
 import pytest
 import torch
 from torch import nn
+from toy_models import two_bn_model
 
 from scdd.errors import ConfigError
 from scdd.matchers.bn import BNMatchConfig, BNStatMatcher, UniformBNConfig, build_uniform
 from scdd.matchers.moments import batch_moments
 from scdd.models.classifier import batchnorm_state
-from toy_models import two_bn_model
 
 pytestmark = pytest.mark.numerics  # every test here compares two computations of the same statistics
 
@@ -23,7 +23,7 @@ def _reference(model, x, mean_weights, var_weights):
             moments.append((layer, mean, ((h - mean.view(1, -1, 1, 1)) ** 2).mean(dim=(0, 2, 3))))
         h = layer(h)
     total = 0.0
-    for (layer, mean, var), mean_weight, var_weight in zip(moments, mean_weights, var_weights):
+    for (layer, mean, var), mean_weight, var_weight in zip(moments, mean_weights, var_weights, strict=False):
         total = total + mean_weight * (mean - layer.running_mean).norm() + var_weight * (var - layer.running_var).norm()
     return total
 
@@ -68,9 +68,6 @@ def test_detach_leaves_no_layer_patched():
 
 
 # ----------------------------------------------------------------------------- fused statistics and gradients
-
-
-
 
 
 def _double_model():

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy import stats
+from test_soft_labels import _make_set
 from torchvision.transforms import v2
 
 from scdd.augment import CropSpec
@@ -27,13 +28,15 @@ from scdd.ssl.moco_v2 import MoCoV2Config
 from scdd.stages.relabel import RelabelConfig, relabel
 from scdd.training.distilled import distilled_batches
 from scdd.training.optim import decay_groups
-from test_soft_labels import _make_set
 
 CPU = torch.device("cpu")
 INFO32 = DatasetInfo("fake", 10, 3, 32, (0.5,) * 3, (0.25,) * 3, tuple(map(str, range(10))), hflip=True)
 
 
-def _views(per_batch: bool, crop: CropSpec | None = CropSpec(scale=(0.3, 1.0)), flip_p=0.5, max_shift=4, n=6, size=12):
+PARTIAL_CROP = CropSpec(scale=(0.3, 1.0))
+
+
+def _views(per_batch: bool, crop: CropSpec | None = PARTIAL_CROP, flip_p=0.5, max_shift=4, n=6, size=12):
     spec = RecoveryViewSpec(crop=crop, flip_p=flip_p, max_shift=max_shift, per_batch=per_batch)
     return SyntheticViews(n, size, spec, torch.Generator().manual_seed(0), CPU)
 
@@ -75,7 +78,7 @@ def test_padded_crop_shifts_within_padding_and_fills_black():
     assert torch.allclose((plan.boxes[:, :2] - 0.5) * 32, shifts.float(), atol=1e-5)  # whole pixels
     assert set(shifts.flatten().tolist()) == set(range(-4, 5))
     padded = F.pad(images, (4, 4, 4, 4))
-    for image, crop, (dx, dy) in zip(padded, crops, shifts.tolist()):
+    for image, crop, (dx, dy) in zip(padded, crops, shifts.tolist(), strict=False):
         assert torch.allclose(crop, image[:, 4 + dy : 36 + dy, 4 + dx : 36 + dx], atol=1e-5)
     with pytest.raises(ConfigError, match="padded crops"):
         PlanSpec(crop="padded")  # no image size
@@ -108,7 +111,9 @@ def test_stored_batch_mixed_labels_replay_their_batches(tmp_path):
     batches = [index for index, _, _ in replay_batches(labels, images, 1, torch.randperm(40), 8, image_size=16, device=CPU)]
     assert [b.tolist() for b in batches] == [g.tolist() for g in plan.order.split(8)]
     with pytest.raises(ConfigError, match="mixed per batch of 8"):
-        distilled_batches(load_distilled(distilled), labels, torch.nn.Identity(), batch_size=16, order=torch.Generator(), seed=0, device=CPU)
+        distilled_batches(
+            load_distilled(distilled), labels, torch.nn.Identity(), batch_size=16, order=torch.Generator(), seed=0, device=CPU
+        )
 
 
 def test_kd_loss_without_temperature_squared():
@@ -195,8 +200,17 @@ def test_hue_jitter_turns_colour_views_and_leaves_grayscale_streams_alone():
     assert torch.allclose(rotate_hue(red, torch.tensor([1.0])), red, atol=1e-5)  # a whole turn is the identity
 
     def views(images, hue):
-        spec = ViewSpec(crop=CropSpec(scale=(1.0, 1.0)), flip_p=0.0, jitter_p=1.0, brightness=0, contrast=0, saturation=0,
-                        hue=hue, grayscale_p=0.0, blur_p=0.0)
+        spec = ViewSpec(
+            crop=CropSpec(scale=(1.0, 1.0)),
+            flip_p=0.0,
+            jitter_p=1.0,
+            brightness=0,
+            contrast=0,
+            saturation=0,
+            hue=hue,
+            grayscale_p=0.0,
+            blur_p=0.0,
+        )
         return random_view(images, spec, generator=torch.Generator().manual_seed(0), crop_generator=torch.Generator().manual_seed(1))
 
     grey = torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(2))

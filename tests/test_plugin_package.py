@@ -46,9 +46,7 @@ def _scdd(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {key: value for key, value in os.environ.items() if key not in PLUGIN_ENV}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "scdd.cli", *args], capture_output=True, text=True, env=environment, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "scdd.cli", *args], capture_output=True, text=True, env=environment, timeout=600)
 
 
 def test_installed_plugin_is_listed_with_its_package(plugin_site):
@@ -89,8 +87,7 @@ def test_run_with_plugin_pretrainer(plugin_site, tmp_path):
         "posttrain.epochs": 2,
     }
     options = [part for key, value in settings.items() for part in ("--set", f"{key}={value}")]
-    result = _scdd(plugin_site, "run", "--pretrainer", "SimCLR", "--ipc", "1", "--out", str(out), "--quiet",
-                   "--device", "cpu", *options)
+    result = _scdd(plugin_site, "run", "--pretrainer", "SimCLR", "--ipc", "1", "--out", str(out), "--quiet", "--device", "cpu", *options)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["squeeze"]["pretrainer"] == "SimCLR"

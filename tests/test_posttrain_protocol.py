@@ -8,17 +8,32 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
-from scdd.models.saved import load_model
-from scdd.cli import cli
 
+from scdd.cli import cli
 from scdd.distilled import load_distilled
+from scdd.models.saved import load_model
 from scdd.stages.coreset import herding_order
 
 TINY_RUN = [
-    "--preset", "mnist5k", "--ipc", "2", "--device", "cpu", "--quiet",
-    "--set", "squeeze.pretrainer_options.epochs=1", "--set", "squeeze.pretrainer_options.batch_size=16",
-    "--set", "align.aligner_options.epochs=3", "--set", "recover.iterations=5",
-    "--set", "posttrain.epochs=2", "--set", "posttrain.batch_size=4",
+    "--preset",
+    "mnist5k",
+    "--ipc",
+    "2",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--set",
+    "squeeze.pretrainer_options.epochs=1",
+    "--set",
+    "squeeze.pretrainer_options.batch_size=16",
+    "--set",
+    "align.aligner_options.epochs=3",
+    "--set",
+    "recover.iterations=5",
+    "--set",
+    "posttrain.epochs=2",
+    "--set",
+    "posttrain.batch_size=4",
 ]
 
 
@@ -36,7 +51,9 @@ def png_folder(tmp_path_factory):
 
 
 def _run(png_folder, out, *extra):
-    result = CliRunner().invoke(cli, ["run", "--dataset", "imagefolder", "--data-root", str(png_folder), "--out", str(out), *TINY_RUN, *extra])
+    result = CliRunner().invoke(
+        cli, ["run", "--dataset", "imagefolder", "--data-root", str(png_folder), "--out", str(out), *TINY_RUN, *extra]
+    )
     assert result.exit_code == 0, result.output
     return result.output, json.loads((out / "manifest.json").read_text())
 
@@ -106,8 +123,14 @@ def test_student_options_shape_the_student_and_its_record(png_folder, tmp_path):
     """posttrain.student_options: architecture options by student name (a width-8 ConvNet-BN here), kept in the
     student's artifact so evaluate and relabel rebuild the same network."""
     _, manifest = _run(
-        png_folder, tmp_path / "run", "--students", "convnet,resnet10-slim",
-        "--set", "posttrain.student_options.convnet.width=8", "--set", "posttrain.student_options.convnet.depth=2",
+        png_folder,
+        tmp_path / "run",
+        "--students",
+        "convnet,resnet10-slim",
+        "--set",
+        "posttrain.student_options.convnet.width=8",
+        "--set",
+        "posttrain.student_options.convnet.depth=2",
     )
     model, record = load_model(tmp_path / "run" / "posttrain" / "student-convnet.safetensors", "classifier")
     assert record.architecture_options == {"width": 8, "depth": 2}

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from test_datasets import _cifar_batch, _jpeg
 
 from scdd.config import make_run_config
 from scdd.data.loading import load_dataset
@@ -16,7 +17,6 @@ from scdd.models.saved import ModelRecord, save_model
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
-from test_datasets import _cifar_batch, _jpeg
 
 CPU = torch.device("cpu")
 
@@ -64,7 +64,9 @@ def test_one_step_of_each_stage_under_the_preset(name, tmp_path):
     info = load_dataset(config).info
     torch.manual_seed(0)
     teacher = build_classifier(config.squeeze.architecture, info)
-    teacher_path = save_model(tmp_path / "teacher.safetensors", teacher, ModelRecord("classifier", config.squeeze.architecture, {}, info, {}))
+    teacher_path = save_model(
+        tmp_path / "teacher.safetensors", teacher, ModelRecord("classifier", config.squeeze.architecture, {}, info, {})
+    )
     recovered = recover(config.recover, teacher_path, tmp_path / "recover", device=CPU, seed=0)
     assert recovered.metrics["images"] == info.num_classes and np.isfinite(recovered.metrics["loss_bn_first"])
     labels = relabel(config.relabel, teacher_path, recovered.artifacts["distilled"], tmp_path / "relabel", device=CPU, seed=0)

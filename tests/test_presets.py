@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from scdd.cli import cli
 
+from scdd.cli import cli
 from scdd.config import make_run_config
 from scdd.presets import BUILT_IN_MARK, USER_FILE_MARK, preset_for_dataset, preset_rows
 
@@ -22,9 +22,14 @@ DEMO = "moco-cifar-demo"
 # MoCo's CIFAR demo: K 4096, m 0.99, τ 0.1 (cell 4), crops at the default scale, no blur (cell 6),
 # the ResNet's fc as a linear 128-d head and SplitBatchNorm in 8 (cell 8).
 _MOCO_DEMO = {
-    "queue_size": (4096, f"{DEMO} cell 4"), "encoder_momentum": (0.99, f"{DEMO} cell 4"),
-    "temperature": (0.1, f"{DEMO} cell 4"), "head": ("linear", f"{DEMO} cell 8"), "output_dim": (128, f"{DEMO} cell 4"),
-    "crop_min_scale": (0.08, f"{DEMO} cell 6"), "blur_p": (0.0, f"{DEMO} cell 6"), "shuffle_bn_groups": (8, f"{DEMO} cell 8"),
+    "queue_size": (4096, f"{DEMO} cell 4"),
+    "encoder_momentum": (0.99, f"{DEMO} cell 4"),
+    "temperature": (0.1, f"{DEMO} cell 4"),
+    "head": ("linear", f"{DEMO} cell 8"),
+    "output_dim": (128, f"{DEMO} cell 4"),
+    "crop_min_scale": (0.08, f"{DEMO} cell 6"),
+    "blur_p": (0.0, f"{DEMO} cell 6"),
+    "shuffle_bn_groups": (8, f"{DEMO} cell 8"),
 }
 
 
@@ -224,8 +229,10 @@ def test_moco_cifar_demo_options_reach_only_moco_v2():
 def test_table_13_follows_the_chosen_pretrainer(pretrainer):
     config = make_run_config({"squeeze": {"pretrainer": pretrainer}}, preset="imagenet-1k")
     key = pretrainer.lower().replace("_", "-")
-    assert (config.recover.lr, config.recover.alpha_bn) == (PAPER["imagenet-1k"][f"[{key}] recover.lr"][0],
-                                                            PAPER["imagenet-1k"][f"[{key}] recover.alpha_bn"][0])
+    assert (config.recover.lr, config.recover.alpha_bn) == (
+        PAPER["imagenet-1k"][f"[{key}] recover.lr"][0],
+        PAPER["imagenet-1k"][f"[{key}] recover.alpha_bn"][0],
+    )
 
 
 def test_datasets_get_their_preset_and_user_settings_win():

@@ -10,15 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightly.models.utils import batch_shuffle, batch_unshuffle
-from scdd.registry import get_component, get_registry
 
 from scdd.augment import MultiCropSpec, ViewSpec, multi_crop
 from scdd.config import make_run_config
 from scdd.data.base import DatasetSplits
 from scdd.models.batchnorm import merge_split_batchnorm, split_batchnorm
 from scdd.models.build import build_backbone
-from scdd.ssl.base import pixel_encoder
+from scdd.registry import get_component, get_registry
 from scdd.ssl import dino, moco_v2, swav
+from scdd.ssl.base import pixel_encoder
 from scdd.ssl.dino import DINOConfig, teacher_temperature
 from scdd.ssl.moco_v2 import MoCoV2Config
 from scdd.ssl.swav import (
@@ -72,8 +72,10 @@ def test_every_registered_pretrainer_is_covered():
 
 def test_supervised_loss_falls(mnist):
     backbone = build_backbone("resnet10-slim", mnist.info)
-    result = get_component("pretrainer", "supervised").build({**FAST, "lr": 0.1, "crop_min_scale": 0.5}).pretrain(
-        backbone, _subset(mnist, 1024), device=torch.device("cpu"), seed=0
+    result = (
+        get_component("pretrainer", "supervised")
+        .build({**FAST, "lr": 0.1, "crop_min_scale": 0.5})
+        .pretrain(backbone, _subset(mnist, 1024), device=torch.device("cpu"), seed=0)
     )
     first, last = result.loss_per_epoch
     assert last < first * 0.8
@@ -84,11 +86,22 @@ def test_moco_v2_loss_falls_once_the_queue_holds_real_keys(mnist):
     compared from the second epoch on; it must also end below chance, log(1 + queue size)."""
     torch.manual_seed(0)
     backbone = build_backbone("resnet10-slim", mnist.info)
-    config = {**SMALL["moco-v2"], "epochs": 4, "batch_size": 64, "queue_size": 64, "shuffle_bn_groups": 2,
-              "encoder_momentum": 0.99, "lr": 0.1, "crop_min_scale": 0.9}
-    losses = get_component("pretrainer", "moco-v2").build(config).pretrain(
-        backbone, _subset(mnist, 384), device=torch.device("cpu"), seed=0
-    ).loss_per_epoch
+    config = {
+        **SMALL["moco-v2"],
+        "epochs": 4,
+        "batch_size": 64,
+        "queue_size": 64,
+        "shuffle_bn_groups": 2,
+        "encoder_momentum": 0.99,
+        "lr": 0.1,
+        "crop_min_scale": 0.9,
+    }
+    losses = (
+        get_component("pretrainer", "moco-v2")
+        .build(config)
+        .pretrain(backbone, _subset(mnist, 384), device=torch.device("cpu"), seed=0)
+        .loss_per_epoch
+    )
     assert losses[-1] < losses[1] and losses[-1] < math.log(1 + 64)
 
 
@@ -103,9 +116,7 @@ def test_self_supervised_loss_falls(name, options, mnist):
     torch.manual_seed(0)
     backbone = build_backbone("resnet10-slim", mnist.info)
     config = {**SMALL[name], "epochs": 3, "batch_size": 64, **options}
-    result = get_component("pretrainer", name).build(config).pretrain(
-        backbone, _subset(mnist, 384), device=torch.device("cpu"), seed=0
-    )
+    result = get_component("pretrainer", name).build(config).pretrain(backbone, _subset(mnist, 384), device=torch.device("cpu"), seed=0)
     assert len(result.loss_per_epoch) == 3
     assert result.loss_per_epoch[-1] < result.loss_per_epoch[0]
 
@@ -251,8 +262,7 @@ def test_swav_queue_is_used_once_full_newest_first():
 def test_min_steps_raises_epochs_on_a_small_training_set(mnist_subset, tmp_path):
     """A budget in optimiser steps: 10 steps of batch 64 need 3 epochs of 256 images (4 steps each), 1 of 1024."""
     options = {"epochs": 1, "batch_size": 64, "min_steps": 10, "lr": 0.05}
-    config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet",
-                           architecture_options={"width": 8})
+    config = SqueezeConfig(pretrainer="supervised", pretrainer_options=options, architecture="convnet", architecture_options={"width": 8})
     small = squeeze(config, mnist_subset(256, 10, seed=0), tmp_path / "small", device=torch.device("cpu"), seed=0)
     assert len(small.metrics["loss_per_epoch"]) == 3
     large = squeeze(config, mnist_subset(1024, 10, seed=0), tmp_path / "large", device=torch.device("cpu"), seed=0)

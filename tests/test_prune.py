@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from scdd.cli import cli
+from toy_models import TorchvisionStyleVGG
 
+from scdd.cli import cli
 from scdd.data.base import DatasetSplits, iterate_batches
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError
@@ -26,7 +27,6 @@ from scdd.prune.slimming import select_channels, sparsity_penalty
 from scdd.prune.stage import prune
 from scdd.stages.coreset import coreset_random
 from scdd.stages.relabel import RelabelConfig, relabel
-from toy_models import TorchvisionStyleVGG
 
 # ----------------------------------------------------------------------------- selection and size
 
@@ -39,7 +39,7 @@ def test_global_selection_ranks_all_layers_together():
     gammas[1][10:] += 4.0  # the rest of layer 2 above every scale of layer 1
     gammas[2][:] = 0.001  # a layer whose scales all vanished keeps its largest (min_channels=1)
     gammas[2][7] = 0.002
-    for group, gamma in zip(groups, gammas):
+    for group, gamma in zip(groups, gammas, strict=False):
         model.get_submodule(group.bn).weight.data.copy_(gamma)
     keep = select_channels(model, groups, ratio=0.75, min_channels=1)  # remove round(0.75 * 56) = 42
     assert keep["features.9"].tolist() == [7]  # 31 of layer 3, its largest kept
@@ -94,9 +94,31 @@ def prune_inputs(mnist, tmp_path_factory):
 def test_prune_command_end_to_end(prune_inputs, tmp_path):
     teacher, subset, soft_labels = prune_inputs
     out = tmp_path / "pruned"
-    command = [sys.executable, "-m", "scdd.cli", "prune", "--model", teacher, "--distilled", subset,
-               "--soft-labels", soft_labels, "--ratio", "0.5", "--sparsity-epochs", "3", "--finetune-epochs", "3",
-               "--set", "sparsity=0.01", "--out", out, "--device", "cpu", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "scdd.cli",
+        "prune",
+        "--model",
+        teacher,
+        "--distilled",
+        subset,
+        "--soft-labels",
+        soft_labels,
+        "--ratio",
+        "0.5",
+        "--sparsity-epochs",
+        "3",
+        "--finetune-epochs",
+        "3",
+        "--set",
+        "sparsity=0.01",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     result = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = {}
@@ -125,8 +147,14 @@ def test_sparsity_penalty_shrinks_scale_factors(prune_inputs, mnist, tmp_path):
     for strength in (0.0, 2.0):
         config = PruneConfig(ratio=0.0, sparsity_epochs=4, finetune_epochs=0, sparsity=strength)
         result = prune(
-            config, teacher, subset, soft_labels, _subset_val(mnist, 100), tmp_path / str(strength),
-            device=torch.device("cpu"), seed=0,
+            config,
+            teacher,
+            subset,
+            soft_labels,
+            _subset_val(mnist, 100),
+            tmp_path / str(strength),
+            device=torch.device("cpu"),
+            seed=0,
         )
         assert len(result.metrics["sparsity_loss"]) == 4 and result.metrics["finetune_loss"] == []
         assert list(result.metrics["rows"]) == ["original", "sparsity-trained", "pruned"]

@@ -50,8 +50,20 @@ def resnet18_state():
 
 def _squeeze(data, out, *settings):
     return _invoke(
-        "squeeze", "--dataset", "imagefolder", "--data-root", data, "--device", "cpu", "--out", out,
-        "--set", "squeeze.pretrainer=moco-v3", "--set", "squeeze.architecture=resnet18", *settings,
+        "squeeze",
+        "--dataset",
+        "imagefolder",
+        "--data-root",
+        data,
+        "--device",
+        "cpu",
+        "--out",
+        out,
+        "--set",
+        "squeeze.pretrainer=moco-v3",
+        "--set",
+        "squeeze.architecture=resnet18",
+        *settings,
     )
 
 
@@ -59,11 +71,17 @@ def test_squeeze_takes_the_published_backbone_exactly(resnet18_state, tmp_path):
     """Table 10: the squeeze of a published MoCo v3 file is its base encoder, BN statistics included, no training."""
     backbone = {k: v for k, v in resnet18_state.items() if not k.startswith("fc.")}
     encoder = {**backbone, "fc.0.weight": torch.zeros(8, 512), "fc.3.weight": torch.zeros(4, 8)}  # a projector, dropped
-    file = {"state_dict": {**{f"module.base_encoder.{k}": v for k, v in encoder.items()},
-                           **{f"module.momentum_encoder.{k}": v for k, v in encoder.items()}}}
+    file = {
+        "state_dict": {
+            **{f"module.base_encoder.{k}": v for k, v in encoder.items()},
+            **{f"module.momentum_encoder.{k}": v for k, v in encoder.items()},
+        }
+    }
     torch.save(file, tmp_path / "moco.pth")
     data = _colour_folder(tmp_path / "data")
-    result = _squeeze(data, tmp_path / "out", "--set", f"squeeze.checkpoint={tmp_path / 'moco.pth'}", "--set", "squeeze.checkpoint_format=moco_v3")
+    result = _squeeze(
+        data, tmp_path / "out", "--set", f"squeeze.checkpoint={tmp_path / 'moco.pth'}", "--set", "squeeze.checkpoint_format=moco_v3"
+    )
     assert result.exit_code == 0, result.output
     written = load_file(str(tmp_path / "out" / "backbone.safetensors"))
     assert set(written) == set(backbone)
@@ -71,8 +89,16 @@ def test_squeeze_takes_the_published_backbone_exactly(resnet18_state, tmp_path):
     _, record = load_model(tmp_path / "out" / "backbone.safetensors", "backbone")
     assert record.extra["imported_from"] == "moco.pth" and record.dataset.name == "imagefolder"
 
-    wrong = _squeeze(data, tmp_path / "wrong", "--set", "squeeze.architecture=resnet50",
-                     "--set", f"squeeze.checkpoint={tmp_path / 'moco.pth'}", "--set", "squeeze.checkpoint_format=moco_v3")
+    wrong = _squeeze(
+        data,
+        tmp_path / "wrong",
+        "--set",
+        "squeeze.architecture=resnet50",
+        "--set",
+        f"squeeze.checkpoint={tmp_path / 'moco.pth'}",
+        "--set",
+        "squeeze.checkpoint_format=moco_v3",
+    )
     assert wrong.exit_code != 0 and "holds a resnet18; squeeze.architecture is resnet50" in wrong.output
     assert not (tmp_path / "wrong" / "backbone.safetensors").exists()
 
@@ -114,8 +140,10 @@ def test_relabel_teacher_setting_labels_with_that_classifier(tiny_run, tmp_path)
     direct = relabel(RelabelConfig(epochs=2), other, distilled, tmp_path / "direct", **run)
     chosen = relabel(RelabelConfig(epochs=2, teacher=str(other)), aligned, distilled, tmp_path / "chosen", **run)
     default = relabel(RelabelConfig(epochs=2), aligned, distilled, tmp_path / "default", **run)
-    labels = {name: load_file(str(result.artifacts["soft_labels"])) for name, result in
-              (("direct", direct), ("chosen", chosen), ("default", default))}
+    labels = {
+        name: load_file(str(result.artifacts["soft_labels"]))
+        for name, result in (("direct", direct), ("chosen", chosen), ("default", default))
+    }
     assert all(torch.equal(labels["direct"][key], labels["chosen"][key]) for key in labels["direct"])
     assert not all(torch.equal(labels["default"][key], labels["chosen"][key]) for key in labels["default"])
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from scdd.cli import cli
 
+from scdd.cli import cli
 from scdd.config import make_run_config, to_dict
 from scdd.errors import ConfigError
 from scdd.presets import PRESETS
@@ -20,7 +20,7 @@ def test_toml_round_trip_with_comments(tmp_path):
         "seed": 3,
         "dataset_options": {},
         "squeeze": {"pretrainer": "moco-v3", "pretrainer_options": {"epochs": 8, "lr": 5e-4, "local_crop_scale": [0.1, 0.3]}},
-        "recover": {"iterations": 300, "flip": False, "jitter": 32 / 224, "name with space": "a \"quoted\" ü"},
+        "recover": {"iterations": 300, "flip": False, "jitter": 32 / 224, "name with space": 'a "quoted" ü'},
     }
     text = to_toml(values, {"recover.iterations": "Table 16", "data_root": "set --data-root"}, header="line one\n\nline two")
     assert text.startswith("# line one\n#\n# line two\n")
@@ -49,7 +49,11 @@ def test_command_line_wins_over_recipe_over_preset(tmp_path):
     path.write_text('preset = "mnist5k"\nseed = 4\n[recover]\nipc = 3\niterations = 7\n')
     config = recipe_config(path, None, {"recover": {"ipc": 5}})
     assert (config.seed, config.recover.ipc, config.recover.iterations) == (4, 5, 7)
-    assert config.posttrain.temperature == make_run_config({}, "mnist5k").posttrain.temperature != make_run_config({}, "cifar100").posttrain.temperature
+    assert (
+        config.posttrain.temperature
+        == make_run_config({}, "mnist5k").posttrain.temperature
+        != make_run_config({}, "cifar100").posttrain.temperature
+    )
     assert recipe_config(path, "cifar100", {}).posttrain.temperature == make_run_config({}, "cifar100").posttrain.temperature
     (tmp_path / "typo.toml").write_text("[recover]\niteration = 3\n")
     with pytest.raises(ConfigError, match="has no setting 'iteration'"):
@@ -67,7 +71,10 @@ def test_manifest_and_json_recipes(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_text(json.dumps({"posttrain": {"epochs": 5}}))
     assert read_recipe(plain) == {"posttrain": {"epochs": 5}}
-    assert merge({"recover": {"ipc": 2, "iterations": 9}, "seed": 1}, {"recover": {"ipc": 4}}) == {"recover": {"ipc": 4, "iterations": 9}, "seed": 1}
+    assert merge({"recover": {"ipc": 2, "iterations": 9}, "seed": 1}, {"recover": {"ipc": 4}}) == {
+        "recover": {"ipc": 4, "iterations": 9},
+        "seed": 1,
+    }
 
 
 def test_bad_recipes_are_one_line(tmp_path):

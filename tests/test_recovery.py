@@ -51,7 +51,7 @@ def test_crop_grid_with_shifts_is_a_roll_of_the_crop():
     grid = shifted_crop_grid(boxes, flips, shifts, 12)
     got = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
     crops = apply_crops(images, boxes, flips, 12)
-    expected = torch.stack([torch.roll(crop, tuple(shift.tolist()), dims=(1, 2)) for crop, shift in zip(crops, shifts)])
+    expected = torch.stack([torch.roll(crop, tuple(shift.tolist()), dims=(1, 2)) for crop, shift in zip(crops, shifts, strict=False)])
     assert torch.allclose(got, expected, atol=1e-5)
     assert not torch.allclose(got, crops, atol=1e-2)  # the shifts did move the pixels
 

@@ -144,7 +144,7 @@ def test_docs_third_party_initializer_registers_and_starts_recovery(setup, regis
     classifier, data = setup
     config = dataclasses.replace(FROZEN, ipc=1, initializer="class-mean")
     result = synthesize(classifier, data.info, config, device=CPU, seed=0, data=data)
-    for image, label in zip(result.images, result.labels):
+    for image, label in zip(result.images, result.labels, strict=False):
         members = class_members(data, 1)[int(label)]
         mean = torch.stack([to_float_pixels(data.train[int(i)][0]) for i in members]).mean(0)
         assert torch.allclose(image, mean, atol=1e-5)

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 import tomllib
+
+from scdd.errors import DuplicateComponentError, UnknownComponentError
 from scdd.registry import (
     get_component,
     get_registry,
@@ -12,8 +14,6 @@ from scdd.registry import (
     reset_plugins,
 )
 from scdd.registry._registry import Component, Registry
-
-from scdd.errors import DuplicateComponentError, UnknownComponentError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
-from scdd.cli import cli
 
+from scdd.cli import cli
 from scdd.errors import ArtifactError
 from scdd.report import write_report
 from scdd.report.clustering import cluster_images
@@ -45,8 +45,14 @@ def test_run_writes_a_self_contained_report(tiny_run):
     assert "http://" not in page and "https://" not in page and "<script" not in page
     top1 = record.metrics["students"]["resnet10-slim"]["top1"]
     assert f"{top1:.2f}" in page
-    for text in ("Recovery loss trajectories (Fig. 5)", "Synthetic-image clustering (Fig. 7)", "Stage timings",
-                 "Resolved configuration", "class 3 (1 image)", "clustering needs more than 3"):
+    for text in (
+        "Recovery loss trajectories (Fig. 5)",
+        "Synthetic-image clustering (Fig. 7)",
+        "Stage timings",
+        "Resolved configuration",
+        "class 3 (1 image)",
+        "clustering needs more than 3",
+    ):
         assert text in page
     assert json.dumps(json.loads((out / "manifest.json").read_text())["config"]["recover"]["iterations"]) in page
     grid = images[0][0]
@@ -63,9 +69,18 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("</body>", PROBE + "</body>"))
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000", "--dump-dom", probed.as_uri(),
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probed.as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
     expected = [w for _, w, _ in IMG.findall(page)]
@@ -121,9 +136,7 @@ def test_partial_run_folder_gets_notes_not_failures(tiny_run, tmp_path):
 
 
 def test_unknown_cluster_class_fails_a_run_before_any_work(tmp_path):
-    result = CliRunner().invoke(
-        cli, ["run", "--set", "report.cluster_classes=3,eleven", "--out", str(tmp_path / "run"), "--quiet"]
-    )
+    result = CliRunner().invoke(cli, ["run", "--set", "report.cluster_classes=3,eleven", "--out", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code != 0 and "report: no class 'eleven'" in result.output
     assert not (tmp_path / "run").exists()
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
-from scdd.cli import cli
 
+from scdd.cli import cli
 
 RECOVERY_BATCHES = 10  # 10 classes x ipc 2, two images a batch
 RUN_ARGS = (
@@ -89,8 +89,15 @@ def _kill_and_rerun(root: Path) -> dict:
     squeezed_mtime = (interrupted / ARTIFACTS[0]).stat().st_mtime_ns
     resumed = subprocess.run(_command(interrupted, data), env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    return {"root": root, "data": data, "whole": root / "whole", "interrupted": interrupted, "finished": finished,
-            "stages_at_kill": stages_at_kill, "squeezed_mtime": squeezed_mtime}
+    return {
+        "root": root,
+        "data": data,
+        "whole": root / "whole",
+        "interrupted": interrupted,
+        "finished": finished,
+        "stages_at_kill": stages_at_kill,
+        "squeezed_mtime": squeezed_mtime,
+    }
 
 
 @pytest.mark.numerics

@@ -5,23 +5,23 @@ last epoch or shard. (A whole run killed with SIGKILL: test_resume.py.)"""
 
 import pytest
 import torch
-from scdd.registry import get_component
 from hard_inputs import _classifier, _distilled
 from test_resume import _content, make_image_folder
 
 import scdd.training.checkpoint
+from scdd.curves import CurveRecorder
 from scdd.data.folders import ImageFolderConfig, load_imagefolder
 from scdd.distilled import DistilledSet
 from scdd.models.build import build_backbone
 from scdd.models.classifier import Classifier
+from scdd.progress import SILENT
+from scdd.registry import get_component
 from scdd.resume.scope import progress_scope
 from scdd.resume.units import UnitStore
 from scdd.stages.posttrain import PosttrainConfig, train_student
 from scdd.stages.relabel import RelabelConfig, relabel
 from scdd.training.checkpoint import EpochCheckpoint
 from scdd.training.loop import TrainLoop
-from scdd.curves import CurveRecorder
-from scdd.progress import SILENT
 
 # ----------------------------------------------------------------------------- training loops, in process
 
@@ -70,7 +70,9 @@ def _resumes_exactly(monkeypatch, tmp_path, train, stop_after: int):
 
 @pytest.mark.parametrize("pretrainer", ["moco-v3", "supervised"])
 def test_squeeze_resumes_from_its_last_epoch(pretrainer, small_data, monkeypatch, tmp_path):
-    options = {"epochs": 3, "batch_size": 16, "hidden_dim": 32, "output_dim": 16} if pretrainer == "moco-v3" else {"epochs": 3, "batch_size": 16}
+    options = (
+        {"epochs": 3, "batch_size": 16, "hidden_dim": 32, "output_dim": 16} if pretrainer == "moco-v3" else {"epochs": 3, "batch_size": 16}
+    )
 
     def train():
         torch.manual_seed(0)
@@ -89,7 +91,11 @@ def test_align_resumes_from_its_last_epoch(aligner, options, small_data, monkeyp
         torch.manual_seed(0)
         info = small_data.info
         classifier = Classifier(build_backbone("resnet10-slim", info, {}), info.num_classes, info.mean, info.std)
-        aligned = get_component("aligner", aligner).build({"epochs": 3, **options}).align(classifier, small_data, device=torch.device("cpu"), seed=2)
+        aligned = (
+            get_component("aligner", aligner)
+            .build({"epochs": 3, **options})
+            .align(classifier, small_data, device=torch.device("cpu"), seed=2)
+        )
         return _state(aligned)
 
     weights, resumed = _resumes_exactly(monkeypatch, tmp_path, train, 1)
@@ -130,11 +136,14 @@ class _Clock:
         return self.now
 
 
-@pytest.mark.parametrize("epoch_seconds, save_seconds", [
-    (0.0013, 0.021),  # epochs much shorter than a save (a large student on a few distilled images)
-    (0.031, 0.021),  # a save takes about an epoch
-    (0.5, 0.021),  # epochs longer than ten saves: every epoch is saved
-])
+@pytest.mark.parametrize(
+    "epoch_seconds, save_seconds",
+    [
+        (0.0013, 0.021),  # epochs much shorter than a save (a large student on a few distilled images)
+        (0.031, 0.021),  # a save takes about an epoch
+        (0.5, 0.021),  # epochs longer than ten saves: every epoch is saved
+    ],
+)
 def test_saving_takes_a_bounded_share_of_training(epoch_seconds, save_seconds, monkeypatch, tmp_path):
     """Saving takes at most SAVE_SHARE of a loop's time (beyond the latest save), and at most ten
     save-durations of training (plus the epoch they end in) are ever unsaved. Epochs and saves
@@ -156,16 +165,19 @@ def test_saving_takes_a_bounded_share_of_training(epoch_seconds, save_seconds, m
         checkpoint.epoch_done(epoch)
     assert saved[0] == 1  # the first epoch is always saved
     assert len(saved) * save_seconds <= share * epochs * epoch_seconds + save_seconds
-    for last, following in zip(saved, saved[1:] + [epochs + 1]):
+    for last, following in zip(saved, saved[1:] + [epochs + 1], strict=False):
         assert (following - last - 1) * epoch_seconds < save_seconds / share  # unsaved training
     if epoch_seconds * share >= save_seconds:
         assert saved == list(range(1, epochs + 1))
 
 
-@pytest.mark.parametrize("stop_after, counts", [
-    ("epoch-00001", {"units_reused": 2, "units_computed": 1}),  # two epochs kept as units, the first shard unwritten
-    ("epoch-00002", {"units_reused": 3}),  # the first shard (two epochs) adopted, the third epoch kept as a unit
-])
+@pytest.mark.parametrize(
+    "stop_after, counts",
+    [
+        ("epoch-00001", {"units_reused": 2, "units_computed": 1}),  # two epochs kept as units, the first shard unwritten
+        ("epoch-00002", {"units_reused": 3}),  # the first shard (two epochs) adopted, the third epoch kept as a unit
+    ],
+)
 def test_relabel_resumes_from_its_last_epoch(stop_after, counts, monkeypatch, tmp_path):
     """Relabelling interrupted part-way continues to the same soft-label shards, reusing the finished epochs."""
     teacher, distilled = _classifier(tmp_path / "teacher.safetensors"), _distilled(tmp_path / "distilled.safetensors")

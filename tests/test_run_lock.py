@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from hard_inputs import _classifier, _distilled, _image_folder
+
 from scdd.cli import cli
 from scdd.cli.main import _ready
 from scdd.run_lock import LOCK_FILE, acquire, release
@@ -118,8 +118,20 @@ def _other_command(kind: str, tmp_path: Path, out: Path) -> list[str]:
         return ["import-checkpoint", str(tmp_path / "r50.pth"), "--format", "torchvision", "--out", str(out), "--overwrite"]
     data = _image_folder(tmp_path / "data", classes=10, train=2, val=1)
     model, distilled = _classifier(tmp_path / "model.safetensors"), _distilled(tmp_path / "distilled.safetensors")
-    return ["prune", "--model", str(model), "--distilled", str(distilled), "--soft-labels", str(tmp_path / "labels.safetensors"),
-            "--data-root", str(data), "--out", str(out), "--overwrite"]
+    return [
+        "prune",
+        "--model",
+        str(model),
+        "--distilled",
+        str(distilled),
+        "--soft-labels",
+        str(tmp_path / "labels.safetensors"),
+        "--data-root",
+        str(data),
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
 
 
 @pytest.mark.parametrize("kind", ["bench", "import-checkpoint", "prune"])
@@ -142,5 +154,7 @@ def test_bench_import_and_prune_folders_are_locked_too(kind, tmp_path):
 
 
 def test_a_failed_import_leaves_no_folder_it_made(tmp_path):
-    result = CliRunner().invoke(cli, ["import-checkpoint", str(tmp_path / "missing.pth"), "--format", "torchvision", "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        cli, ["import-checkpoint", str(tmp_path / "missing.pth"), "--format", "torchvision", "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 1 and not (tmp_path / "out").exists(), result.output

@@ -65,7 +65,11 @@ def test_budgets_are_scaled_by_one_factor_to_fit_the_time():
     budgets = {"squeeze.pretrainer_options.epochs": 200, "recover.iterations": 300, "posttrain.epochs": 200}
     fitted, factor = fit_budgets(plan, budgets, 480.0)
     assert factor == pytest.approx((480 - 30 - 29) / 1499.25)  # measuring, set-ups, align and evaluate come first
-    assert fitted == {"squeeze.pretrainer_options.epochs": int(200 * factor), "recover.iterations": int(300 * factor), "posttrain.epochs": int(200 * factor)}
+    assert fitted == {
+        "squeeze.pretrainer_options.epochs": int(200 * factor),
+        "recover.iterations": int(300 * factor),
+        "posttrain.epochs": int(200 * factor),
+    }
     alone, factor = fit_budgets(plan, {"recover.iterations": 300}, 480.0)  # the others set by hand: only recovery shrinks
     assert factor == 0.0 and alone == {"recover.iterations": 50}  # to its least value; the plan then runs over
     assert fit_budgets(_machine(10.0, 10.0, 10.0), budgets, 480.0) == (budgets, 1.0)  # never longer than the rules' budgets
@@ -96,8 +100,14 @@ def test_sizing_applies_without_a_preset_and_yields_to_the_command_line(fashion,
     resolved = resolve_run({**given, "recover": {"iterations": 7}})
     config, sizing = resolved.config, resolved.notes["sizing"]
     assert config.squeeze.architecture == "resnet10-slim" and config.recover.iterations == 7 and len(resolved.data.train) == 80
-    assert sizing["inputs"] == {"image_size": 28, "channels": 1, "classes": 10, "train_images": 80,
-                                "smallest_class": sizing["inputs"]["smallest_class"], "device": "cpu"}
+    assert sizing["inputs"] == {
+        "image_size": 28,
+        "channels": 1,
+        "classes": 10,
+        "train_images": 80,
+        "smallest_class": sizing["inputs"]["smallest_class"],
+        "device": "cpu",
+    }
     chosen = _values(sizing["settings"])
     assert "recover.iterations" not in chosen and chosen["squeeze.pretrainer_options.batch_size"] == 32
     assert config.squeeze.pretrainer_options["temperature"] == chosen["squeeze.pretrainer_options.temperature"] == 0.2

@@ -1,14 +1,14 @@
 """The time plan: unit timing of real loops, extrapolation, the shortening suggestion, and no effect on the run."""
 
 import time
-import tomllib
 
 import pytest
+import tomllib
 import torch
 from click.testing import CliRunner
-from scdd.cli import cli
 from test_idx_datasets import _family_files
 
+from scdd.cli import cli
 from scdd.config import make_run_config
 from scdd.timeplan import estimate_run, shortening
 from scdd.unit_clock import StageEstimate, TimePlan, unit_clock
@@ -77,9 +77,24 @@ def test_shortening_cuts_the_longest_stage_to_fit_an_hour():
 
 def test_plan_prints_the_estimate_and_a_recipe_and_runs_nothing(tmp_path):
     _family_files(tmp_path / "data", train=40, test=10, seed=5)
-    args = ["run", "--plan", "--dataset", "fashion-mnist", "--data-root", str(tmp_path / "data"), "--device", "cpu",
-            "--out", str(tmp_path / "run"), "--ipc", "1", "--set", "squeeze.pretrainer_options.epochs=2",
-            "--set", "recover.iterations=20"]  # posttrain.epochs left to sizing: measured and fitted to the time
+    args = [
+        "run",
+        "--plan",
+        "--dataset",
+        "fashion-mnist",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+        "--ipc",
+        "1",
+        "--set",
+        "squeeze.pretrainer_options.epochs=2",
+        "--set",
+        "recover.iterations=20",
+    ]  # posttrain.epochs left to sizing: measured and fitted to the time
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     comments = [line for line in result.output.splitlines() if line.startswith("# ")]
@@ -88,7 +103,7 @@ def test_plan_prints_the_estimate_and_a_recipe_and_runs_nothing(tmp_path):
     sized = [line.split()[1] for line in comments[2:] if line.startswith("#   ") and " = " in line]
     assert "posttrain.epochs" in sized and "recover.iterations" not in sized  # the command line's is not sizing's
     header = next(i for i, line in enumerate(comments) if line.startswith("# estimated wall time on this machine (cpu"))
-    stages = [line.split()[1] for line in comments[header + 1:] if line.startswith("#   ")]
+    stages = [line.split()[1] for line in comments[header + 1 :] if line.startswith("#   ")]
     assert stages == ["squeeze", "align", "recover", "relabel", "posttrain", "evaluate", "total"]
     recipe = tomllib.loads(result.output)  # the rest is the resolved settings as a recipe file
     assert recipe["recover"]["iterations"] == 20 and 20 <= recipe["posttrain"]["epochs"] <= 200 and not (tmp_path / "run").exists()

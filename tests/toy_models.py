@@ -16,6 +16,7 @@ VGG_CFG = [8, "M", 16, "M", 32]
 class TorchvisionStyleVGG(nn.Module):
     """torchvision's VGG layout at toy size: ``make_layers`` features, adaptive average pool to 2x2,
     flatten, MLP classifier (so each last-layer channel owns 4 classifier inputs)."""
+
     def __init__(self, num_classes: int = 5) -> None:
         super().__init__()
         self.features = make_layers(VGG_CFG, batch_norm=True)

@@ -92,4 +92,3 @@ class RecipeAligner:
         model = loop.wrap(module)  # under torchrun: gradients averaged over processes
         loop.run(batches, lambda batch, _: F.cross_entropy(model(batch[0]), batch[1]), progress=progress)
         return classifier.eval()
-

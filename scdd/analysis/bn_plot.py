@@ -38,9 +38,7 @@ def plot_bn_stats(results: list[CheckpointBNStats], path: str | Path, layer: str
         axis.set_title(f"{title} of BN layer {', '.join(names)}")
         axis.set_xlabel("channel index")
         axis.set_ylabel(title)
-        table = axis.table(
-            cellText=rows, colLabels=["checkpoint", "Var over channels"], loc="upper right", colLoc="left", cellLoc="left"
-        )
+        table = axis.table(cellText=rows, colLabels=["checkpoint", "Var over channels"], loc="upper right", colLoc="left", cellLoc="left")
         table.auto_set_font_size(False)
         table.set_fontsize(7)
         table.auto_set_column_width([0, 1])
@@ -50,8 +48,12 @@ def plot_bn_stats(results: list[CheckpointBNStats], path: str | Path, layer: str
         axis = axes[1][column]
         for result in results:
             axis.plot(
-                [s.index for s in result.layers], [getattr(s, attribute) for s in result.layers],
-                marker="o", markersize=3, linewidth=1, label=result.label,
+                [s.index for s in result.layers],
+                [getattr(s, attribute) for s in result.layers],
+                marker="o",
+                markersize=3,
+                linewidth=1,
+                label=result.label,
             )
         if log_scale:
             axis.set_yscale("log")

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from scdd.artifacts import load_tensors
-from scdd.models.saved import load_model
 from scdd.errors import ArtifactError
 from scdd.models.classifier import Classifier, batchnorm_layers, running_statistics
+from scdd.models.saved import load_model
 
 MODEL_KINDS = ("backbone", "classifier")
 

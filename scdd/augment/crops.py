@@ -32,9 +32,7 @@ def uniform(n: int, low: float, high: float, generator: torch.Generator | None, 
     return torch.rand(n, generator=generator, device=device) * (high - low) + low
 
 
-def sample_boxes(
-    n: int, spec: CropSpec = CropSpec(), *, generator: torch.Generator | None = None, device=None
-) -> torch.Tensor:
+def sample_boxes(n: int, spec: CropSpec = CropSpec(), *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """``n`` random-resized-crop boxes ``[n, 4]`` = (cx, cy, w, h) in image fractions, for square images."""
     area = uniform(n, spec.scale[0], spec.scale[1], generator, device)
     log_ratio = uniform(n, math.log(spec.ratio[0]), math.log(spec.ratio[1]), generator, device)

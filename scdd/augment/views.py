@@ -87,9 +87,7 @@ def random_view(
     def chosen(p: float) -> torch.Tensor:
         return sample_flips(n, p, generator=generator, device=device)
 
-    out = random_resized_crop(
-        images, spec.crop, flip_p=spec.flip_p, size=spec.size, generator=generator, crop_generator=crop_generator
-    )
+    out = random_resized_crop(images, spec.crop, flip_p=spec.flip_p, size=spec.size, generator=generator, crop_generator=crop_generator)
     if spec.jitter_p > 0:
         apply = chosen(spec.jitter_p)
         ones = torch.ones(n, device=device)

@@ -14,11 +14,11 @@ from scdd.bench.compare import gain_over_random_real
 from scdd.bench.gain import LabelMismatchError, Measured, PairedGain, label_identity, paired_gain
 from scdd.bench.plan import Plan, plan_suite
 from scdd.bench.results import RESULTS_CSV, RESULTS_JSON, reading, summary_rows
-from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_file, suite_from_dict
-from scdd.progress import SILENT, Progress
 from scdd.bench.runner import load_cell, run_plan
+from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_file, suite_from_dict
 from scdd.data.loading import load_dataset
 from scdd.out_dir import locked_out_dir
+from scdd.progress import SILENT, Progress
 from scdd.runtime import resolve_device
 
 
@@ -39,8 +39,9 @@ def run_suite(
         return run_plan(plan, out, device=device, progress=progress, data=data)
 
 
-def rerun_cell(manifest: str | Path, out_dir: str | Path, *, device: str | None = None, progress: Progress = SILENT,
-               overwrite: bool = False) -> dict[str, Any]:
+def rerun_cell(
+    manifest: str | Path, out_dir: str | Path, *, device: str | None = None, progress: Progress = SILENT, overwrite: bool = False
+) -> dict[str, Any]:
     """Run one bench cell again, from its ``manifest.json``, into ``out_dir`` (its teachers included)."""
     plan, _ = load_cell(manifest)
     with locked_out_dir(out_dir, overwrite) as out:

@@ -74,7 +74,9 @@ def gain_over_random_real(
         for name, top1 in _students(path, teacher, config, data, folder / "method", seed, device, progress).items():
             ours.setdefault(name, {})[seed] = top1
         subset = coreset("random", data, ipc, folder / "random-real" / "coreset", seed=seed)
-        for name, top1 in _students(subset.artifacts["distilled"], teacher, config, data, folder / "random-real", seed, device, progress).items():
+        for name, top1 in _students(
+            subset.artifacts["distilled"], teacher, config, data, folder / "random-real", seed, device, progress
+        ).items():
             real.setdefault(name, {})[seed] = top1
     result = {}
     for name in ours:

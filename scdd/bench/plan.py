@@ -23,11 +23,12 @@ from typing import Any
 
 from scdd.bench.gain import label_identity
 from scdd.bench.suites import Suite, SuiteRow
-from scdd.stages.relabel import ALIGNED_TEACHER
 from scdd.config import RunConfig, check_components, filter_component_options, make_run_config
 from scdd.errors import ConfigError, ScddError
 from scdd.registry import get_component, get_registry
 from scdd.stages.coreset import check_method
+from scdd.stages.relabel import ALIGNED_TEACHER
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -98,7 +99,9 @@ class Plan:
         seeds = len(self.suite.seeds)
         recoveries = {image_key(cell) for cell in self.cells if cell.row.method == "distill"}
         selections = {image_key(cell) for cell in self.cells if cell.row.method == "coreset"}
-        relabels = {(image_key(cell), cell.label_key, repr(cell.config.relabel)) for cell in self.cells if cell.config.posttrain.labels == "soft"}
+        relabels = {
+            (image_key(cell), cell.label_key, repr(cell.config.relabel)) for cell in self.cells if cell.config.posttrain.labels == "soft"
+        }
         students = sum(len(cell.config.posttrain.students) for cell in self.cells)
         return {
             "cells": len(self.cells),
@@ -118,8 +121,13 @@ def teacher_key(config: RunConfig) -> str:
     """Identifies a squeeze + align: same data, settings and seed give the same teacher."""
     return _digest(
         [
-            config.dataset, config.dataset_options, config.eval_split, config.validation_fraction, config.seed,
-            dataclasses.asdict(config.squeeze), dataclasses.asdict(config.align),
+            config.dataset,
+            config.dataset_options,
+            config.eval_split,
+            config.validation_fraction,
+            config.seed,
+            dataclasses.asdict(config.squeeze),
+            dataclasses.asdict(config.align),
         ]
     )
 
@@ -259,7 +267,9 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
     base = cells[0].config
     for cell in cells:
         if (cell.config.dataset, cell.config.dataset_options, cell.config.data_root) != (
-            base.dataset, base.dataset_options, base.data_root
+            base.dataset,
+            base.dataset_options,
+            base.data_root,
         ) or (cell.label_teacher.dataset, cell.label_teacher.eval_split) != (base.dataset, base.eval_split):
             raise ConfigError(f"suite {suite.name!r}, row {cell.row.label!r}: every row must use the same dataset")
     return Plan(suite=suite, cells=cells, base=base)

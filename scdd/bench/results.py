@@ -22,9 +22,32 @@ from scdd.bench.gain import Measured, paired_gain
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 CSV_COLUMNS = (
-    "suite", "label", "method", "role", "pretrainer", "aligner", "matcher", "architecture", "selection", "ipc",
-    "student", "seeds", "top1_mean", "top1_std", "top1_per_seed", "top5_mean", "seconds_per_seed", "setup_seconds",
-    "teacher_top1", "table", "labels", "label_teacher_top1", "gain_mean", "gain_std", "gain_per_seed", "gain_note",
+    "suite",
+    "label",
+    "method",
+    "role",
+    "pretrainer",
+    "aligner",
+    "matcher",
+    "architecture",
+    "selection",
+    "ipc",
+    "student",
+    "seeds",
+    "top1_mean",
+    "top1_std",
+    "top1_per_seed",
+    "top5_mean",
+    "seconds_per_seed",
+    "setup_seconds",
+    "teacher_top1",
+    "table",
+    "labels",
+    "label_teacher_top1",
+    "gain_mean",
+    "gain_std",
+    "gain_per_seed",
+    "gain_note",
 )
 
 
@@ -52,7 +75,7 @@ class CellResult:
     image_metrics: list[dict[str, Any]] = field(default_factory=list)  # per seed: what recovery measured (Fig. 5)
 
     @classmethod
-    def for_cell(cls, cell: Any) -> "CellResult":
+    def for_cell(cls, cell: Any) -> CellResult:
         config, row = cell.config, cell.row
         distill = row.method == "distill"
         uses_teacher = cell.needs_teacher
@@ -128,7 +151,7 @@ def summary_rows(suite_name: str, results: list[CellResult]) -> list[dict[str, A
 
 
 def measured(row: dict[str, Any]) -> Measured:
-    return Measured(dict(zip(row["seed_list"], row["top1_per_seed"])), row["label_identity"], row["labels"])
+    return Measured(dict(zip(row["seed_list"], row["top1_per_seed"], strict=False)), row["label_identity"], row["labels"])
 
 
 def add_gains(rows: list[dict[str, Any]]) -> None:
@@ -141,7 +164,9 @@ def add_gains(rows: list[dict[str, Any]]) -> None:
         if row["role"] == "random-real":
             row["gain_note"] = "baseline"
             continue
-        peers = [other for other in rows if other["role"] == "random-real" and (other["ipc"], other["student"]) == (row["ipc"], row["student"])]
+        peers = [
+            other for other in rows if other["role"] == "random-real" and (other["ipc"], other["student"]) == (row["ipc"], row["student"])
+        ]
         same = next((other for other in peers if other["label_identity"] == row["label_identity"]), None)
         if same is not None:
             gain = paired_gain(measured(row), measured(same))
@@ -163,7 +188,9 @@ def reading(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     wins = {"random real": [0, 0], "SRe²L": [0, 0]}
     for row in (row for row in rows if row["role"] == "sc-dd" and row["table"] == "main"):
-        head = f"IPC {row['ipc']}, {row['student']}: {row['label']} {row['top1_mean']:.1f} ± {row['top1_std']:.1f} (labels: {row['labels']})"
+        head = (
+            f"IPC {row['ipc']}, {row['student']}: {row['label']} {row['top1_mean']:.1f} ± {row['top1_std']:.1f} (labels: {row['labels']})"
+        )
         parts = []
         if row["gain_mean"] is not None:
             call = verdict(row["gain_mean"], row["gain_std"])
@@ -173,8 +200,10 @@ def reading(rows: list[dict[str, Any]]) -> list[str]:
         else:
             parts.append(f"no gain over random real ({row['gain_note']})")
         sre2l = [
-            other for other in rows
-            if other["role"] == "sre2l" and other["label_identity"] == row["label_identity"]
+            other
+            for other in rows
+            if other["role"] == "sre2l"
+            and other["label_identity"] == row["label_identity"]
             and (other["ipc"], other["student"]) == (row["ipc"], row["student"])
         ]
         # at equal budget: the SRe²L rows recovered with the same settings, where the suite has them
@@ -200,8 +229,23 @@ def cross_table(rows: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
     names = [row.label for row in suite.rows if row.label in suite.cross_rows]
     for label in names:
         for found in (row for row in rows if row["label"] == label):
-            table.append({key: found[key] for key in ("label", "ipc", "student", "labels", "label_teacher_top1", "top1_mean",
-                                                       "top1_std", "gain_mean", "gain_std", "gain_note")})
+            table.append(
+                {
+                    key: found[key]
+                    for key in (
+                        "label",
+                        "ipc",
+                        "student",
+                        "labels",
+                        "label_teacher_top1",
+                        "top1_mean",
+                        "top1_std",
+                        "gain_mean",
+                        "gain_std",
+                        "gain_note",
+                    )
+                }
+            )
     return sorted(table, key=lambda entry: (entry["ipc"], entry["student"], names.index(entry["label"]), entry["labels"]))
 
 
@@ -228,7 +272,12 @@ def _csv_value(value: Any) -> Any:
 
 
 def write_results(
-    out_dir: str | Path, plan: Any, results: list[CellResult], seconds: float, *, complete: bool,
+    out_dir: str | Path,
+    plan: Any,
+    results: list[CellResult],
+    seconds: float,
+    *,
+    complete: bool,
     teachers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``results.json`` (suite, protocol, teachers, every cell and seed, table, cross-teacher table,
@@ -250,10 +299,14 @@ def write_results(
             "labels": plan.suite.labels or "each row's own teacher",
             "cells": [
                 {
-                    "label": cell.row.label, "ipc": cell.ipc, "table": cell.table, "labels": cell.labels_name,
+                    "label": cell.row.label,
+                    "ipc": cell.ipc,
+                    "table": cell.table,
+                    "labels": cell.labels_name,
                     "config": dataclasses.asdict(cell.config),
                     "label_teacher": {
-                        "squeeze": dataclasses.asdict(cell.label_teacher.squeeze), "align": dataclasses.asdict(cell.label_teacher.align)
+                        "squeeze": dataclasses.asdict(cell.label_teacher.squeeze),
+                        "align": dataclasses.asdict(cell.label_teacher.align),
                     },
                 }
                 for cell in plan.cells

@@ -40,7 +40,6 @@ from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
 
-
 CELL_MANIFEST = "manifest.json"
 
 
@@ -108,12 +107,8 @@ class BenchRun:
         key = teacher_key(config)
         if key not in self.teachers:
             folder = self.out_dir / "teachers" / _slug(f"{config.squeeze.pretrainer}-{config.squeeze.architecture}-{key}")
-            squeezed, aligned = train_teacher(
-                config, self.dataset, folder, device=self.device, seed=config.seed, progress=self.progress
-            )
-            teacher = Teacher(
-                aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, aligned.metrics["teacher_heldout_top1"]
-            )
+            squeezed, aligned = train_teacher(config, self.dataset, folder, device=self.device, seed=config.seed, progress=self.progress)
+            teacher = Teacher(aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, aligned.metrics["teacher_heldout_top1"])
             teacher.summary = teacher_summary(config, teacher)
             self.teachers[key] = teacher
             self.progress.log(
@@ -133,13 +128,24 @@ class BenchRun:
         if key not in self.image_sets:
             if cell.row.method == "distill":
                 result = recover(
-                    config.recover, self.teacher(config).classifier, folder / "recover",
-                    device=self.device, seed=seed, progress=self.progress, data=self.dataset,
+                    config.recover,
+                    self.teacher(config).classifier,
+                    folder / "recover",
+                    device=self.device,
+                    seed=seed,
+                    progress=self.progress,
+                    data=self.dataset,
                 )
             else:
                 selection = cell.row.selection or ""
                 result = coreset(
-                    selection, self.dataset, cell.ipc, folder / "coreset", seed=seed, device=self.device, progress=self.progress,
+                    selection,
+                    self.dataset,
+                    cell.ipc,
+                    folder / "coreset",
+                    seed=seed,
+                    device=self.device,
+                    progress=self.progress,
                     classifier_path=self.teacher(config).classifier if selection == "herding" else None,
                 )
             keep = ("teacher_top1_on_distilled", "loss_bn_first", "loss_bn_last", "loss_ce_first", "loss_ce_last")
@@ -155,8 +161,13 @@ class BenchRun:
         key = (cell.label_key, str(images.path), repr(config.relabel), seed)
         if key not in self.labels:
             result = relabel(
-                config.relabel, self.teacher(cell.label_teacher).classifier, images.path, folder / "relabel",
-                device=self.device, seed=seed, progress=self.progress,
+                config.relabel,
+                self.teacher(cell.label_teacher).classifier,
+                images.path,
+                folder / "relabel",
+                device=self.device,
+                seed=seed,
+                progress=self.progress,
             )
             self.labels[key] = Produced(result.artifacts["soft_labels"], result.seconds)
         return self.labels[key]
@@ -176,8 +187,13 @@ class BenchRun:
         for student in cell.config.posttrain.students:
             config = dataclasses.replace(cell.config.posttrain, students=(student,))
             trained = posttrain(
-                config, images.path, labels.path if labels else None, folder / "posttrain",
-                device=self.device, seed=seed, progress=self.progress,
+                config,
+                images.path,
+                labels.path if labels else None,
+                folder / "posttrain",
+                device=self.device,
+                seed=seed,
+                progress=self.progress,
             )
             evaluated = evaluate(trained.artifacts, self.dataset, device=self.device)
             (name,) = evaluated.metrics
@@ -253,16 +269,14 @@ def run_plan(
     task = progress.task(f"bench {plan.suite.name}", total)
     try:
         for seed in plan.suite.seeds:
-            for cell, result in zip(plan.cells, results):
+            for cell, result in zip(plan.cells, results, strict=False):
                 bench.run_cell(cell, seed, result)
                 done += 1
                 task.advance(1)
                 scores = "  ".join(f"{s} {values['top1'][-1]:.1f}%" for s, values in result.students.items())
                 progress.log(f"[{done}/{total}] {cell.row.label}, IPC {cell.ipc}, seed {seed}: {scores}")
                 teachers = {key: teacher.summary for key, teacher in bench.teachers.items()}
-                document = write_results(
-                    out_dir, plan, results, time.perf_counter() - started, complete=done == total, teachers=teachers
-                )
+                document = write_results(out_dir, plan, results, time.perf_counter() - started, complete=done == total, teachers=teachers)
     finally:
         task.close()
     return document

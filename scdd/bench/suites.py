@@ -95,7 +95,9 @@ class Suite:
         for name, spec in self.teachers.items():
             unknown = sorted(set(spec) - set(TEACHER_FIELDS))
             if unknown:
-                raise ConfigError(f"suite {self.name!r}, teacher {name!r} has no setting {unknown[0]!r}; settings: {', '.join(TEACHER_FIELDS)}")
+                raise ConfigError(
+                    f"suite {self.name!r}, teacher {name!r} has no setting {unknown[0]!r}; settings: {', '.join(TEACHER_FIELDS)}"
+                )
             if not spec.get("pretrainer"):
                 raise ConfigError(f"suite {self.name!r}, teacher {name!r} needs a pretrainer")
         named = [("labels", self.labels)] + [(f"row {row.label!r} labels", row.labels) for row in self.rows]
@@ -120,7 +122,11 @@ _REAL = {"method": "coreset", "pretrainer": "supervised"}
 
 # SRe²L's recipe: its supervised model as trained (own head), first BN layer ×10 as in its recovery code.
 _SRE2L_RECIPE: dict[str, Any] = {
-    "method": "distill", "pretrainer": "supervised", "aligner": "pretrained-head", "matcher": "bn", "role": "sre2l",
+    "method": "distill",
+    "pretrainer": "supervised",
+    "aligner": "pretrained-head",
+    "matcher": "bn",
+    "role": "sre2l",
     "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": 10.0}}},
 }
 _SUPERVISED = {"pretrainer": "supervised", "aligner": "pretrained-head"}
@@ -145,8 +151,14 @@ _SSL_ROWS = [
 def _claim(description: str, rows: list[dict[str, Any]], ipc: tuple[int, ...] = (1, 10)) -> dict[str, Any]:
     """A claim suite: the ``small`` preset's budget, seeds 0-2, one supervised teacher relabelling every row."""
     return {
-        "description": description, "preset": "small", "ipc": list(ipc), "ipc_overrides": _SMALL_BY_IPC,
-        "seeds": [0, 1, 2], "teachers": {"supervised": _SUPERVISED}, "labels": "supervised", "rows": rows,
+        "description": description,
+        "preset": "small",
+        "ipc": list(ipc),
+        "ipc_overrides": _SMALL_BY_IPC,
+        "seeds": [0, 1, 2],
+        "teachers": {"supervised": _SUPERVISED},
+        "labels": "supervised",
+        "rows": rows,
     }
 
 
@@ -180,8 +192,11 @@ SUITES: dict[str, dict[str, Any]] = {
         "recover for both, one supervised width-64 teacher relabels every row",
         [
             *(
-                {"label": f"{name} (width {width})", **kind,
-                 "overrides": {**kind.get("overrides", {}), "squeeze": {"architecture_options": {"width": width}}}}
+                {
+                    "label": f"{name} (width {width})",
+                    **kind,
+                    "overrides": {**kind.get("overrides", {}), "squeeze": {"architecture_options": {"width": width}}},
+                }
                 for width in (16, 32, 64, 128)
                 for name, kind in (("SC-DD (MoCo v3)", {"pretrainer": "moco-v3", **_SC_DD}), ("SRe²L", _SRE2L_RECIPE))
             ),
@@ -193,8 +208,12 @@ SUITES: dict[str, dict[str, Any]] = {
         "with 1×, 5×, 10×, 15×, 20×; one supervised teacher relabels every row",
         [
             *(
-                {"label": f"first BN ×{multiplier}", "pretrainer": "moco-v3", **_SC_DD,
-                 "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": float(multiplier)}}}}
+                {
+                    "label": f"first BN ×{multiplier}",
+                    "pretrainer": "moco-v3",
+                    **_SC_DD,
+                    "overrides": {"recover": {"matcher_options": {"first_bn_multiplier": float(multiplier)}}},
+                }
                 for multiplier in (1, 5, 10, 15, 20)
             ),
             _RANDOM_REAL,
@@ -205,8 +224,12 @@ SUITES: dict[str, dict[str, Any]] = {
         "both ways; one supervised teacher relabels every row",
         [
             {"label": "SC-DD (MoCo v3, linear probe)", "pretrainer": "moco-v3", **_SC_DD},
-            {"label": "SC-DD (MoCo v3, fine-tuned)", "pretrainer": "moco-v3", **{**_SC_DD, "aligner": "finetune"},
-             "overrides": {"align": {"aligner_options": {"epochs": 10, "lr": 0.01, "batch_size": 256, "crop_min_scale": 0.8}}}},
+            {
+                "label": "SC-DD (MoCo v3, fine-tuned)",
+                "pretrainer": "moco-v3",
+                **{**_SC_DD, "aligner": "finetune"},
+                "overrides": {"align": {"aligner_options": {"epochs": 10, "lr": 0.01, "batch_size": 256, "crop_min_scale": 0.8}}},
+            },
             _RANDOM_REAL,
         ],
     ),
@@ -237,7 +260,9 @@ def suite_from_dict(name: str, data: Mapping[str, Any]) -> Suite:
             raise ConfigError(f"suite {name!r}: row {index + 1} needs a label")
         extra = sorted(set(row) - row_fields)
         if extra:
-            raise ConfigError(f"suite {name!r}, row {row['label']!r} has no setting {extra[0]!r}; settings: {', '.join(sorted(row_fields))}")
+            raise ConfigError(
+                f"suite {name!r}, row {row['label']!r} has no setting {extra[0]!r}; settings: {', '.join(sorted(row_fields))}"
+            )
         rows.append(SuiteRow(**row))
     for key in ("ipc", "seeds", "students", "cross_teachers", "cross_rows"):
         if key in data:

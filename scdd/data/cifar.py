@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 
 from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
 from scdd.errors import DataError
-import torchvision
 
 
 @dataclass
@@ -40,12 +40,28 @@ class _Layout:
 
 
 CIFAR10 = _Layout(
-    "cifar10", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-    "batches.meta", "label_names", "labels", 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+    "cifar10",
+    "cifar-10-batches-py",
+    tuple(f"data_batch_{i}" for i in range(1, 6)),
+    ("test_batch",),
+    "batches.meta",
+    "label_names",
+    "labels",
+    10,
+    (0.4914, 0.4822, 0.4465),
+    (0.2470, 0.2435, 0.2616),
 )
 CIFAR100 = _Layout(
-    "cifar100", "cifar-100-python", ("train",), ("test",), "meta", "fine_label_names", "fine_labels", 100,
-    (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761),  # SRe²L's CIFAR-100 values
+    "cifar100",
+    "cifar-100-python",
+    ("train",),
+    ("test",),
+    "meta",
+    "fine_label_names",
+    "fine_labels",
+    100,
+    (0.5071, 0.4867, 0.4408),
+    (0.2675, 0.2565, 0.2761),  # SRe²L's CIFAR-100 values
 )
 
 _ALLOWED_GLOBALS = {
@@ -92,9 +108,7 @@ def _folder(layout: _Layout, data_root: str | Path | None, download: bool) -> Pa
     for candidate in (root / layout.folder, root):
         if (candidate / layout.meta).is_file():
             return candidate
-    raise DataError(
-        f"no {layout.name} files under {root} (expected {layout.folder}/{layout.meta}); pass --download to fetch them"
-    )
+    raise DataError(f"no {layout.name} files under {root} (expected {layout.folder}/{layout.meta}); pass --download to fetch them")
 
 
 def _split(folder: Path, layout: _Layout, files: tuple[str, ...]) -> ImageTensorDataset:

@@ -15,12 +15,12 @@ from typing import IO
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 from scdd.data.base import DatasetInfo, DatasetSplits, ImageTensorDataset
 from scdd.errors import DataError
-from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -103,7 +103,9 @@ def _scan(folder: Path, classes: list[str] | None = None) -> tuple[list[str], li
         if not classes:
             raise DataError(f"{folder}: no class folders")
     else:
-        unknown = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name not in classes and not entry.name.startswith("."))
+        unknown = sorted(
+            entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name not in classes and not entry.name.startswith(".")
+        )
         if unknown:
             raise DataError(f"{folder}: class folder {unknown[0]!r} is not among the training classes")
     try:

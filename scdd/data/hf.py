@@ -82,7 +82,9 @@ def _read_splits(root: Path) -> dict[str, Any]:
         except (OSError, pyarrow.ArrowException) as error:
             raise DataError(f"{root}: cannot read the {split} parquet shards ({type(error).__name__}: {error})") from None
     if not splits:
-        raise DataError(f"{root}: neither a save_to_disk folder (dataset_dict.json) nor parquet shards named by split (train-*.parquet, ...)")
+        raise DataError(
+            f"{root}: neither a save_to_disk folder (dataset_dict.json) nor parquet shards named by split (train-*.parquet, ...)"
+        )
     return splits
 
 
@@ -129,12 +131,22 @@ def _classes(train, label: str) -> tuple[tuple[str, ...], dict[Any, int]]:
     return tuple(str(value) for value in values), {value: i for i, value in enumerate(values)}
 
 
-def _decode_split(dataset, image: str, label: str, index: dict[Any, int], split: str, size: int, channels: int,
-                  strict: bool, skipped: list[str], root: Path) -> ImageTensorDataset:
+def _decode_split(
+    dataset,
+    image: str,
+    label: str,
+    index: dict[Any, int],
+    split: str,
+    size: int,
+    channels: int,
+    strict: bool,
+    skipped: list[str],
+    root: Path,
+) -> ImageTensorDataset:
     datasets = _datasets_module()
     cells = dataset.cast_column(image, datasets.Image(decode=False))
     images, targets = [], []
-    for row, (cell, value) in enumerate(zip(cells[image], cells[label])):
+    for row, (cell, value) in enumerate(zip(cells[image], cells[label], strict=False)):
         if value not in index:
             raise DataError(f"{root}: {split} row {row} has label {value!r}, not among the training classes")
         where = f"{root} {split} row {row}"

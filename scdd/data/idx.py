@@ -74,7 +74,9 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
 
 
 def _file_names(family: _Family, split: str) -> dict[str, tuple[str, int]]:
-    prefix = {"train": "train", "test": "t10k"} if family is not EMNIST else {"train": f"emnist-{split}-train", "test": f"emnist-{split}-test"}
+    prefix = (
+        {"train": "train", "test": "t10k"} if family is not EMNIST else {"train": f"emnist-{split}-train", "test": f"emnist-{split}-test"}
+    )
     return {
         f"{part}_{kind}": (f"{prefix[part]}-{kind}-idx{ndim}-ubyte", ndim)
         for part in ("train", "test")

@@ -66,9 +66,7 @@ class LabelEncoding:
     def decode(self, tensors: dict[str, torch.Tensor]) -> SoftTargets:
         if not self.topk:
             return SoftTargets(logits=tensors["logits"].float())
-        return SoftTargets(
-            probs=tensors["topk_probs"].float(), indices=tensors["topk_indices"].long(), temperature=self.temperature
-        )
+        return SoftTargets(probs=tensors["topk_probs"].float(), indices=tensors["topk_indices"].long(), temperature=self.temperature)
 
     @property
     def label_keys(self) -> tuple[str, ...]:

@@ -64,7 +64,9 @@ class PlanSpec:
         if self.crop == "padded" and (self.crop_padding < 0 or self.image_size < 1):
             raise ConfigError(f"padded crops need crop_padding >= 0 and the image size, got {self.crop_padding} and {self.image_size}")
         if self.randaugment_ops < 0 or not 0 <= self.randaugment_magnitude < RandAugmentSpec.num_bins:
-            raise ConfigError(f"RandAugment needs ops >= 0 and a magnitude in [0, 30], got {self.randaugment_ops} and {self.randaugment_magnitude}")
+            raise ConfigError(
+                f"RandAugment needs ops >= 0 and a magnitude in [0, 30], got {self.randaugment_ops} and {self.randaugment_magnitude}"
+            )
         if self.mix != "none" and self.mix_alpha <= 0:
             raise ConfigError(f"mix_alpha must be positive, got {self.mix_alpha}")
         if self.mix != "none" and self.mix_scope == "batch" and self.mix_batch < 1:
@@ -168,9 +170,7 @@ def _crops(images: torch.Tensor, plan: EpochPlan, index: torch.Tensor, size: int
     return apply_randaugment(crops, plan.augment[index], plan.randaugment)
 
 
-def render_crops(
-    images: torch.Tensor, plan: EpochPlan, index: torch.Tensor, size: int, device: torch.device
-) -> torch.Tensor:
+def render_crops(images: torch.Tensor, plan: EpochPlan, index: torch.Tensor, size: int, device: torch.device) -> torch.Tensor:
     """The (mixed) crops of ``images[index]`` under ``plan``, on ``device``; a partner is cropped by its own box."""
     index_cpu = index.cpu()
     crops = _crops(images, plan, index_cpu, size, device)
@@ -208,8 +208,9 @@ def replay_batches(
         yield index, *replay_crops(source, plan, stored, images, index, image_size=image_size, device=device)
 
 
-def replay_crops(source, plan: EpochPlan, stored, images: torch.Tensor, index: torch.Tensor, *, image_size: int,
-                 device: torch.device) -> tuple[torch.Tensor, SoftTargets]:
+def replay_crops(
+    source, plan: EpochPlan, stored, images: torch.Tensor, index: torch.Tensor, *, image_size: int, device: torch.device
+) -> tuple[torch.Tensor, SoftTargets]:
     """The crops of images ``index`` in an epoch's ``plan`` and their targets: ``stored`` (that epoch's
     labels from ``source.epoch``) or, when it is None, the online teacher's for exactly those crops."""
     crops = render_crops(images, plan, index, image_size, device)

@@ -18,11 +18,11 @@ import torch
 
 from scdd.artifacts import file_sha256, load_tensors, save_tensors, sync_path
 from scdd.artifacts import read_metadata as read_artifact_metadata
-from scdd.models.saved import load_model
 from scdd.errors import ArtifactError
 from scdd.labels.encoding import LabelEncoding
 from scdd.labels.plan import EpochPlan, PlanSpec, plan_epoch
 from scdd.labels.targets import SoftTargets
+from scdd.models.saved import load_model
 from scdd.runtime import place
 
 SOFT_LABELS_FILE = "soft_labels.safetensors"

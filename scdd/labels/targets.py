@@ -18,11 +18,11 @@ class SoftTargets:
     indices: torch.Tensor | None = None
     temperature: float = 1.0
 
-    def select(self, index: torch.Tensor) -> "SoftTargets":
+    def select(self, index: torch.Tensor) -> SoftTargets:
         pick = lambda t: None if t is None else t[index]  # noqa: E731
         return replace(self, logits=pick(self.logits), probs=pick(self.probs), indices=pick(self.indices))
 
-    def to(self, device: torch.device) -> "SoftTargets":
+    def to(self, device: torch.device) -> SoftTargets:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return replace(self, logits=move(self.logits), probs=move(self.probs), indices=move(self.indices))
 

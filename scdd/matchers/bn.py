@@ -105,7 +105,7 @@ class BNStatMatcher:
 
     # ------------------------------------------------------------------ attach / detach
 
-    def attach(self, model: nn.Module) -> "BNStatMatcher":
+    def attach(self, model: nn.Module) -> BNStatMatcher:
         self.detach()
         layers = batchnorm_layers(model)
         if not layers:
@@ -179,7 +179,7 @@ class BNStatMatcher:
             total = total + (self._weights * self._log_scales).sum().to(total.device)
         return total
 
-    def __enter__(self) -> "BNStatMatcher":
+    def __enter__(self) -> BNStatMatcher:
         return self
 
     def __exit__(self, *exc: object) -> None:

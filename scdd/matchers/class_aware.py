@@ -44,7 +44,9 @@ class ClassAwareBNConfig(BNMatchConfig):
 
 
 @torch.no_grad()
-def class_statistics(model: nn.Module, data: DatasetSplits, *, device: torch.device, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def class_statistics(
+    model: nn.Module, data: DatasetSplits, *, device: torch.device, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class, the mean and biased variance of every BN layer's input over the class's training
     images (``[classes, ΣC]`` each, layers concatenated in ``batchnorm_layers`` order), model in eval mode."""
     layers = [layer for _, layer in batchnorm_layers(model)]
@@ -107,7 +109,7 @@ class ClassAwareBNMatcher(BNStatMatcher):
     def set_targets(self, labels: torch.Tensor) -> None:
         self._targets = labels.long()
 
-    def attach(self, model: nn.Module) -> "ClassAwareBNMatcher":
+    def attach(self, model: nn.Module) -> ClassAwareBNMatcher:
         if self.class_means is None:
             raise ConfigError("class-aware-bn needs prepare(model, data) before attach: it reads class statistics from the training images")
         assert self.class_vars is not None  # prepare sets both

@@ -109,9 +109,7 @@ def eval_batch_norm_with_moments(
     layer: torch.nn.modules.batchnorm._BatchNorm, x: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The eval-mode output of ``layer`` on ``x`` and the batch moments of ``x``."""
-    output, mean, var = EvalBatchNormWithMoments.apply(
-        x, layer.weight, layer.bias, layer.running_mean, layer.running_var, layer.eps
-    )
+    output, mean, var = EvalBatchNormWithMoments.apply(x, layer.weight, layer.bias, layer.running_mean, layer.running_var, layer.eps)
     return output, mean, var
 
 

@@ -21,7 +21,12 @@ def architecture_rows(*, channels: int = 3, image_size: int = 224, num_classes: 
     """Each registered architecture built (untrained) as a ``num_classes``-way classifier for
     ``channels`` x ``image_size`` px inputs; defaults are ImageNet-1K's, as Table 8 counts them."""
     info = DatasetInfo(
-        "catalog", num_classes, channels, image_size, (0.5,) * channels, (0.5,) * channels,
+        "catalog",
+        num_classes,
+        channels,
+        image_size,
+        (0.5,) * channels,
+        (0.5,) * channels,
         tuple(str(i) for i in range(num_classes)),
     )
     rows = []

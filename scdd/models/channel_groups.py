@@ -37,9 +37,7 @@ ELEMENTWISE_MODULES = (
     nn.Dropout2d,
 )
 POOLING_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-ELEMENTWISE_FUNCTIONS = {
-    F.relu, F.relu6, F.leaky_relu, F.gelu, F.silu, F.hardswish, F.dropout, torch.relu, torch.sigmoid, torch.tanh
-}
+ELEMENTWISE_FUNCTIONS = {F.relu, F.relu6, F.leaky_relu, F.gelu, F.silu, F.hardswish, F.dropout, torch.relu, torch.sigmoid, torch.tanh}
 POOLING_FUNCTIONS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
 ELEMENTWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous"}
 SPATIAL_DIMS = ({2, 3}, {-2, -1})
@@ -180,9 +178,7 @@ def _step(node: torch.fx.Node, modules: dict[str, nn.Module], flat: bool) -> boo
         if isinstance(module, nn.Flatten) and (module.start_dim, module.end_dim) == (1, -1):
             return None if flat else True
         return None
-    if (kind == "call_function" and target in ELEMENTWISE_FUNCTIONS) or (
-        kind == "call_method" and target in ELEMENTWISE_METHODS
-    ):
+    if (kind == "call_function" and target in ELEMENTWISE_FUNCTIONS) or (kind == "call_method" and target in ELEMENTWISE_METHODS):
         return flat
     if kind == "call_function" and target in POOLING_FUNCTIONS:
         return None if flat else False

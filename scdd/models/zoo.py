@@ -14,11 +14,11 @@ import timm
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
 
 from scdd.errors import ConfigError
 from scdd.models.classifier import feature_width, submodule
 from scdd.models.stem import StemConfig, wants_small_stem
-from torchvision.models.vgg import cfgs, make_layers
 
 
 @dataclass

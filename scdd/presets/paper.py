@@ -17,7 +17,6 @@ from typing import Any
 from scdd.presets.sources import (
     BUILT_IN,
     BY_PRETRAINER,
-    USER_FILE,
     SC_CIFAR_POST,
     SC_CIFAR_RECOVER,
     SC_IMAGENET_POST,
@@ -28,6 +27,7 @@ from scdd.presets.sources import (
     SR_TINY_RECOVER,
     TINY_KD,
     TINY_KD_SCRIPT,
+    USER_FILE,
     Sourced,
     disputed,
     moco_cifar_demo,
@@ -181,7 +181,8 @@ _IMAGENET_MIX = f"{SC_IMAGENET_POST} l.66-67; {SC_IMAGENET_POST_UTILS} l.114-130
 _TEACHER = disputed(
     Sourced("aligned", "Eq. 10", "the SSL model after alignment labels the crops"),
     Sourced(
-        "torchvision's supervised ResNet-18", f"{SC_IMAGENET_POST} l.141; {SC_README} l.74",
+        "torchvision's supervised ResNet-18",
+        f"{SC_IMAGENET_POST} l.141; {SC_README} l.74",
         "--teacher-model resnet18, pretrained=True: `scdd import-checkpoint --format torchvision FILE --out DIR`, "
         "then --set relabel.teacher=DIR/classifier.safetensors (without it the aligned model labels)",
     ),
@@ -194,7 +195,9 @@ IMAGENET_1K: dict[str, Any] = {
         "architecture": Sourced("resnet50", "Table 5", "MoCo-v3-300ep ResNet-50 in recovery"),
         "pretrainer_options": {"epochs": Sourced(300, "Table 5", "the paper uses the official 300-epoch checkpoint")},
         "checkpoint_format": Sourced(
-            "moco_v3", "Table 10", "the off-the-shelf official checkpoint, not a squeeze from scratch (--set squeeze.checkpoint_format='' for that)",
+            "moco_v3",
+            "Table 10",
+            "the off-the-shelf official checkpoint, not a squeeze from scratch (--set squeeze.checkpoint_format='' for that)",
         ),
     },
     "align": {
@@ -247,7 +250,9 @@ IMAGENET_1K: dict[str, Any] = {
     BUILT_IN: _schedules("Table 16", "align", "recover", "posttrain"),
     USER_FILE: {
         "squeeze.checkpoint": Sourced(
-            "the official MoCo v3 ResNet-50 (r-50-300ep.pth.tar)", "Table 10; Table 5: MoCo-v3-300ep", "scdd downloads nothing",
+            "the official MoCo v3 ResNet-50 (r-50-300ep.pth.tar)",
+            "Table 10; Table 5: MoCo-v3-300ep",
+            "scdd downloads nothing",
         ),
     },
 }

@@ -13,7 +13,6 @@ from scdd.cli.options import FILE, data_root_text, progress
 from scdd.cli.render import out as stdout
 from scdd.cli.render import prune_table
 
-
 SET_HELP = "Any prune setting, e.g. --set sparsity=1e-4 --set lr=0.01 (see PruneConfig)."
 
 
@@ -46,9 +45,9 @@ def prune_command(**args):
     from scdd.artifacts import load_tensors
     from scdd.config import make_run_config
     from scdd.data.loading import load_dataset
+    from scdd.out_dir import locked_out_dir
     from scdd.prune.config import PruneConfig
     from scdd.prune.stage import prune
-    from scdd.out_dir import locked_out_dir
     from scdd.runtime import resolve_device
 
     options = parse_option_pairs(args["settings"])

@@ -29,9 +29,7 @@ def sparsity_penalty(model: nn.Module, groups: list[ChannelGroup]) -> torch.Tens
     return total
 
 
-def select_channels(
-    model: nn.Module, groups: list[ChannelGroup], ratio: float, *, min_channels: int = 1
-) -> dict[str, torch.Tensor]:
+def select_channels(model: nn.Module, groups: list[ChannelGroup], ratio: float, *, min_channels: int = 1) -> dict[str, torch.Tensor]:
     """Channels to keep per group: the ``ratio`` share of all prunable channels with the smallest
     |γ| is removed (global threshold), except that each layer keeps its ``min_channels`` largest."""
     if not 0.0 <= ratio < 1.0:
@@ -44,12 +42,12 @@ def select_channels(
         mask = torch.zeros_like(values, dtype=torch.bool)
         mask[values.topk(min(min_channels, len(values))).indices] = True
         protected.append(mask)
-    scores = torch.cat([torch.where(mask, torch.inf, values) for values, mask in zip(magnitudes, protected)])
+    scores = torch.cat([torch.where(mask, torch.inf, values) for values, mask in zip(magnitudes, protected, strict=False)])
     budget = min(round(ratio * len(scores)), int((~torch.cat(protected)).sum()))
     removed = torch.zeros(len(scores), dtype=torch.bool)
     removed[scores.argsort(stable=True)[:budget]] = True
     keep, start = {}, 0
-    for group, values in zip(groups, magnitudes):
+    for group, values in zip(groups, magnitudes, strict=False):
         layer_removed = removed[start : start + len(values)]
         keep[group.bn] = torch.nonzero(~layer_removed).flatten()
         start += len(values)

@@ -17,20 +17,20 @@ import torch
 from torch import nn
 
 from scdd.artifacts import write_json
-from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.data.base import DatasetSplits
 from scdd.distilled import DistilledSet, load_distilled
 from scdd.errors import ArtifactError, ConfigError, DataError
+from scdd.labels import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
+from scdd.models.channel_groups import find_channel_groups
+from scdd.models.saved import ModelRecord, load_model, save_model
+from scdd.models.surgery import channel_widths, prune_group
 from scdd.progress import SILENT, Progress
 from scdd.prune.config import PruneConfig
 from scdd.prune.finetune import train_on_soft_labels
-from scdd.models.channel_groups import find_channel_groups
 from scdd.prune.measure import count_flops, count_parameters
 from scdd.prune.slimming import select_channels, sparsity_penalty
-from scdd.models.surgery import channel_widths, prune_group
 from scdd.runtime import derive_seed, seed_everything
 from scdd.stages.common import StageResult, Stopwatch, accuracy
-from scdd.labels import OnlineSoftLabels, StoredSoftLabels, open_soft_labels
 
 REPORT_FILE = "prune.json"
 
@@ -49,12 +49,16 @@ def measure(model: nn.Module, data: DatasetSplits, groups, *, device: torch.devi
     }
 
 
-def check_inputs(record: ModelRecord, distilled: DistilledSet, labels: StoredSoftLabels | OnlineSoftLabels, data: DatasetSplits, paths) -> None:
+def check_inputs(
+    record: ModelRecord, distilled: DistilledSet, labels: StoredSoftLabels | OnlineSoftLabels, data: DatasetSplits, paths
+) -> None:
     """The model, the distilled set, its soft labels and the evaluation data must describe one task."""
     model_path, distilled_path, labels_path = paths
     model_info, set_info = record.dataset, distilled.info
     if (model_info.num_classes, model_info.channels, model_info.image_size) != (
-        set_info.num_classes, set_info.channels, set_info.image_size
+        set_info.num_classes,
+        set_info.channels,
+        set_info.image_size,
     ):
         raise DataError(
             f"{distilled_path}: distilled set is {set_info.num_classes}-class {set_info.channels}x{set_info.image_size}px, "
@@ -63,9 +67,7 @@ def check_inputs(record: ModelRecord, distilled: DistilledSet, labels: StoredSof
     if data.info.num_classes != model_info.num_classes:
         raise DataError(f"{model_path}: model has {model_info.num_classes} classes, dataset {data.info.name!r} has {data.info.num_classes}")
     if labels.images != len(distilled.labels):
-        raise ArtifactError(
-            f"{labels_path}: soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}"
-        )
+        raise ArtifactError(f"{labels_path}: soft labels are for {labels.images} images, the distilled set has {len(distilled.labels)}")
 
 
 def prune(
@@ -139,7 +141,14 @@ def prune(
     }
     write_json(
         out_dir / REPORT_FILE,
-        {"model": str(model_path), "distilled": str(distilled_path), "soft_labels": str(soft_labels_path),
-         "source": distilled.source, "ipc": distilled.ipc, "config": dataclasses.asdict(config), **metrics},
+        {
+            "model": str(model_path),
+            "distilled": str(distilled_path),
+            "soft_labels": str(soft_labels_path),
+            "source": distilled.source,
+            "ipc": distilled.ipc,
+            "config": dataclasses.asdict(config),
+            **metrics,
+        },
     )
     return StageResult("prune", artifacts={"pruned": path, "report": out_dir / REPORT_FILE}, metrics=metrics, seconds=clock.seconds)

@@ -80,7 +80,7 @@ def apply_rules(state: Mapping[str, torch.Tensor], rules: list[Rule], layout: st
             raise ArtifactError(f"{path}: unexpected key {key!r} for a {layout} checkpoint; is this the right --format?")
         counts[rule] += 1
         if rule.keep:
-            kept[key[len(rule.prefix):]] = tensor
+            kept[key[len(rule.prefix) :]] = tensor
     head = {key[3:]: kept.pop(key) for key in HEAD_KEYS if key in kept}
     if head and set(head) != {"weight", "bias"}:
         raise ArtifactError(f"{path}: the linear classifier needs both fc.weight and fc.bias")
@@ -194,7 +194,7 @@ def linear_head(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], list[tupl
         if f"{prefix}weight" in state and f"{prefix}bias" in state:
             head = {"weight": state[f"{prefix}weight"], "bias": state[f"{prefix}bias"]}
             others = len(state) - 2
-            return head, ([(f"other tensors of the linear-probe file", others)] if others else [])
+            return head, ([("other tensors of the linear-probe file", others)] if others else [])
     raise ArtifactError(f"{path}: no linear classifier (module.linear.*, linear.*, module.fc.* or fc.*) in this file")
 
 

@@ -57,8 +57,7 @@ class RecoverConfig:
             raise ConfigError("recover.crop_schedule needs recover.crop=true (roll-only views have no crop scale to schedule)")
         if not 0 < self.crop_min_scale <= self.crop_max_scale <= 1:
             raise ConfigError(
-                f"recovery crop scales need 0 < crop_min_scale <= crop_max_scale <= 1, "
-                f"got {self.crop_min_scale} and {self.crop_max_scale}"
+                f"recovery crop scales need 0 < crop_min_scale <= crop_max_scale <= 1, got {self.crop_min_scale} and {self.crop_max_scale}"
             )
         if self.view_scope not in VIEW_SCOPES:
             raise ConfigError(f"recover.view_scope must be one of {', '.join(VIEW_SCOPES)}, got {self.view_scope!r}")

@@ -31,15 +31,15 @@ import torch.nn.functional as F
 
 from scdd import distributed
 from scdd.augment import CropSpec
+from scdd.augment.recovery import RecoveryViewSpec, SyntheticViews
 from scdd.data.base import DatasetInfo, DatasetSplits
 from scdd.errors import ConfigError
 from scdd.matchers.base import StatMatcher, matcher_param_groups, reset_matcher
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
-from scdd.augment.recovery import RecoveryViewSpec, SyntheticViews
 from scdd.recovery.config import RecoverConfig
-from scdd.recovery.monitor import LossMonitor
 from scdd.recovery.initializers import InitContext, Initializer
+from scdd.recovery.monitor import LossMonitor
 from scdd.recovery.priors import l2_prior, total_variation
 from scdd.recovery.regularizers import RecoveryStep, Regularizer
 from scdd.recovery.schedules import CropSchedule
@@ -95,7 +95,7 @@ class Components:
     regularizer: Regularizer | None
 
     @classmethod
-    def build(cls, config: RecoverConfig) -> "Components":
+    def build(cls, config: RecoverConfig) -> Components:
         regularizer = get_component("regularizer", config.regularizer).build(config.regularizer_options) if config.regularizer else None
         return cls(
             get_component("matcher", config.matcher).build(config.matcher_options),
@@ -121,7 +121,9 @@ class Components:
 class BatchRecovery:
     """Everything one recovery run shares across its batches: model, components, bounds, settings."""
 
-    def __init__(self, classifier: Classifier, parts: Components, info: DatasetInfo, config: RecoverConfig, device: torch.device, seed: int) -> None:
+    def __init__(
+        self, classifier: Classifier, parts: Components, info: DatasetInfo, config: RecoverConfig, device: torch.device, seed: int
+    ) -> None:
         self.classifier, self.parts, self.info, self.config, self.device, self.seed = classifier, parts, info, config, device, seed
         self.matcher = parts.matcher
         self.mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
@@ -154,7 +156,9 @@ class BatchRecovery:
         groups = [{"params": [latent]}, *matcher_param_groups(self.matcher)]
         optimizer = make_optimizer(config.optimizer, groups, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
         schedule = cosine_schedule(optimizer, config.iterations)
-        views = SyntheticViews(n, self.info.image_size, self.spec, generator(self.seed, "recover-augment", *members[0], n, device=device), device)
+        views = SyntheticViews(
+            n, self.info.image_size, self.spec, generator(self.seed, "recover-augment", *members[0], n, device=device), device
+        )
         loss_ce = torch.zeros(config.iterations, device=device)
         loss_bn = torch.zeros(config.iterations, device=device)
         base = (config.crop_min_scale, config.crop_max_scale)
@@ -243,13 +247,13 @@ def synthesize(
         output = engine.run(batch, monitor)
         if distributed.is_distributed():
             monitor.flush()  # a rank's non-finite loss stops the run before its images are gathered
-        store.save(unit, dict(zip(("pixels", "loss_ce", "loss_bn"), output)))
+        store.save(unit, dict(zip(("pixels", "loss_ce", "loss_bn"), output, strict=False)))
         return output
 
     matcher.attach(classifier)
     try:
         # each rank runs its share of the batches (same seeds as one process), every rank gets all of them
-        for batch, (pixels, ce_curve, bn_curve) in zip(batches, distributed.map_units(batches, run_batch)):
+        for batch, (pixels, ce_curve, bn_curve) in zip(batches, distributed.map_units(batches, run_batch), strict=False):
             images.append(pixels)
             ce_curves.append(ce_curve)
             bn_curves.append(bn_curve)

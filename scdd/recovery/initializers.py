@@ -84,7 +84,9 @@ def class_pixels(data: DatasetSplits, label: int, ipc: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def class_log_probs(classifier: torch.nn.Module, pixels: torch.Tensor, label: int, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+def class_log_probs(
+    classifier: torch.nn.Module, pixels: torch.Tensor, label: int, device: torch.device, batch_size: int = 256
+) -> torch.Tensor:
     """``log p(label | image)`` under ``classifier`` for each image, on the CPU."""
     scores = []
     for start in range(0, len(pixels), batch_size):
@@ -207,7 +209,13 @@ def stitch(patches: torch.Tensor, factor: int, size: int) -> torch.Tensor:
     rows = []
     for row in range(factor):
         tiles = [
-            F.interpolate(patches[row * factor + col : row * factor + col + 1], size=(sides[row], sides[col]), mode="bilinear", antialias=True, align_corners=False)
+            F.interpolate(
+                patches[row * factor + col : row * factor + col + 1],
+                size=(sides[row], sides[col]),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
             for col in range(factor)
         ]
         rows.append(torch.cat(tiles, dim=3))

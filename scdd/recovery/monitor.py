@@ -44,7 +44,9 @@ class LossMonitor:
             if event is not None:
                 event.synchronize()
             self._pending.pop(0)
-            metrics = {name: check_finite(float(value), self.stage, step + 1) for name, value in zip(self.names, host.tolist())}
+            metrics = {
+                name: check_finite(float(value), self.stage, step + 1) for name, value in zip(self.names, host.tolist(), strict=False)
+            }
         return metrics
 
     def flush(self) -> dict[str, float]:

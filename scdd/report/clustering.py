@@ -61,9 +61,7 @@ def cluster_images(
     pixels = images[mask].flatten(1).double().numpy()
     truth = labels[mask].numpy()
     if len(truth) <= len(class_indices):
-        raise ConfigError(
-            f"report: {len(truth)} synthetic images in the chosen classes; clustering needs more than {len(class_indices)}"
-        )
+        raise ConfigError(f"report: {len(truth)} synthetic images in the chosen classes; clustering needs more than {len(class_indices)}")
     pca = PCA(n_components=min(3, len(truth), pixels.shape[1]), random_state=seed)
     coordinates = pca.fit_transform(pixels)
     clusters = KMeans(n_clusters=len(class_indices), n_init=10, random_state=seed).fit_predict(coordinates)

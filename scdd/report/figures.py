@@ -8,11 +8,11 @@ import io
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision.utils import make_grid
 
 from scdd.plotting import figure_png, pyplot
 from scdd.report.clustering import Clustering
-from PIL import Image
-from torchvision.utils import make_grid
 
 THUMBNAIL = 96  # target side of one image in a class grid, in screen pixels
 GRID_COLUMNS = 10
@@ -68,13 +68,17 @@ def cluster_png(clustering: Clustering) -> bytes:
     axis = figure.add_subplot(projection="3d")
     markers = "o^sPXD*v<>"
     colours = plt.get_cmap("tab10")
-    for position, (index, name) in enumerate(zip(clustering.class_indices, clustering.class_names)):
+    for position, (index, name) in enumerate(zip(clustering.class_indices, clustering.class_names, strict=False)):
         for cluster in np.unique(clustering.clusters):
             chosen = (clustering.labels == index) & (clustering.clusters == cluster)
             if chosen.any():
                 axis.scatter(
-                    points[chosen, 0], points[chosen, 1], points[chosen, 2],
-                    color=colours(position % 10), marker=markers[cluster % len(markers)], s=28,
+                    points[chosen, 0],
+                    points[chosen, 1],
+                    points[chosen, 2],
+                    color=colours(position % 10),
+                    marker=markers[cluster % len(markers)],
+                    s=28,
                     label=f"class {name}, cluster {cluster}",
                 )
     axis.set_xlabel("PC 1")

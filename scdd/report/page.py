@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from scdd._options import build_dataclass
 from scdd.artifacts import atomic_path, load_tensors
 from scdd.distilled import load_distilled
@@ -24,7 +26,7 @@ from scdd.report import REPORT_FILE, figures
 from scdd.report.clustering import choose_classes, cluster_images
 from scdd.report.config import ReportConfig
 from scdd.run_folder import MANIFEST_FILE
-from PIL import Image
+
 DEFAULT_ARTIFACTS = {
     ("recover", "distilled"): "recover/distilled.safetensors",
     ("recover", "trajectory"): "recover/trajectory.safetensors",
@@ -222,8 +224,10 @@ def _trajectories(folder: RunFolder) -> str:
         ["L_CE", loss_ce[:, 0].mean().item(), loss_ce[:, -1].mean().item()],
     ]
     table = _table(["loss", "first iteration", "last iteration"], rows)
-    return _img(png, "L_BN and L_CE per recovery iteration", "plot") + table + (
-        f"<p>{loss_bn.shape[0]} recovery batches of {loss_bn.shape[1]} iterations; means over batches.</p>"
+    return (
+        _img(png, "L_BN and L_CE per recovery iteration", "plot")
+        + table
+        + (f"<p>{loss_bn.shape[0]} recovery batches of {loss_bn.shape[1]} iterations; means over batches.</p>")
     )
 
 
@@ -233,9 +237,7 @@ def _clustering(folder: RunFolder, config: ReportConfig) -> str:
         return _note("no distilled set in this run folder")
     distilled = load_distilled(path)
     classes = choose_classes(config.cluster_classes, distilled.info.class_names)
-    result = cluster_images(
-        distilled.images, distilled.labels, classes, distilled.info.class_names, int(folder.manifest.get("seed", 0))
-    )
+    result = cluster_images(distilled.images, distilled.labels, classes, distilled.info.class_names, int(folder.manifest.get("seed", 0)))
     explained = ", ".join(f"{100 * value:.1f}%" for value in result.explained_variance)
     rows = []
     for cluster in sorted(set(result.clusters.tolist())):

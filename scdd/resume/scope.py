@@ -24,7 +24,7 @@ from scdd.errors import ProgressNotReused, os_reason
 
 PROGRESS_FOLDER = ".progress"
 
-_SCOPE: contextvars.ContextVar["ProgressScope | None"] = contextvars.ContextVar("scdd_progress_scope", default=None)
+_SCOPE: contextvars.ContextVar[ProgressScope | None] = contextvars.ContextVar("scdd_progress_scope", default=None)
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from scdd.resume.units import NoUnits, UnitStore
 from scdd.labels.store import ShardWriter, shard_name
+from scdd.resume.units import NoUnits, UnitStore
 
 
 def epoch_unit(epoch: int) -> str:
@@ -25,7 +25,9 @@ def epoch_unit(epoch: int) -> str:
 class ResumableShardWriter(ShardWriter):
     """``ShardWriter`` that adopts the shards an interrupted attempt finished (see the module docstring)."""
 
-    def __init__(self, folder: Path, metadata: dict[str, Any], total_epochs: int, epochs_per_shard: int, store: UnitStore | NoUnits) -> None:
+    def __init__(
+        self, folder: Path, metadata: dict[str, Any], total_epochs: int, epochs_per_shard: int, store: UnitStore | NoUnits
+    ) -> None:
         super().__init__(folder, metadata, total_epochs, epochs_per_shard)
         self.store = store
         self.agree_done = 0  # label agreement counted over the adopted shards' epochs

@@ -29,7 +29,6 @@ from scdd.progress import SILENT, Progress
 from scdd.runtime import generator, place
 from scdd.training import TrainingConfig, TrainLoop
 
-
 ConfigT = TypeVar("ConfigT", bound="PretrainConfig")
 
 

@@ -92,9 +92,7 @@ def build_criterion(config: DINOConfig) -> DINOLoss:
 
 
 def build_head(config: DINOConfig, in_dim: int) -> DINOProjectionHead:
-    return DINOProjectionHead(
-        in_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim, batch_norm=config.head_batch_norm
-    )
+    return DINOProjectionHead(in_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim, batch_norm=config.head_batch_norm)
 
 
 def teacher_temperature(config: DINOConfig, epoch: int) -> float:

@@ -35,7 +35,6 @@ from scdd.errors import ConfigError
 from scdd.models.batchnorm import merge_split_batchnorm, split_batchnorm
 from scdd.ssl.base import PixelEncoder, PretrainConfig, Pretrainer
 
-
 HEADS = ("mlp", "linear")
 
 
@@ -69,9 +68,7 @@ class MoCoV2Config(PretrainConfig):
 
 def view_spec(config: MoCoV2Config, flip_p: float) -> ViewSpec:
     """MoCo v2's "aug+": crop, colour jitter (0.4, 0.4, 0.4, hue 0.1) with p 0.8, grayscale 0.2, blur 0.5, flip."""
-    return ViewSpec(
-        crop=CropSpec(scale=(config.crop_min_scale, 1.0)), flip_p=flip_p, saturation=0.4, hue=config.hue, blur_p=config.blur_p
-    )
+    return ViewSpec(crop=CropSpec(scale=(config.crop_min_scale, 1.0)), flip_p=flip_p, saturation=0.4, hue=config.hue, blur_p=config.blur_p)
 
 
 def projection_head(config: MoCoV2Config, features: int) -> nn.Module:

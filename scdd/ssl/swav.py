@@ -13,8 +13,8 @@ the first epoch (SwAV's ``freeze_prototypes_niters``: 313 iterations at batch 40
 from __future__ import annotations
 
 import math
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F

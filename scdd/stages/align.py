@@ -10,10 +10,10 @@ import torch
 
 from scdd import distributed
 from scdd.artifacts import load_tensors
-from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import DataError
 from scdd.models.classifier import Classifier
+from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component
 from scdd.runtime import derive_seed, seed_everything

@@ -14,17 +14,18 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from scdd.artifacts import save_tensors
-from scdd.models.saved import load_classifier
 from scdd.data.base import DatasetSplits, ImageTensorDataset, class_members, iterate_batches, labels_of, to_float_pixels
 from scdd.distributed import on_main
 from scdd.errors import ConfigError, DataError
 from scdd.models.classifier import Classifier
+from scdd.models.saved import load_classifier
 from scdd.progress import SILENT, Progress
 from scdd.runtime import generator
 from scdd.stages.common import StageResult, Stopwatch, info_dict
 from scdd.stages.recover import DISTILLED_FILE
 
 CORESET_METHODS = ("random", "herding")
+CPU = torch.device("cpu")
 
 
 def _gather(data: DatasetSplits, chosen: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +100,7 @@ def coreset(
     *,
     seed: int,
     classifier_path: Path | None = None,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
     progress: Progress = SILENT,
 ) -> StageResult:
     """Pick ``ipc`` real training images per class (``random`` or ``herding``) and write them as a distilled set."""

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from scdd.models.saved import load_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import DataError
+from scdd.models.saved import load_model
 from scdd.runtime import place
 from scdd.stages.common import StageResult, Stopwatch, accuracy
 
@@ -54,8 +54,7 @@ def evaluate(model_paths: dict[str, Path], data: DatasetSplits, *, device: torch
             model, record = load_model(path, "classifier")
             if record.dataset.num_classes != data.info.num_classes:
                 raise DataError(
-                    f"{path}: model has {record.dataset.num_classes} classes, dataset {data.info.name!r} has "
-                    f"{data.info.num_classes}"
+                    f"{path}: model has {record.dataset.num_classes} classes, dataset {data.info.name!r} has {data.info.num_classes}"
                 )
             metrics[name] = {**accuracy(place(model, device), data.val, device=device), "params": parameter_count(model)}
     return StageResult("evaluate", metrics=summarize_runs(metrics), seconds=clock.seconds)

@@ -60,7 +60,10 @@ def import_checkpoint(
         "import",
         artifacts=artifacts,
         metrics={
-            "layout": published.layout, "architecture": published.architecture, "kept": published.kept, "dropped": published.dropped,
+            "layout": published.layout,
+            "architecture": published.architecture,
+            "kept": published.kept,
+            "dropped": published.dropped,
         },
         seconds=clock.seconds,
     )

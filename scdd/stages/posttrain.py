@@ -21,19 +21,19 @@ from typing import Any
 import torch
 
 from scdd import distributed
-from scdd.models.saved import ModelRecord, save_model
-from scdd.distilled import DistilledSet, load_distilled
 from scdd._options import check_memory_format
+from scdd.distilled import DistilledSet, load_distilled
 from scdd.errors import ConfigError
+from scdd.labels import OnlineSoftLabels, PlanSpec, open_soft_labels
 from scdd.models.build import build_classifier
+from scdd.models.saved import ModelRecord, save_model
 from scdd.progress import SILENT, Progress
 from scdd.registry import get_component, normalize_name
 from scdd.runtime import derive_seed, generator, place, seed_everything
-from scdd.labels import OnlineSoftLabels, PlanSpec, open_soft_labels
 from scdd.stages.common import StageResult, Stopwatch
 from scdd.training import TrainLoop
-from scdd.training.optim import decay_groups
 from scdd.training.distilled import SoftLabelSource, distilled_batches, distilled_loss
+from scdd.training.optim import decay_groups
 
 LABEL_MODES = ("soft", "hard")
 
@@ -121,19 +121,37 @@ def train_student(
     per_epoch = -(-count // config.batch_size)
     parameters = student.parameters() if config.decay_norm_and_bias else decay_groups(student)  # groups: torch optimisers take either
     loop = TrainLoop(
-        f"posttrain {student_name}", config, parameters, per_epoch, device,
-        warmup_steps=config.warmup_epochs * per_epoch, schedule_steps=config.schedule_epochs * per_epoch, count="epochs",
+        f"posttrain {student_name}",
+        config,
+        parameters,
+        per_epoch,
+        device,
+        warmup_steps=config.warmup_epochs * per_epoch,
+        schedule_steps=config.schedule_epochs * per_epoch,
+        count="epochs",
     )
     order = generator(seed, "posttrain", student_name, "order")
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
     loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})
     model = loop.wrap(student)  # under torchrun: gradients averaged over processes
     hard_plan = PlanSpec(
-        config.crop_min_scale, distilled.info.hflip, crop=config.crop, crop_padding=config.crop_padding,
-        image_size=distilled.info.image_size, randaugment_ops=config.randaugment_ops, randaugment_magnitude=config.randaugment_magnitude,
+        config.crop_min_scale,
+        distilled.info.hflip,
+        crop=config.crop,
+        crop_padding=config.crop_padding,
+        image_size=distilled.info.image_size,
+        randaugment_ops=config.randaugment_ops,
+        randaugment_magnitude=config.randaugment_magnitude,
     )
     batches = distilled_batches(
-        distilled, labels, student, batch_size=config.batch_size, order=order, seed=seed, hard_plan=hard_plan, device=device,
+        distilled,
+        labels,
+        student,
+        batch_size=config.batch_size,
+        order=order,
+        seed=seed,
+        hard_plan=hard_plan,
+        device=device,
     )
     classes = distilled.labels.to(device)
     squared = config.temperature_squared

@@ -16,9 +16,9 @@ import torch
 
 from scdd.artifacts import export_image_folder, save_tensors
 from scdd.data.base import DatasetSplits
-from scdd.models.saved import load_classifier
 from scdd.distributed import on_main
 from scdd.models.classifier import Classifier
+from scdd.models.saved import load_classifier
 from scdd.progress import SILENT, Progress
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.engine import Synthesis, recovery_batches, recovery_order, synthesize
@@ -53,7 +53,9 @@ def resolved_options(kind: str, name: str, options: dict) -> tuple[str, dict]:
 
 
 @torch.no_grad()
-def teacher_agreement(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, device: torch.device, batch_size: int = 256) -> float:
+def teacher_agreement(
+    classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, device: torch.device, batch_size: int = 256
+) -> float:
     """Percentage of recovered images (whole, un-augmented) that ``classifier`` puts in their target class."""
     place(classifier, device).eval()
     hits = 0

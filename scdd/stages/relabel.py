@@ -19,18 +19,18 @@ from pathlib import Path
 import torch
 
 from scdd import distributed
+from scdd._options import check_memory_format
 from scdd.artifacts import file_sha256
-from scdd.models.saved import load_model
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
-from scdd._options import check_memory_format
 from scdd.errors import ArtifactError, ConfigError
+from scdd.labels import SOFT_LABELS_FILE, LabelEncoding, PlanSpec, plan_epoch, render_crops
+from scdd.labels.store import plan_metadata, write_online_descriptor
+from scdd.models.saved import load_model
 from scdd.progress import SILENT, Progress
 from scdd.resume.shards import ResumableShardWriter, epoch_unit
 from scdd.resume.units import unit_store
 from scdd.runtime import place
-from scdd.labels import SOFT_LABELS_FILE, LabelEncoding, PlanSpec, plan_epoch, render_crops
-from scdd.labels.store import plan_metadata, write_online_descriptor
 from scdd.stages.common import StageResult, Stopwatch
 
 RELABEL_MODES = ("stored", "online")
@@ -87,10 +87,17 @@ class RelabelConfig:
 
     def plan_spec(self, info: DatasetInfo) -> PlanSpec:
         return PlanSpec(
-            self.crop_min_scale, info.hflip, self.mix, self.mix_alpha,
-            crop=self.crop, crop_padding=self.crop_padding, image_size=info.image_size,
-            mix_scope=self.mix_scope, mix_batch=self.mix_batch,
-            randaugment_ops=self.randaugment_ops, randaugment_magnitude=self.randaugment_magnitude,
+            self.crop_min_scale,
+            info.hflip,
+            self.mix,
+            self.mix_alpha,
+            crop=self.crop,
+            crop_padding=self.crop_padding,
+            image_size=info.image_size,
+            mix_scope=self.mix_scope,
+            mix_batch=self.mix_batch,
+            randaugment_ops=self.randaugment_ops,
+            randaugment_magnitude=self.randaugment_magnitude,
         )
 
 
@@ -139,7 +146,10 @@ def relabel(
         "encoding": {"precision": encoding.precision, "topk": encoding.topk, "temperature": encoding.temperature},
         # relative to the soft labels' folder, so a run folder moved or copied whole keeps finding its teacher
         "distilled": {"sha256": file_sha256(distilled_path)},  # post-training refuses labels of another set
-        "teacher": {"path": os.path.relpath(Path(classifier_path).resolve(), Path(out_dir).resolve()), "sha256": file_sha256(classifier_path)},
+        "teacher": {
+            "path": os.path.relpath(Path(classifier_path).resolve(), Path(out_dir).resolve()),
+            "sha256": file_sha256(classifier_path),
+        },
     }
     out_dir = Path(out_dir)
     if config.mode == "online":

@@ -16,11 +16,11 @@ import torch
 
 from scdd import distributed
 from scdd.artifacts import save_tensors
-from scdd.models.saved import ModelRecord, save_model
 from scdd.data.base import DatasetSplits
 from scdd.errors import ConfigError
 from scdd.models.batchnorm import convert_sync_batchnorm, revert_sync_batchnorm
 from scdd.models.build import build_backbone
+from scdd.models.saved import ModelRecord, save_model
 from scdd.progress import SILENT, Progress
 from scdd.published import FORMATS
 from scdd.published.convert import load_published

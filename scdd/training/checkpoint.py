@@ -142,7 +142,11 @@ class EpochCheckpoint:
         targets.update({f"t.{name}": value for name, value in self.tensors.items()})
         for key, target in targets.items():
             if key not in tensors or tensors[key].shape != target.shape:
-                found = f"holds {key} of shape {tuple(tensors[key].shape)}, the loop's is {tuple(target.shape)}" if key in tensors else f"lacks {key}"
+                found = (
+                    f"holds {key} of shape {tuple(tensors[key].shape)}, the loop's is {tuple(target.shape)}"
+                    if key in tensors
+                    else f"lacks {key}"
+                )
                 warn_not_reused(self.path, found, _REDONE)
                 return 0, [], {}
         with torch.no_grad():

@@ -35,7 +35,9 @@ class _StepModule(torch.nn.Module):
         return self.step(*args)
 
 
-def step_module(parameters: Sequence[torch.nn.Parameter], step: Callable[..., torch.Tensor], device: torch.device) -> Callable[..., torch.Tensor]:
+def step_module(
+    parameters: Sequence[torch.nn.Parameter], step: Callable[..., torch.Tensor], device: torch.device
+) -> Callable[..., torch.Tensor]:
     """``step`` itself in a single process; under DDP a callable that runs ``step`` through
     ``DistributedDataParallel`` over ``parameters`` (unused ones allowed: frozen prototypes, last layers)."""
     if not is_distributed():

@@ -96,8 +96,13 @@ class TrainLoop:
         """Keep per-epoch progress under ``key`` in the current progress scope: the optimiser, the
         schedule, ``modules``, ``generators`` and ``tensors``, valid while ``identity`` matches."""
         self.checkpoint = epoch_checkpoint(
-            key, identity=identity, modules=modules, optimizer=self.optimizer, scheduler=self.schedule,
-            generators=generators, tensors=tensors,
+            key,
+            identity=identity,
+            modules=modules,
+            optimizer=self.optimizer,
+            scheduler=self.schedule,
+            generators=generators,
+            tensors=tensors,
         )
         return self
 

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.optim.optimizer import ParamsT
 from lightly.utils.lars import LARS
+from torch.optim.optimizer import ParamsT
 
 from scdd._options import check_memory_format
 from scdd.errors import ConfigError, ScddError
@@ -67,9 +67,7 @@ def decay_groups(module: torch.nn.Module) -> list[dict]:
     return [{"params": [p for p in trained if p.ndim > 1]}, {"params": [p for p in trained if p.ndim <= 1], "weight_decay": 0.0}]
 
 
-def cosine_schedule(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0
-) -> torch.optim.lr_scheduler.LambdaLR:
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step cosine decay to zero after an optional linear warm-up."""
     total_steps = max(1, total_steps)
 

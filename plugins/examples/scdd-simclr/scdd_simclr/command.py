@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 
 import click
+
 from scdd.registry import get_component
 
 
