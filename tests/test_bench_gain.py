@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from scdd.bench import LabelMismatchError, Measured, gain_over_random_real, get_suite, paired_gain, plan_suite, suite_from_dict
-from scdd.bench.results import add_gains
+from scdd.bench.comparisons import add_gains
 from scdd.bench.suites import Suite, SuiteRow
 from scdd.config import make_run_config
 from scdd.distilled import load_distilled

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from scdd.bench.compare import gain_over_random_real
+from scdd.bench.comparisons import reading
 from scdd.bench.gain import LabelMismatchError, Measured, PairedGain, label_identity, paired_gain
 from scdd.bench.plan import Plan, plan_suite
-from scdd.bench.results import RESULTS_CSV, RESULTS_JSON, reading, summary_rows
+from scdd.bench.results import RESULTS_CSV, RESULTS_JSON, summary_rows
 from scdd.bench.runner import load_cell, run_plan
 from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_file, suite_from_dict
 from scdd.data.loading import load_dataset
