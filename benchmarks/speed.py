@@ -5,8 +5,8 @@ Shapes: CIFAR (ResNet-18 with the small stem, 32 px, 100 classes, batch 100) and
 and ResNet-50, 224 px, 1000 classes, batches 50 and 100). Random-init models whose BN running
 statistics come from a few batches of noise: speed does not depend on trained weights.
 
-Per stage, scdd's own code path against its floor, in the layout scdd picks for the device
-(``scdd.runtime.memory_format``; ``--memory-format`` to choose):
+Per stage, scdd's own code path against its floor, in scdd's default layout (contiguous,
+``scdd.runtime.memory_format``; ``--memory-format channels-last`` to time the other):
   recovery     ``BatchRecovery.run`` (view, forward with the matcher, L_CE + α·L_BN, backward, Adam,
                schedule, clipping)  vs  a bare forward + backward to the input of the same model and batch;
   relabel      crops rendered from the epoch's plan + the teacher's forward  vs  a forward on a batch in memory;
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="1 iteration, 1 repeat, ImageNet batches capped at 8 (2 CPU cores)")
-    parser.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS, help="scdd's layout (auto: the device's)")
+    parser.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS, help="scdd's layout (auto: contiguous)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.threads:
