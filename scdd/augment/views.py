@@ -50,16 +50,18 @@ def _grayscale(images: torch.Tensor) -> torch.Tensor:
 
 # RGB <-> YIQ (NTSC): hue is the angle of the (I, Q) chroma plane, luma Y is kept
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
 
 def rotate_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Each RGB image's hue turned by ``shift`` (turns, per image) as a rotation of its YIQ chroma plane: one
     3x3 colour matrix per image, so the whole batch is one batched product (luma kept; clamped to [0, 1])."""
     to_yiq = _RGB_TO_YIQ.to(device=images.device, dtype=images.dtype)
+    to_rgb = _YIQ_TO_RGB.to(device=images.device, dtype=images.dtype)
     angle = 2 * math.pi * shift.to(images.dtype)
     cos, sin, zero, one = angle.cos(), angle.sin(), torch.zeros_like(angle), torch.ones_like(angle)
     rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
-    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq  # [n, 3, 3]
+    matrix = to_rgb @ rotation @ to_yiq  # [n, 3, 3]
     return torch.einsum("nij,njhw->nihw", matrix, images).clamp(0, 1)
 
 
