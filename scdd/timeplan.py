@@ -123,9 +123,11 @@ def estimate_run(config, data: DatasetSplits, device: torch.device) -> TimePlan:
         stages.append(align_estimate)
         if config.method == "sc-dd":
             stages.append(
-                unit_clock("recover", lambda clock: recover(config.recover, teacher, folder / "recover", progress=clock, **common), device)[
-                    0
-                ]
+                unit_clock(
+                    "recover",
+                    lambda clock: recover(config.recover, teacher, folder / "recover", progress=clock, data=data, **common),
+                    device,
+                )[0]
             )
         else:
             method = config.method.removeprefix("coreset-")

@@ -45,7 +45,7 @@ def test_every_stage_is_estimated_and_the_run_draws_the_same_numbers(mnist_subse
     overrides = {
         "device": "cpu",
         "squeeze": {"pretrainer_options": {"epochs": 3, "batch_size": 64}},
-        "recover": {"ipc": 2, "iterations": 30},
+        "recover": {"ipc": 2, "iterations": 30, "initializer": "real"},  # a recovery that reads training images
         "posttrain": {"epochs": 40, "students": ["resnet10-slim", "resnet10-slim"], "runs": 2},
     }
     config = make_run_config(overrides)

@@ -4,7 +4,8 @@ A dataset with a preset of its own name (or named by the preset's ``dataset`` va
 default. Option dicts of components (``pretrainer_options`` and the like) are filtered to the
 options the chosen component accepts, so one preset budget serves every pretrainer. The paper's
 presets (``scdd.presets.paper``) carry the table each value comes from; the embedded default's
-(``scdd.presets.mnist5k``) and the small-image benchmark's (``scdd.presets.small``) are scdd's own;
+(``scdd.presets.mnist5k``), the small-image benchmark's (``scdd.presets.small``) and its recipe with
+the recovery components that helped (``scdd.presets.plus``) are scdd's own;
 ``NAME-official`` follows the official code where it and the paper disagree (``scdd.presets.official``).
 Nothing here changes after import.
 """
@@ -17,6 +18,7 @@ from scdd.errors import ConfigError
 from scdd.presets.mnist5k import MNIST5K
 from scdd.presets.official import OFFICIAL_PRESETS
 from scdd.presets.paper import PAPER_PRESETS
+from scdd.presets.plus import SCDD_PLUS
 from scdd.presets.small import SMALL
 from scdd.presets.sources import BUILT_IN, BY_PRETRAINER, USER_FILE, Sourced
 from scdd.registry import normalize_name
@@ -24,7 +26,13 @@ from scdd.registry import normalize_name
 BUILT_IN_MARK = "built into scdd"  # the note of a value scdd always follows (no setting)
 USER_FILE_MARK = "your file"  # the note of a file the user gives through a setting
 SCDD_SOURCE = "scdd (CPU-sized budget, not from the paper)"  # the source of every value not marked Sourced
-SOURCED_PRESETS: dict[str, dict[str, Any]] = {"mnist5k": MNIST5K, "small": SMALL, **PAPER_PRESETS, **OFFICIAL_PRESETS}
+SOURCED_PRESETS: dict[str, dict[str, Any]] = {
+    "mnist5k": MNIST5K,
+    "small": SMALL,
+    "scdd-plus": SCDD_PLUS,
+    **PAPER_PRESETS,
+    **OFFICIAL_PRESETS,
+}
 
 
 def _plain(values: Any) -> Any:
