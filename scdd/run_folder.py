@@ -233,7 +233,7 @@ def run_recorded_stage(
         "seconds": round(result.seconds, 3),
         "artifacts": {key: str(Path(path).relative_to(out_dir)) for key, path in result.artifacts.items()},
         "metrics": result.metrics,
-        "progress": scope.summary(),
+        "progress": scope.summary(every_rank=True),
     }
     save()
     scope.discard()
