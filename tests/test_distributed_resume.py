@@ -1,4 +1,4 @@
-"""Resuming under torchrun: a 2-process CPU `scdd run` killed (SIGKILL to the whole process group)
+"""Resuming under torchrun: a 2-process CPU `scdd run` killed (SIGKILL to the launcher and its workers)
 during recovery and again during post-training continues each time to artifacts equal to an
 uninterrupted 2-process run's, taking over the recovery batches and post-training epochs the killed
 attempts finished. The comparison is the fault-injection benchmark's (every file of the run folder,
@@ -10,6 +10,7 @@ loop's checkpoint from two processes is not used, with one warning line saying t
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -61,14 +62,30 @@ def _run(out: Path, processes: int = 2) -> subprocess.CompletedProcess:
     return done
 
 
+def _job(pid: int) -> list[int]:
+    """``pid`` and every process descended from it (Linux ``/proc``): torchrun starts each worker in
+    a session of its own, so the launcher's process group does not hold them."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):  # a process that ended meanwhile
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children.get(found[-1], []))
+    return found
+
+
 def _kill_when(out: Path, pattern: str) -> None:
-    """Start the 2-process run on ``out`` and SIGKILL its whole process group once a file matching
-    ``pattern`` (a stage's progress) appears."""
+    """Start the 2-process run on ``out`` and SIGKILL the whole job (launcher and workers, as a
+    scheduler pre-empting it) once a file matching ``pattern`` (a stage's progress) appears."""
     process = subprocess.Popen(_command(out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 900
     while process.poll() is None and time.monotonic() < deadline:
         if any(out.glob(pattern)):
-            os.killpg(process.pid, signal.SIGKILL)
+            for pid in reversed(_job(process.pid)):  # workers first, so none outlives the launcher
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             break
         time.sleep(0.005)
     _, stderr = process.communicate(timeout=60)
