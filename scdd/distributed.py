@@ -10,7 +10,7 @@ What the stages use:
 
 * ``shard_units(units)``: this rank's share of a list of independent work units (round-robin, so
   a rank's share depends only on (rank, world size, list)); ``map_units(units, fn)`` computes it
-  and gathers every rank's results, in the list's order, on every rank.
+  and gathers every rank's results, in the list's order, on every rank (``gather_objects``).
 * ``shard_order(order)`` / ``rank_batch_size(batch)`` / ``sharded_batches(...)``: the
   ``DistributedSampler`` split of one epoch's permutation: padded to a multiple of the world size
   by repeating its head, rank r takes positions ``r, r + N, …`` and uses batches of
@@ -42,6 +42,7 @@ from scdd.errors import ConfigError
 
 __all__ = [
     "exit_process",
+    "gather_objects",
     "gloo_threads",
     "init",
     "is_distributed",
@@ -199,13 +200,21 @@ def map_units(units: Sequence[T], fn: Callable[[T], R]) -> list[R]:
     if not is_distributed():
         return [fn(unit) for unit in units]
     size, me = world_size(), rank()
-    mine = [fn(unit) for unit in units[me::size]]
-    gathered: list[Any] = [None] * size
-    dist.all_gather_object(gathered, mine)
+    gathered = gather_objects([fn(unit) for unit in units[me::size]])
     results: list[Any] = [None] * len(units)  # every place is filled below
     for source, values in enumerate(gathered):
         results[source::size] = values
     return results
+
+
+def gather_objects(value: T) -> list[T]:
+    """Every rank's ``value`` (picklable; tensors travel bit for bit), in rank order, on every rank;
+    ``[value]`` in a single process."""
+    if not is_distributed():
+        return [value]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def on_main(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:

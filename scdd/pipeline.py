@@ -21,7 +21,7 @@ from scdd.distributed import is_main, on_main
 from scdd.progress import SILENT, Progress
 from scdd.report import write_report
 from scdd.report.clustering import choose_classes
-from scdd.run_folder import RunRecord, locked_run_folder, run_recorded_stage, write_manifest
+from scdd.run_folder import STAGE_FOLDERS, RunRecord, locked_run_folder, run_recorded_stage, write_manifest
 from scdd.runtime import resolve_device
 from scdd.stages.align import align
 from scdd.stages.common import StageResult
@@ -32,7 +32,7 @@ from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
 from scdd.stages.squeeze import squeeze
 
-STAGES = ("squeeze", "align", "recover", "relabel", "posttrain", "evaluate")
+STAGES = tuple(name for name in STAGE_FOLDERS if name != "coreset")  # SC-DD's stages in order
 
 
 def train_teacher(

@@ -33,6 +33,8 @@ from scdd.stages.common import StageResult
 
 MANIFEST_FORMAT = 1  # the manifest's layout ("scdd_manifest"); a folder written in a later one is refused
 STAGE_RECORD = ".scdd-stage.json"
+# the stage folders `scdd run` writes into, in pipeline order (coreset replaces recover); a stage command's is its --out
+STAGE_FOLDERS = ("squeeze", "align", "recover", "coreset", "relabel", "posttrain", "evaluate")
 _SHOWN_DIFFERENCES = 4
 _PACKAGES = ("scdd", "torch", "torchvision", "timm", "lightly", "pluggy", "safetensors", "numpy")
 
@@ -107,9 +109,12 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
     ]
 
 
-def _discard_progress(out_dir: Path) -> None:
-    for folder in [out_dir / PROGRESS_FOLDER, *out_dir.glob(f"*/{PROGRESS_FOLDER}")]:
-        shutil.rmtree(folder, ignore_errors=True)
+def _discard_progress(out_dir: Path, record: str) -> None:
+    """Delete the progress scdd keeps in ``out_dir``: a stage command's own (``record`` is
+    ``STAGE_RECORD``), or that of a run's stage folders; a progress folder anywhere else is not scdd's."""
+    folders = [out_dir] if record == STAGE_RECORD else [out_dir / name for name in STAGE_FOLDERS]
+    for folder in folders:
+        shutil.rmtree(folder / PROGRESS_FOLDER, ignore_errors=True)
 
 
 def open_run_folder(
@@ -125,7 +130,7 @@ def open_run_folder(
         out_dir.mkdir(parents=True, exist_ok=True)
         return None
     if overwrite:
-        _discard_progress(out_dir)
+        _discard_progress(out_dir, record)
         return None
     path = out_dir / record
     if not path.is_file():
@@ -228,7 +233,7 @@ def run_recorded_stage(
         "seconds": round(result.seconds, 3),
         "artifacts": {key: str(Path(path).relative_to(out_dir)) for key, path in result.artifacts.items()},
         "metrics": result.metrics,
-        "progress": scope.summary(),
+        "progress": scope.summary(every_rank=True),
     }
     save()
     scope.discard()

@@ -18,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from scdd.cli import cli
+from scdd.run_folder import open_run_folder
 
 RECOVERY_BATCHES = 10  # 10 classes x ipc 2, two images a batch
 RUN_ARGS = (
@@ -163,9 +164,30 @@ def test_stage_command_continues_or_refuses(tmp_path):
     assert again.exit_code == 0 and (tmp_path / "c" / "distilled.safetensors").stat().st_mtime_ns == written
     other = CliRunner().invoke(cli, [*base, "--ipc", "3"])
     assert other.exit_code != 0 and "recover.ipc: 2 -> 3" in other.output
+    kept, mine = _progress_file(tmp_path / "c"), _progress_file(tmp_path / "c" / "mine")
     fresh = CliRunner().invoke(cli, [*base, "--ipc", "3", "--overwrite"])
     assert fresh.exit_code == 0, fresh.output
     assert json.loads((tmp_path / "c" / ".scdd-stage.json").read_text())["config"]["recover"]["ipc"] == 3
+    assert not kept.exists() and mine.is_file()  # the stage's own progress goes, a user's folder's stays
+
+
+def _progress_file(folder: Path) -> Path:
+    path = folder / ".progress" / "unit.safetensors"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"kept progress")
+    return path
+
+
+def test_overwrite_deletes_only_the_progress_of_the_runs_stage_folders(tmp_path):
+    """--overwrite on a run folder discards the progress of scdd's stage folders, never a progress
+    folder of the user's own (``mine/.progress``, ``<out>/.progress``)."""
+    out = tmp_path / "run"
+    ours = [_progress_file(out / stage) for stage in ("squeeze", "coreset", "posttrain")]
+    theirs = [_progress_file(out / "mine"), _progress_file(out)]
+    (out / "manifest.json").write_text("{}")
+    assert open_run_folder(out, {"config": {}}, overwrite=True) is None
+    assert not any(path.exists() for path in ours)
+    assert all(path.read_bytes() == b"kept progress" for path in theirs)
 
 
 def _check_other_settings_are_refused_in_one_line(runs):

@@ -6,6 +6,12 @@ progress at all. Progress lives in ``<stage_dir>/.progress/``: per-epoch trainin
 (``scdd.training.checkpoint``) and finished work units (``scdd.resume.units``), each file written
 atomically, so a run killed at any instant leaves only whole files behind. The scope counts what it
 computed and what it took over from an earlier attempt; the manifest records both.
+
+Under torchrun every process keeps progress in the same folder, in the units of one process: rank 0
+writes a training loop's checkpoint (with every rank's random states) and every rank reads it; each
+rank writes the recovery batches it computed, keyed by batch, so a restart with another number of
+processes still takes them over; rank 0 writes relabelled epochs. A process counts what it did
+itself, and the stage's record sums the counts of all processes.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scdd.distributed import world_size
+from scdd.distributed import gather_objects, is_main
 from scdd.errors import ProgressNotReused, os_reason
 
 PROGRESS_FOLDER = ".progress"
@@ -45,12 +51,20 @@ class ProgressScope:
         """Add ``n`` to a counter, e.g. ``units_computed`` or ``epochs_reused``."""
         self.counts[what] = self.counts.get(what, 0) + n
 
-    def summary(self) -> dict[str, Any]:
-        return {key: value for key, value in sorted(self.counts.items()) if key != "attempt"}
+    def summary(self, every_rank: bool = False) -> dict[str, Any]:
+        """The counts of this attempt; with ``every_rank``, summed over the torchrun processes (a
+        collective: every rank must call it)."""
+        totals: dict[str, int] = {}
+        for counts in gather_objects(self.counts) if every_rank else [self.counts]:
+            for key, value in counts.items():
+                totals[key] = totals.get(key, 0) + value
+        return {key: value for key, value in sorted(totals.items()) if key != "attempt"}
 
     def discard(self) -> None:
-        """Remove the progress folder (the stage's artifacts are complete, or the user asked to start over)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove the progress folder (the stage's artifacts are complete, or the user asked to start
+        over); rank 0 does it under torchrun."""
+        if is_main():
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def current_scope() -> ProgressScope | None:
@@ -60,13 +74,9 @@ def current_scope() -> ProgressScope | None:
 
 @contextlib.contextmanager
 def progress_scope(stage_dir: str | Path) -> Iterator[ProgressScope]:
-    """Keep progress for the stage writing into ``stage_dir`` while the block runs.
-
-    Under torchrun (several processes) no progress is kept: resuming is for single-process runs."""
+    """Keep progress for the stage writing into ``stage_dir`` while the block runs (in every process
+    under torchrun)."""
     scope = ProgressScope(Path(stage_dir))
-    if world_size() > 1:
-        yield scope
-        return
     token = _SCOPE.set(scope)
     try:
         yield scope

@@ -29,7 +29,7 @@ from scdd.labels.store import plan_metadata, write_online_descriptor
 from scdd.models.saved import load_model
 from scdd.progress import SILENT, Progress
 from scdd.resume.shards import ResumableShardWriter, epoch_unit
-from scdd.resume.units import unit_store
+from scdd.resume.units import NoUnits, unit_store
 from scdd.runtime import place
 from scdd.stages.common import StageResult, Stopwatch
 
@@ -107,6 +107,11 @@ def _epochs_per_shard(config: RelabelConfig, images: int, bytes_per_image_epoch:
     return max(1, (config.shard_mib << 20) // max(1, images * bytes_per_image_epoch))
 
 
+def _agreements(saved: dict[int, tuple[dict[str, torch.Tensor], dict] | None]) -> dict[int, int]:
+    """The label agreement of each epoch taken over from an interrupted run, by epoch."""
+    return {epoch: int(unit[1]["agree"]) for epoch, unit in saved.items() if unit is not None}
+
+
 def _commit(writer: ResumableShardWriter) -> tuple[list[Path], int]:
     files = writer.commit()
     return files, sum(f.stat().st_size for f in files)
@@ -162,9 +167,10 @@ def relabel(
     place(teacher, device, config.memory_format).eval()
     plan_bytes = sum(t.element_size() * t[0].numel() for t in plan_epoch(1, 0, spec, seed).tensors().values())
     label_bytes = encoding.bytes_per_label(info.num_classes)
-    store = unit_store("relabel-epochs", {"metadata": metadata})
+    # rank 0 keeps the relabelled epochs (the ranks label each epoch together) and writes the shards,
+    # adopting those an interrupted run finished, whatever its number of processes
+    store = unit_store("relabel-epochs", {"metadata": metadata}) if distributed.is_main() else NoUnits()
     per_shard = _epochs_per_shard(config, count, plan_bytes + label_bytes)
-    # rank 0 writes the shards, adopting those an interrupted run finished (no progress is kept under torchrun)
     writer = ResumableShardWriter(out_dir, metadata, config.epochs, per_shard, store) if distributed.is_main() else None
 
     def adopted() -> tuple[int, int]:
@@ -187,12 +193,14 @@ def relabel(
             for first in range(done, config.epochs, distributed.world_size()):
                 epochs = range(first, min(first + distributed.world_size(), config.epochs))
                 saved = {epoch: store.load(epoch_unit(epoch)) for epoch in epochs}  # epochs of an interrupted run
-                plans = {epoch: plan_epoch(count, epoch, spec, seed) for epoch in epochs if saved[epoch] is None}
+                # every rank learns which epochs rank 0 took over, and their agreement
+                kept = distributed.on_main(_agreements, saved)
+                plans = {epoch: plan_epoch(count, epoch, spec, seed) for epoch in epochs if epoch not in kept}
                 logits = iter(distributed.map_units([(e, s) for e in plans for s in starts], label_batch))
                 for epoch in epochs:
-                    kept = saved[epoch]
-                    if kept is not None:
-                        epoch_tensors, epoch_agree = kept[0], int(kept[1]["agree"])
+                    if epoch in kept:
+                        unit = saved[epoch]  # on rank 0; the other ranks only count its agreement
+                        epoch_tensors, epoch_agree = (unit[0] if unit is not None else {}), kept[epoch]
                     else:
                         epoch_logits = torch.cat([next(logits) for _ in starts])
                         epoch_agree = int((epoch_logits.argmax(-1) == distilled.labels).sum())
