@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,8 +37,19 @@ def dotted_to_nested(pairs: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def _coerce(value: Any, default: Any, field_name: str, owner: str) -> Any:
-    """Coerce ``value`` to the type of ``default`` where that is unambiguous."""
+def _item_type(cls: type, field_name: str) -> type:
+    """The item type a tuple field declares (``tuple[str, ...]`` → ``str``); ``float`` when it declares none."""
+    try:
+        hint = typing.get_type_hints(cls).get(field_name)
+    except (NameError, TypeError):  # an annotation that does not resolve at run time
+        return float
+    args = [arg for arg in typing.get_args(hint) if arg is not Ellipsis]
+    return args[0] if args and isinstance(args[0], type) else float
+
+
+def _coerce(value: Any, default: Any, field_name: str, owner: str, item_type: type = float) -> Any:
+    """Coerce ``value`` to the type of ``default`` where that is unambiguous (``item_type``: an empty tuple default's
+    item type); a tuple is given as a list or a comma-separated string, the empty string being the empty tuple."""
     if default is None or value is None:
         return value
     try:
@@ -56,8 +68,8 @@ def _coerce(value: Any, default: Any, field_name: str, owner: str) -> Any:
         if isinstance(default, float):
             return float(value)
         if isinstance(default, tuple):
-            items = value.split(",") if isinstance(value, str) else list(value)
-            kind = type(default[0]) if default else float
+            items = (value.split(",") if value else []) if isinstance(value, str) else list(value)
+            kind = type(default[0]) if default else item_type
             return tuple(kind(item) for item in items)
         if isinstance(default, str):
             return str(value)
@@ -73,7 +85,11 @@ def build_dataclass(cls: type, options: Mapping[str, Any], *, owner: str) -> Any
     if unknown:
         raise ConfigError(f"{owner} has no option {unknown[0]!r}; its options are: {', '.join(sorted(fields))}")
     defaults = cls()
-    values = {key: _coerce(value, getattr(defaults, key), key, owner) for key, value in options.items()}
+    values = {}
+    for key, value in options.items():
+        default = getattr(defaults, key)
+        item_type = _item_type(cls, key) if isinstance(default, tuple) and not default else float
+        values[key] = _coerce(value, default, key, owner, item_type)
     try:
         instance = cls(**values)
     except (TypeError, ValueError) as error:

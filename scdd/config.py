@@ -167,7 +167,7 @@ def filter_component_options(preset: Mapping[str, Any], chosen: RunConfig) -> di
 
 def check_components(config: RunConfig, *, dataset: bool = True) -> None:
     """Fail early, before any work or output, when a configured component name is not registered or a file the
-    settings name (a published checkpoint to squeeze from, a relabelling teacher) is not there."""
+    settings name (a published checkpoint to squeeze from, a recovery or relabelling teacher) is not there."""
     if config.method not in METHODS:
         raise ConfigError(f"unknown method {config.method!r}; methods: {', '.join(METHODS)}")
     if dataset:
@@ -183,4 +183,5 @@ def check_components(config: RunConfig, *, dataset: bool = True) -> None:
     for student in config.posttrain.students:
         get_component("architecture", student)
     check_checkpoint(config.squeeze)
+    config.recover.check_teachers()
     config.relabel.check_teacher()

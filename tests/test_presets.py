@@ -257,3 +257,9 @@ def test_presets_show_prints_values_with_their_tables():
 def test_unknown_preset_is_a_one_line_error():
     result = CliRunner().invoke(cli, ["presets", "show", "imagenet-22k"])
     assert result.exit_code != 0 and "unknown preset 'imagenet-22k'" in result.output
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_presets_keep_the_ensemble_and_ema_options_off(name):
+    config = make_run_config(preset=name)
+    assert (config.recover.extra_teachers, config.relabel.extra_teachers, config.posttrain.ema_decay) == ((), (), 0.0)

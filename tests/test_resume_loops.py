@@ -102,10 +102,11 @@ def test_align_resumes_from_its_last_epoch(aligner, options, small_data, monkeyp
     assert all(torch.equal(weights[key], resumed[key]) for key in weights)
 
 
-def test_posttrain_resumes_from_its_last_epoch(small_data, monkeypatch, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])  # 0.9: the saved student is the EMA, kept with each epoch's checkpoint
+def test_posttrain_resumes_from_its_last_epoch(ema_decay, small_data, monkeypatch, tmp_path):
     images = small_data.train.images[:20].float() / 255
     distilled = DistilledSet(images, small_data.train.labels[:20], small_data.info, 2, "test")
-    config = PosttrainConfig(students=("resnet10-slim",), epochs=3, batch_size=8, labels="hard")
+    config = PosttrainConfig(students=("resnet10-slim",), epochs=3, batch_size=8, labels="hard", ema_decay=ema_decay)
 
     def train():
         student, curve = train_student("resnet10-slim", distilled, None, config, device=torch.device("cpu"), seed=4)

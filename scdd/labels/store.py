@@ -4,7 +4,8 @@ A stored set is ``soft_labels.safetensors`` (epochs ``[0, k)``, and the list of 
 metadata) plus ``soft_labels-00001.safetensors`` … for later epoch ranges. Each shard holds the crop
 plans of its epochs (``boxes`` [E, N, 4], ``flips`` [E, N], mix tensors when mixing) and the labels
 in the set's encoding. The shards appear together or not at all. An online set is the same first
-file with no tensors: its metadata names the teacher (its path relative to the file's folder, and SHA-256) and the crop-plan seed.
+file with no tensors: its metadata names the teacher (its path relative to the file's folder, and SHA-256; ensemble
+labels name every teacher, ``teacher`` then ``extra_teachers``) and the crop-plan seed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scdd.artifacts import file_sha256, load_tensors, save_tensors, sync_path
 from scdd.artifacts import read_metadata as read_artifact_metadata
 from scdd.errors import ArtifactError
 from scdd.labels.encoding import LabelEncoding
+from scdd.labels.ensemble import TeacherEnsemble
 from scdd.labels.plan import EpochPlan, PlanSpec, plan_epoch
 from scdd.labels.targets import SoftTargets
 from scdd.models.saved import load_model
@@ -168,16 +170,21 @@ def open_soft_labels(path: str | Path, *, device: torch.device, distilled: str |
         return StoredSoftLabels(path)
     try:
         # relative to the descriptor's folder (absolute in files written before paths were kept relative)
-        teacher_path, digest = Path(path).parent / metadata["teacher"]["path"], metadata["teacher"]["sha256"]
+        entries = [metadata["teacher"], *metadata.get("extra_teachers", [])]
+        teachers = [(Path(path).parent / entry["path"], entry["sha256"]) for entry in entries]
         spec = PlanSpec(**metadata["plan"])
         images, epochs, seed = int(metadata["images"]), int(metadata["epochs"]), int(metadata["seed"])
+        temperature = float(metadata["encoding"]["temperature"]) if len(entries) > 1 else 1.0
     except (KeyError, TypeError) as error:
         raise ArtifactError(f"{path}: online soft-label metadata incomplete ({error})") from None
-    if not teacher_path.is_file():
-        raise ArtifactError(f"{path}: its teacher {teacher_path} is missing (online labels need the teacher)")
-    if file_sha256(teacher_path) != digest:
-        raise ArtifactError(f"{path}: teacher {teacher_path} changed since relabelling (SHA-256 differs)")
-    teacher, _ = load_model(teacher_path, "classifier")
+    models = []
+    for teacher_path, digest in teachers:
+        if not teacher_path.is_file():
+            raise ArtifactError(f"{path}: its teacher {teacher_path} is missing (online labels need the teacher)")
+        if file_sha256(teacher_path) != digest:
+            raise ArtifactError(f"{path}: teacher {teacher_path} changed since relabelling (SHA-256 differs)")
+        models.append(load_model(teacher_path, "classifier")[0])
+    teacher = models[0] if len(models) == 1 else TeacherEnsemble(models, temperature)  # ensemble labels (relabel.extra_teachers)
     return OnlineSoftLabels(place(teacher, device), spec, images, epochs, seed)
 
 

@@ -13,7 +13,7 @@ import torch
 
 from scdd.artifacts import dataset_info_from, load_tensors, save_tensors
 from scdd.data.base import DatasetInfo
-from scdd.errors import ArtifactError
+from scdd.errors import ArtifactError, ConfigError
 from scdd.models.build import build_backbone, build_classifier
 from scdd.models.classifier import Classifier
 from scdd.models.surgery import apply_channel_widths
@@ -75,3 +75,18 @@ def load_classifier(path: str | Path) -> tuple[Classifier, ModelRecord]:
     model, record = load_model(path, "classifier")
     assert isinstance(model, Classifier)
     return model, record
+
+
+def load_teacher(path: str | Path, info: DatasetInfo, setting: str) -> Classifier:
+    """The classifier artifact at ``path`` that the option ``setting`` names as one more teacher of ``info``'s images:
+    a one-line error when it is missing or has another class count, channel count or image size."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{setting} {path}: no such file (give a classifier artifact)")
+    teacher, record = load_classifier(path)
+    theirs = record.dataset
+    for what, a, b in (("classes", theirs.num_classes, info.num_classes), ("channels", theirs.channels, info.channels)):
+        if a != b:
+            raise ArtifactError(f"{setting} {path}: the teacher has {a} {what}, the images {b}")
+    if theirs.image_size != info.image_size:
+        raise ArtifactError(f"{setting} {path}: the teacher takes {theirs.image_size}-px images, these are {info.image_size}-px")
+    return teacher

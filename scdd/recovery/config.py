@@ -5,6 +5,7 @@ protocol for what the tables leave out."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scdd._options import check_memory_format
@@ -26,6 +27,9 @@ class RecoverConfig:
     crop_schedule_options: dict[str, Any] = field(default_factory=dict)
     regularizer: str = ""  # an extra objective term (none in the paper); see scdd.recovery.regularizers
     regularizer_options: dict[str, Any] = field(default_factory=dict)
+    # more classifier artifacts whose BN statistics are matched too and whose logits vote in L_CE (G-VBSM / CV-DD);
+    # empty: the aligned classifier alone (the paper). See scdd.recovery.committee
+    extra_teachers: tuple[str, ...] = ()
     ipc: int = 50
     iterations: int = 1000  # Table 16 "recovering iteration"
     batch_size: int = 50  # Table 16
@@ -70,3 +74,9 @@ class RecoverConfig:
         for name in ("lr", "alpha_bn", "weight_decay", "tv_weight", "l2_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"recover.{name} must not be negative, got {getattr(self, name)}")
+
+    def check_teachers(self) -> None:
+        """Fail before any work when ``extra_teachers`` names a file that is not there."""
+        for path in self.extra_teachers:
+            if not Path(path).is_file():
+                raise ConfigError(f"recover.extra_teachers {path}: no such file (give a classifier artifact)")

@@ -8,8 +8,9 @@ every synthetic image each step, and clipping to the valid pixel range after eac
 live in normalised space, as the paper's learning rates assume, and go through the backbone and
 head directly (the classifier's normalisation is the identity there).
 
-Each step's crop scales come from the registered ``crop_schedule`` (the paper's: constant), and a
-registered ``regularizer`` (none in the paper) may add a term to the objective.
+Each step's crop scales come from the registered ``crop_schedule`` (the paper's: constant), a
+registered ``regularizer`` (none in the paper) may add a term to the objective, and extra teachers
+(none in the paper) make the matcher a committee over all of them (``scdd.recovery.committee``).
 
 Batches hold many classes at once: the (class, ipc-index) pairs are taken ipc-index major and cut
 into batches of ``batch_size``. Every image's start is fixed by its own (class, ipc-index) and
@@ -37,6 +38,7 @@ from scdd.errors import ConfigError
 from scdd.matchers.base import StatMatcher, matcher_param_groups, reset_matcher
 from scdd.models.classifier import Classifier
 from scdd.progress import SILENT, Progress
+from scdd.recovery.committee import TeacherCommittee
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.initializers import InitContext, Initializer
 from scdd.recovery.monitor import LossMonitor
@@ -87,7 +89,8 @@ def view_spec(info: DatasetInfo, config: RecoverConfig) -> RecoveryViewSpec:
 
 @dataclass
 class Components:
-    """The registered components of one recovery: matcher (Eq. 8), initializer, crop schedule, extra term."""
+    """The registered components of one recovery: matcher (Eq. 8; with extra teachers, a ``TeacherCommittee``
+    of one per teacher), initializer, crop schedule, extra term."""
 
     matcher: StatMatcher
     initializer: Initializer
@@ -95,10 +98,11 @@ class Components:
     regularizer: Regularizer | None
 
     @classmethod
-    def build(cls, config: RecoverConfig) -> Components:
+    def build(cls, config: RecoverConfig, extra_teachers: Sequence[Classifier] = ()) -> Components:
         regularizer = get_component("regularizer", config.regularizer).build(config.regularizer_options) if config.regularizer else None
+        matchers = [get_component("matcher", config.matcher).build(config.matcher_options) for _ in range(1 + len(extra_teachers))]
         return cls(
-            get_component("matcher", config.matcher).build(config.matcher_options),
+            TeacherCommittee(matchers, extra_teachers) if extra_teachers else matchers[0],
             get_component("initializer", config.initializer).build(config.initializer_options),
             get_component("crop_schedule", config.crop_schedule).build(config.crop_schedule_options),
             regularizer,
@@ -126,6 +130,7 @@ class BatchRecovery:
     ) -> None:
         self.classifier, self.parts, self.info, self.config, self.device, self.seed = classifier, parts, info, config, device, seed
         self.matcher = parts.matcher
+        self.committee = parts.matcher if isinstance(parts.matcher, TeacherCommittee) else None
         self.mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
         self.low, self.high = (0 - self.mean) / self.std, (1 - self.mean) / self.std
@@ -138,8 +143,10 @@ class BatchRecovery:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     def logits(self, view: torch.Tensor) -> torch.Tensor:
-        """Class scores of an already normalised view."""
-        return self.classifier.head(self.classifier.backbone(view.contiguous(memory_format=self.memory_format)))
+        """Class scores of an already normalised view (with extra teachers: the mean of every teacher's)."""
+        view = view.contiguous(memory_format=self.memory_format)
+        logits = self.classifier.head(self.classifier.backbone(view))
+        return logits if self.committee is None else self.committee.vote(logits, view * self.std + self.mean)
 
     def run(self, members: Sequence[Member], monitor: LossMonitor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Optimise one batch; returns its pixels in [0, 1] (CPU) and its L_CE and L_BN per step (CPU)."""
@@ -213,17 +220,19 @@ def synthesize(
     progress: Progress = SILENT,
     members: Sequence[Member] | None = None,
     data: DatasetSplits | None = None,
+    extra_teachers: Sequence[Classifier] = (),
 ) -> Synthesis:
-    """Recover ``config.ipc`` images per class from ``classifier``: data-free unless a component
-    reads the training images (``data``; the real-image initializers, ``class-aware-bn``).
+    """Recover ``config.ipc`` images per class from ``classifier`` (and ``extra_teachers``, matched and
+    voting with it): data-free unless a component reads the training images (``data``; the real-image
+    initializers, ``class-aware-bn``).
 
     With ``members``, only those (class, ipc-index) images are returned, in that order, computed
     by rerunning just the batches that hold them: bit-identical to the same images of a full run
     (trajectories are those of the batches rerun)."""
-    place(classifier, device, config.memory_format).eval()
-    for parameter in classifier.parameters():
-        parameter.requires_grad_(False)
-    parts = Components.build(config)
+    for teacher in (classifier, *extra_teachers):
+        place(teacher, device, config.memory_format).eval()
+        teacher.requires_grad_(False)
+    parts = Components.build(config, extra_teachers)
     parts.prepare(classifier, InitContext(info, config.ipc, seed, device, classifier, data))
     matcher = parts.matcher
     batches = recovery_batches(info.num_classes, config.ipc, config.batch_size)

@@ -7,6 +7,12 @@ the same crops. With hard labels (the real-image baseline), the same kind of cro
 cross-entropy on the class label (``scdd.training.distilled``; the loop is ``scdd.training.TrainLoop``). Defaults: Table 16's validation column (AdamW, lr 0.001, wd 0.01,
 batch 64, cosine, 300 epochs); ``runs`` repeats each student with its own seed (Table 1: 3 runs).
 
+``ema_decay`` > 0 (off in the paper) keeps an exponential moving average of the student's weights and
+buffers through training (timm's ``ModelEmaV3``, updated after every optimiser step; the first update
+copies the weights, as timm's ``train.py`` counts updates) and saves, hence evaluates, the average
+instead of the last weights: EDC's EMA-based evaluation (Shao et al. 2024). The average is kept with
+the per-epoch checkpoint, so an interrupted run resumes to the same numbers.
+
 Under torchrun the student is wrapped in DistributedDataParallel and each process trains on its
 ``DistributedSampler``-style part of every global batch (``batch_size / processes`` images), so
 the global recipe is unchanged. BatchNorm statistics are per process (rank 0's are saved).
@@ -64,6 +70,7 @@ class PosttrainConfig:
     # the cosine's length in epochs when it should outlast training (0: decay to zero at the last epoch); the official
     # CIFAR-100 code's factor 0.5·(1 + cos(π·e / 600)) over 200 epochs is schedule_epochs=600: it ends at 0.75
     schedule_epochs: int = 0
+    ema_decay: float = 0.0  # >0: save (and evaluate) an EMA of the student's weights, this decay per step (EDC); 0: off (the paper)
     runs: int = 1  # post-training runs per student, each with its own seed (Table 1 reports mean ± std of 3)
     memory_format: str = "auto"  # the students' layout (scdd.runtime.memory_format)
 
@@ -75,6 +82,8 @@ class PosttrainConfig:
             raise ConfigError("post-training needs epochs >= 1, batch_size >= 1, runs >= 1 and 0 <= warmup_epochs < epochs")
         if self.schedule_epochs and self.schedule_epochs < self.epochs:
             raise ConfigError(f"posttrain.schedule_epochs ({self.schedule_epochs}) must be 0 or at least epochs ({self.epochs})")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"posttrain.ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if self.temperature <= 0:
             raise ConfigError(f"post-training temperature must be positive, got {self.temperature}")
         if not self.students:
@@ -110,7 +119,7 @@ def train_student(
     progress: Progress = SILENT,
 ) -> tuple[torch.nn.Module, list[float]]:
     """Train one fresh student on soft labels (stored or online) or, with ``labels=None``, hard labels;
-    returns it and its mean loss per epoch."""
+    returns it (its weights' moving average with ``config.ema_decay``) and its mean loss per epoch."""
     if labels is not None and labels.epochs < config.epochs:
         raise ConfigError(f"soft labels cover {labels.epochs} epochs but post-training asks for {config.epochs}")
     if labels is not None and labels.images != len(distilled.labels):
@@ -132,7 +141,14 @@ def train_student(
     )
     order = generator(seed, "posttrain", student_name, "order")
     identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
-    loop.keep(("posttrain", student_name, seed), identity, modules={"student": student}, generators={"order": order})
+    from timm.utils import ModelEmaV3  # timm only where it is used: loading a config does not import it
+
+    modules: dict[str, torch.nn.Module] = {"student": student}
+    average = ModelEmaV3(student, decay=config.ema_decay) if config.ema_decay else None
+    if average is not None:
+        identity["ema_decay"] = config.ema_decay
+        modules["ema"] = average.module  # the average's weights and buffers, saved and restored with the student's
+    loop.keep(("posttrain", student_name, seed), identity, modules=modules, generators={"order": order})
     model = loop.wrap(student)  # under torchrun: gradients averaged over processes
     hard_plan = PlanSpec(
         config.crop_min_scale,
@@ -159,8 +175,12 @@ def train_student(
     def loss(batch, _):
         return distilled_loss(model(batch[1]), batch, classes, config.temperature, squared=squared)
 
-    curve = loop.run(batches, loss, progress=progress)
-    return student.eval(), curve
+    def update_average(step: int) -> None:
+        assert average is not None
+        average.update(student, step=step + 1)  # timm's count of updates so far: the first one copies the weights
+
+    curve = loop.run(batches, loss, after_step=None if average is None else update_average, progress=progress)
+    return (student if average is None else average.module).eval(), curve
 
 
 def posttrain(
@@ -195,6 +215,8 @@ def posttrain(
                     dataset=distilled.info,
                     extra={"trained_on": distilled.source, "labels": label_kind, "ipc": distilled.ipc, "seed": student_seed},
                 )
+                if config.ema_decay:
+                    record.extra["ema_decay"] = config.ema_decay  # the saved weights are the moving average
                 key = run_key(canonical, run, config.runs)
                 artifacts[key] = distributed.on_main(  # rank 0 writes, the others wait
                     save_model, Path(out_dir) / student_file(canonical, run, config.runs), student, record

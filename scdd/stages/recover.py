@@ -2,9 +2,10 @@
 the paper's components, reading the training images with a real-data initializer or matcher
 (recorded as ``reads_training_data`` in the artifact and ``data_free`` in the stage's metrics).
 
-The loop itself is ``scdd.recovery.engine``; this stage loads the classifier, runs it, checks how
-the classifier labels the recovered images, and writes the artifacts: the images losslessly
-(float32 safetensors, and 8-bit PNGs for viewing) and the L_CE / L_BN trajectories (Fig. 5).
+The loop itself is ``scdd.recovery.engine``; this stage loads the classifier (and any
+``extra_teachers``, each checked against it), runs it, checks how the classifier labels the recovered
+images, and writes the artifacts: the images losslessly (float32 safetensors, and 8-bit PNGs for
+viewing, with the teacher count in the metadata) and the L_CE / L_BN trajectories (Fig. 5).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from scdd.artifacts import export_image_folder, save_tensors
 from scdd.data.base import DatasetSplits
 from scdd.distributed import on_main
 from scdd.models.classifier import Classifier
-from scdd.models.saved import load_classifier
+from scdd.models.saved import load_classifier, load_teacher
 from scdd.progress import SILENT, Progress
 from scdd.recovery.config import RecoverConfig
 from scdd.recovery.engine import Synthesis, recovery_batches, recovery_order, synthesize
@@ -78,11 +79,13 @@ def recover(
     """Recover a distilled set from an aligned classifier (reading ``data`` only where a component
     needs training images); writes the images (safetensors + PNG folder) and the L_CE / L_BN
     trajectories (Fig. 5)."""
+    config.check_teachers()
     classifier, record = load_classifier(classifier_path)
     info = record.dataset
+    extras = [load_teacher(path, info, "recover.extra_teachers") for path in config.extra_teachers]
     chosen = {kind: resolved_options(kind, getattr(config, kind), getattr(config, f"{kind}_options")) for kind in COMPONENT_SLOTS}
     with Stopwatch() as clock:
-        result = synthesize(classifier, info, config, device=device, seed=seed, progress=progress, data=data)
+        result = synthesize(classifier, info, config, device=device, seed=seed, progress=progress, data=data, extra_teachers=extras)
     agreement = teacher_agreement(classifier.float().to(memory_format=torch.contiguous_format), result.images, result.labels, device)
     out_dir = Path(out_dir)
     metadata = {
@@ -91,6 +94,7 @@ def recover(
         "ipc": config.ipc,
         "source": "recover",
         "reads_training_data": result.reads_training_data,
+        "teachers": 1 + len(extras),  # BN statistics matched and logits averaged (recover.extra_teachers); cost grows with it
         "aligner": record.extra.get("aligner"),
         "pretrainer": record.extra.get("pretrainer"),
     }

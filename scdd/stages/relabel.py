@@ -8,11 +8,14 @@ gives identical crops and labels.
 ``stored`` mode writes the labels as safetensors shards (full fp32/fp16 logits, or the top-K fp16
 probabilities); ``online`` mode writes only a descriptor naming the teacher, which then labels each
 crop during post-training. See ``scdd.labels`` for the encodings and the top-K target.
+
+With ``extra_teachers`` the teacher is an ensemble: each crop's label is the mean of every teacher's
+softened output at ``temperature`` (G-VBSM / CV-DD; ``scdd.labels.ensemble``), and the metadata names
+each teacher with its SHA-256 (``teacher``, then ``extra_teachers``).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +28,9 @@ from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
 from scdd.errors import ArtifactError, ConfigError
 from scdd.labels import SOFT_LABELS_FILE, LabelEncoding, PlanSpec, plan_epoch, render_crops
+from scdd.labels.ensemble import TeacherEnsemble, teacher_entry
 from scdd.labels.store import plan_metadata, write_online_descriptor
-from scdd.models.saved import load_model
+from scdd.models.saved import load_model, load_teacher
 from scdd.progress import SILENT, Progress
 from scdd.resume.shards import ResumableShardWriter, epoch_unit
 from scdd.resume.units import NoUnits, unit_store
@@ -44,6 +48,9 @@ class RelabelConfig:
     # the classifier that labels: "aligned" (Eq. 10: the SSL model after alignment) or a classifier artifact's
     # path, e.g. one `scdd import-checkpoint --format torchvision` wrote (the official ImageNet code's teacher)
     teacher: str = ALIGNED_TEACHER
+    # more classifier artifacts labelling with it: each crop's label is the mean of every teacher's softmax at
+    # `temperature` (ensemble labels, G-VBSM / CV-DD); empty: the one teacher (the paper)
+    extra_teachers: tuple[str, ...] = ()
     epochs: int = 300  # one crop per image per post-training epoch (Table 16: 300 epochs)
     crop_min_scale: float = 0.08
     batch_size: int = 256
@@ -73,14 +80,19 @@ class RelabelConfig:
             raise ConfigError("relabel needs batch_size >= 1, epochs_per_shard >= 0 and shard_mib >= 1")
         self.encoding()  # validates precision / top-K / temperature
 
-    def teacher_file(self, aligned: str | Path) -> Path:
-        """The classifier file that labels: ``aligned`` (the aligned model's) unless ``teacher`` names another."""
-        return Path(aligned) if self.teacher == ALIGNED_TEACHER else Path(self.teacher)
+    def teacher_files(self, aligned: str | Path) -> list[Path]:
+        """The classifier files that label: ``aligned`` (the aligned model's) unless ``teacher`` names another,
+        then ``extra_teachers``."""
+        first = Path(aligned) if self.teacher == ALIGNED_TEACHER else Path(self.teacher)
+        return [first, *(Path(path) for path in self.extra_teachers)]
 
     def check_teacher(self) -> None:
-        """Fail before any work when ``teacher`` names a file that is not there."""
+        """Fail before any work when ``teacher`` or ``extra_teachers`` names a file that is not there."""
         if self.teacher != ALIGNED_TEACHER and not Path(self.teacher).is_file():
             raise ConfigError(f"relabel.teacher {self.teacher}: no such file (give a classifier artifact, or 'aligned')")
+        for path in self.extra_teachers:
+            if not Path(path).is_file():
+                raise ConfigError(f"relabel.extra_teachers {path}: no such file (give a classifier artifact)")
 
     def encoding(self) -> LabelEncoding:
         return LabelEncoding(self.precision, self.label_topk, self.temperature)
@@ -128,15 +140,18 @@ def relabel(
     progress: Progress = SILENT,
 ) -> StageResult:
     """Label ``config.epochs`` crops of every distilled image with the teacher (``classifier_path``, unless
-    ``config.teacher`` names another file); writes ``soft_labels.safetensors`` (and further shards), or in online
-    mode a descriptor of the teacher and crop seed."""
+    ``config.teacher`` names another file; with ``config.extra_teachers``, the ensemble of them all); writes
+    ``soft_labels.safetensors`` (and further shards), or in online mode a descriptor of the teachers and crop seed."""
     config.check_teacher()
-    classifier_path = config.teacher_file(classifier_path)
+    classifier_path, *extra_paths = config.teacher_files(classifier_path)
     teacher, record = load_model(classifier_path, "classifier")
     distilled = load_distilled(distilled_path)
     info = distilled.info
     if info.num_classes != record.dataset.num_classes:
         raise ArtifactError(f"teacher has {record.dataset.num_classes} classes, distilled set {info.num_classes}")
+    if extra_paths:
+        extras = [load_teacher(path, info, "relabel.extra_teachers") for path in extra_paths]
+        teacher = TeacherEnsemble([teacher, *extras], config.temperature)
     encoding, spec = config.encoding(), config.plan_spec(info)
     encoding.check(info.num_classes)
     count = len(distilled.labels)
@@ -149,13 +164,11 @@ def relabel(
         "seed": seed,
         "plan": plan_metadata(spec),
         "encoding": {"precision": encoding.precision, "topk": encoding.topk, "temperature": encoding.temperature},
-        # relative to the soft labels' folder, so a run folder moved or copied whole keeps finding its teacher
         "distilled": {"sha256": file_sha256(distilled_path)},  # post-training refuses labels of another set
-        "teacher": {
-            "path": os.path.relpath(Path(classifier_path).resolve(), Path(out_dir).resolve()),
-            "sha256": file_sha256(classifier_path),
-        },
+        "teacher": teacher_entry(classifier_path, out_dir),
     }
+    if extra_paths:
+        metadata["extra_teachers"] = [teacher_entry(path, out_dir) for path in extra_paths]
     out_dir = Path(out_dir)
     if config.mode == "online":
         path = distributed.on_main(write_online_descriptor, out_dir, metadata)
