@@ -26,6 +26,7 @@ from scdd.cli.options import launched, secondary_rank
 from scdd.cli.run import run
 from scdd.cli.stages import COMMANDS as STAGE_COMMANDS
 from scdd.errors import ProgressNotReused, ScddError
+from scdd.host_memory import keep_freed_memory
 from scdd.registry import plugin_state
 
 
@@ -94,7 +95,8 @@ def _ready() -> click.Group:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Under torchrun (``WORLD_SIZE`` > 1) the process joins the group
     first (``scdd.distributed``), leaves it and its threads at the end, then exits with the command's
-    status (``distributed.exit_process``)."""
+    status (``distributed.exit_process``). Freed host memory stays in the process (``scdd.host_memory``)."""
+    keep_freed_memory()
     args = argv if argv is not None else sys.argv[1:]
     if not launched():
         _ready().main(args=args, prog_name="scdd")
