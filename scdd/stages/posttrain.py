@@ -140,7 +140,7 @@ def train_student(
         count="epochs",
     )
     order = generator(seed, "posttrain", student_name, "order")
-    identity = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
+    identity: dict[str, float] = {"epochs": config.epochs, "per_epoch": per_epoch, "images": count}
     from timm.utils import ModelEmaV3  # timm only where it is used: loading a config does not import it
 
     modules: dict[str, torch.nn.Module] = {"student": student}
