@@ -27,7 +27,7 @@ from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.distributed import is_main, on_main, world_size
 from scdd.errors import ConfigError
 from scdd.out_dir import MANIFEST_FILE, already_holds, holds_files, remove_temporaries
-from scdd.resume.scope import PROGRESS_FOLDER, progress_scope
+from scdd.resume.scope import PROGRESS_FOLDER, ProgressScope, progress_scope
 from scdd.run_lock import LOCK_FILE, acquire, release
 from scdd.stages.common import StageResult
 
@@ -213,12 +213,13 @@ def run_recorded_stage(
     runs, records status, timings, metrics and what was computed or reused, and calls ``save`` after
     each change of ``stages``."""
     done = finished_result(stages.get(name), out_dir, name)
+    stage_dir = out_dir / name if stage_dir is None else stage_dir
     if done is not None:
+        ProgressScope(stage_dir).discard()  # left by a kill between recording the stage done and discarding it
         return done
     attempt = int((stages.get(name) or {}).get("attempt", 0)) + 1
     stages[name] = {"status": "running", "attempt": attempt}
     save()
-    stage_dir = out_dir / name if stage_dir is None else stage_dir
     with progress_scope(stage_dir) as scope:
         scope.counts["attempt"] = attempt
         try:

@@ -18,7 +18,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from scdd.cli import cli
-from scdd.run_folder import open_run_folder
+from scdd.resume.scope import PROGRESS_FOLDER
+from scdd.run_folder import open_run_folder, run_recorded_stage
 
 RECOVERY_BATCHES = 10  # 10 classes x ipc 2, two images a batch
 RUN_ARGS = (
@@ -211,3 +212,21 @@ def _check_resume_option_continues_with_recorded_settings(runs):
     assert all(entry["status"] == "done" and entry["attempt"] == 1 for entry in stages.values())
     refused = CliRunner().invoke(cli, ["run", "--resume", str(out), "--set", "posttrain.epochs=3"])
     assert refused.exit_code != 0 and "posttrain.epochs: 2 -> 3" in refused.output
+
+
+def test_a_stage_recorded_done_drops_progress_a_kill_left_behind(tmp_path):
+    """A kill after the record says "done" but before the progress folder is removed: the next
+    attempt takes the finished stage and removes the stale progress (fault injection found it)."""
+    (tmp_path / "relabel").mkdir()
+    (tmp_path / "relabel" / "labels.bin").write_bytes(b"x")
+    stale = tmp_path / "relabel" / PROGRESS_FOLDER / "relabel-epochs"
+    stale.mkdir(parents=True)
+    (stale / "shard-00000.safetensors").write_bytes(b"partial")
+    stages = {"relabel": {"status": "done", "attempt": 1, "artifacts": {"labels": "relabel/labels.bin"}, "metrics": {}, "seconds": 1.0}}
+
+    def never(stage_dir):
+        raise AssertionError("a finished stage must not run again")
+
+    result = run_recorded_stage("relabel", tmp_path, stages, lambda: None, never)
+    assert result.artifacts["labels"] == tmp_path / "relabel" / "labels.bin"
+    assert not (tmp_path / "relabel" / PROGRESS_FOLDER).exists()
