@@ -5,10 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from scdd.errors import ConfigError
+
+
+def check_teacher_files(paths: Iterable[str | Path], setting: str) -> None:
+    """Fail before any work when ``setting`` names a classifier artifact that is not there."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"{setting} {path}: no such file (give a classifier artifact)")
 
 
 def parse_option_pairs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:

@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
+from scdd._options import check_teacher_files
 from scdd.artifacts import dataset_info_from, load_tensors, save_tensors
 from scdd.data.base import DatasetInfo
-from scdd.errors import ArtifactError, ConfigError
+from scdd.errors import ArtifactError
 from scdd.models.build import build_backbone, build_classifier
 from scdd.models.classifier import Classifier
 from scdd.models.surgery import apply_channel_widths
@@ -80,8 +81,7 @@ def load_classifier(path: str | Path) -> tuple[Classifier, ModelRecord]:
 def load_teacher(path: str | Path, info: DatasetInfo, setting: str) -> Classifier:
     """The classifier artifact at ``path`` that the option ``setting`` names as one more teacher of ``info``'s images:
     a one-line error when it is missing or has another class count, channel count or image size."""
-    if not Path(path).is_file():
-        raise ConfigError(f"{setting} {path}: no such file (give a classifier artifact)")
+    check_teacher_files([path], setting)
     teacher, record = load_classifier(path)
     theirs = record.dataset
     for what, a, b in (("classes", theirs.num_classes, info.num_classes), ("channels", theirs.channels, info.channels)):

@@ -5,10 +5,9 @@ protocol for what the tables leave out."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from scdd._options import check_memory_format
+from scdd._options import check_memory_format, check_teacher_files
 from scdd.errors import ConfigError
 
 RECOVER_OPTIMIZERS = ("adam", "adamw")
@@ -77,6 +76,4 @@ class RecoverConfig:
 
     def check_teachers(self) -> None:
         """Fail before any work when ``extra_teachers`` names a file that is not there."""
-        for path in self.extra_teachers:
-            if not Path(path).is_file():
-                raise ConfigError(f"recover.extra_teachers {path}: no such file (give a classifier artifact)")
+        check_teacher_files(self.extra_teachers, "recover.extra_teachers")

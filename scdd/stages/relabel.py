@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from scdd import distributed
-from scdd._options import check_memory_format
+from scdd._options import check_memory_format, check_teacher_files
 from scdd.artifacts import file_sha256
 from scdd.data.base import DatasetInfo
 from scdd.distilled import load_distilled
@@ -90,9 +90,7 @@ class RelabelConfig:
         """Fail before any work when ``teacher`` or ``extra_teachers`` names a file that is not there."""
         if self.teacher != ALIGNED_TEACHER and not Path(self.teacher).is_file():
             raise ConfigError(f"relabel.teacher {self.teacher}: no such file (give a classifier artifact, or 'aligned')")
-        for path in self.extra_teachers:
-            if not Path(path).is_file():
-                raise ConfigError(f"relabel.extra_teachers {path}: no such file (give a classifier artifact)")
+        check_teacher_files(self.extra_teachers, "relabel.extra_teachers")
 
     def encoding(self) -> LabelEncoding:
         return LabelEncoding(self.precision, self.label_topk, self.temperature)
