@@ -125,7 +125,12 @@ def report(run_dir, out, classes):
 )
 @click.option("--rerun-cell", type=click.Path(path_type=Path), help="Run one cell again from its manifest.json (or folder).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; print the table as tab-separated text.")
-@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty --out folder.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Allow writing into a non-empty --out folder. An earlier bench's folder is continued without it, reusing "
+    "the teachers and cells that finished there with the same settings; --overwrite runs everything again.",
+)
 @set_option
 def bench(
     suite_name,

@@ -15,6 +15,7 @@ from scdd.bench.comparisons import reading
 from scdd.bench.gain import LabelMismatchError, Measured, PairedGain, label_identity, paired_gain
 from scdd.bench.plan import Plan, plan_suite
 from scdd.bench.results import RESULTS_CSV, RESULTS_JSON, summary_rows
+from scdd.bench.reuse import is_bench_folder
 from scdd.bench.runner import load_cell, run_plan
 from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_file, suite_from_dict
 from scdd.data.loading import load_dataset
@@ -32,12 +33,15 @@ def run_suite(
     progress: Progress = SILENT,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Check every row of ``suite``, then run it into ``out_dir``; returns the ``results.json`` document."""
+    """Check every row of ``suite``, then run it into ``out_dir``; returns the ``results.json`` document.
+    A folder that holds an earlier bench is continued: its finished teachers and cells are reused where
+    their records match (``scdd.bench.reuse``); ``overwrite`` runs everything again."""
     plan = plan_suite(suite, overrides, preset)
     device = resolve_device(plan.base.device)
     data = load_dataset(plan.base)
-    with locked_out_dir(out_dir, overwrite) as out:  # one scdd process at a time in the folder
-        return run_plan(plan, out, device=device, progress=progress, data=data)
+    earlier = is_bench_folder(Path(out_dir))
+    with locked_out_dir(out_dir, overwrite or earlier) as out:  # one scdd process at a time in the folder
+        return run_plan(plan, out, device=device, progress=progress, data=data, reuse=not overwrite)
 
 
 def rerun_cell(
@@ -46,7 +50,8 @@ def rerun_cell(
     """Run one bench cell again, from its ``manifest.json``, into ``out_dir`` (its teachers included)."""
     plan, _ = load_cell(manifest)
     with locked_out_dir(out_dir, overwrite) as out:
-        return run_plan(plan, out, device=resolve_device(device or plan.base.device), progress=progress, data=load_dataset(plan.base))
+        chosen = resolve_device(device or plan.base.device)
+        return run_plan(plan, out, device=chosen, progress=progress, data=load_dataset(plan.base), reuse=False)
 
 
 __all__ = [

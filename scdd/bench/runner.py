@@ -3,10 +3,11 @@
 Folder layout under the bench's ``out`` folder:
 ``teachers/<pretrainer>-<architecture>-<key>/{squeeze,align}`` (one per distinct teacher) and
 ``cells/<row>/<labels>/ipc<N>/seed<S>/{recover|coreset,relabel,posttrain}`` with the cell's ``manifest.json``
-(its resolved config and its label teacher's, the teachers, artifacts and top-1; ``load_cell`` rebuilds a
-one-cell plan from it, which ``scdd bench --rerun-cell`` runs again). ``results.json`` and
-``results.csv`` are rewritten atomically after every finished (cell, seed), so an interrupted
-bench keeps what it measured.
+(its resolved config and its label teacher's, the teachers, artifacts, stage times and top-1; ``load_cell``
+rebuilds a one-cell plan from it, which ``scdd bench --rerun-cell`` runs again). ``results.json`` and
+``results.csv`` are rewritten atomically after every finished (cell, seed), and a bench run again into
+its folder reuses the teachers and cells that finished there (``scdd.bench.reuse``), so an interrupted
+bench keeps what it measured and continues.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from scdd.analysis.bn_stats import inspect_checkpoint
 from scdd.artifacts import write_json
 from scdd.bench.plan import Cell, Plan, image_key, teacher_key
 from scdd.bench.results import CellResult, write_results
+from scdd.bench.reuse import CELL_MANIFEST, bench_path, record_teacher, recorded_cell, recorded_teacher, relative
 from scdd.bench.suites import Suite, SuiteRow
 from scdd.config import RunConfig, apply_overrides, to_dict
 from scdd.data.base import DatasetSplits
@@ -39,8 +41,6 @@ from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
-
-CELL_MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -89,6 +89,7 @@ class BenchRun:
     image_sets: dict[tuple, Produced] = field(default_factory=dict)
     labels: dict[tuple, Produced] = field(default_factory=dict)
     data: DatasetSplits | None = None
+    reuse: bool = True  # reuse the teachers and cells that finished in ``out_dir`` (scdd.bench.reuse)
 
     def __post_init__(self) -> None:
         if self.data is None:
@@ -107,13 +108,21 @@ class BenchRun:
         key = teacher_key(config)
         if key not in self.teachers:
             folder = self.out_dir / "teachers" / _slug(f"{config.squeeze.pretrainer}-{config.squeeze.architecture}-{key}")
-            squeezed, aligned = train_teacher(config, self.dataset, folder, device=self.device, seed=config.seed, progress=self.progress)
-            teacher = Teacher(aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, aligned.metrics["teacher_heldout_top1"])
+            finished = recorded_teacher(folder, key) if self.reuse else None
+            if finished is not None:
+                teacher = Teacher(*finished)
+            else:
+                squeezed, aligned = train_teacher(
+                    config, self.dataset, folder, device=self.device, seed=config.seed, progress=self.progress
+                )
+                top1 = aligned.metrics["teacher_heldout_top1"]
+                teacher = Teacher(aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, top1)
+                record_teacher(folder, key, teacher.classifier, teacher.seconds, teacher.top1)
             teacher.summary = teacher_summary(config, teacher)
             self.teachers[key] = teacher
             self.progress.log(
                 f"teacher {config.squeeze.pretrainer}/{config.squeeze.architecture} ({config.align.aligner}): "
-                f"{self.split_name} top-1 {aligned.metrics['teacher_heldout_top1']:.1f}% ({self.teachers[key].seconds:.0f} s)"
+                f"{self.split_name} top-1 {teacher.top1:.1f}% ({teacher.seconds:.0f} s{', reused' if finished else ''})"
             )
         return self.teachers[key]
 
@@ -153,12 +162,17 @@ class BenchRun:
             self.image_sets[key] = Produced(result.artifacts["distilled"], result.seconds, metrics)
         return self.image_sets[key]
 
+    @staticmethod
+    def label_key(cell: Cell, seed: int, images: Produced) -> tuple:
+        """Identifies a label set: the same teacher and relabelling of the same images with the same seed."""
+        return (cell.label_key, str(images.path), repr(cell.config.relabel), seed)
+
     def soft_labels(self, cell: Cell, seed: int, images: Produced, folder: Path) -> Produced | None:
         """The label teacher's crop-level soft labels of ``images`` (shared by cells with identical labels)."""
         config = cell.config
         if config.posttrain.labels != "soft":
             return None
-        key = (cell.label_key, str(images.path), repr(config.relabel), seed)
+        key = self.label_key(cell, seed, images)
         if key not in self.labels:
             result = relabel(
                 config.relabel,
@@ -174,16 +188,58 @@ class BenchRun:
 
     # --------------------------------------------------------------- one cell
 
-    def run_cell(self, cell: Cell, seed: int, result: CellResult) -> None:
+    def identity(self, cell: Cell, seed: int) -> dict[str, Any]:
+        """What a cell's record must match to be reused (``scdd.bench.reuse``)."""
+        return {
+            "ipc": cell.ipc,
+            "seed": seed,
+            "table": cell.table,
+            "labels": cell.labels,
+            "eval_split": self.plan.base.eval_split,
+            "device": str(self.device),
+            "config": to_dict(cell.config),
+            "label_config": to_dict(cell.label_teacher),
+        }
+
+    def restore(self, cell: Cell, seed: int, recorded: dict[str, Any]) -> tuple[Produced, Produced | None]:
+        """A reused cell's images and labels, shared with the cells still to run as if just produced."""
+        artifacts, stages = recorded["artifacts"], next(iter(recorded["seconds"].values()))
+        kind = "recover" if cell.row.method == "distill" else "coreset"
+        made = Produced(bench_path(self.out_dir, artifacts["distilled"]), stages[kind], recorded.get("image_metrics") or {})
+        images = self.image_sets.setdefault((*image_key(cell), seed), made)
+        if not artifacts.get("soft_labels"):
+            return images, None
+        labelled = Produced(bench_path(self.out_dir, artifacts["soft_labels"]), stages["relabel"])
+        return images, self.labels.setdefault(self.label_key(cell, seed, images), labelled)
+
+    def run_cell(self, cell: Cell, seed: int, result: CellResult) -> bool:
+        """Run one cell and seed into its folder, or reuse its finished record there; returns whether it was reused."""
         folder = cell_folder(self.out_dir, cell, seed)
         teacher = self.teacher(cell.config) if cell.needs_teacher else None
         labeller = self.teacher(cell.label_teacher) if cell.config.posttrain.labels == "soft" else None
-        images = self.images(cell, seed, folder)
+        identity = self.identity(cell, seed)
+        recorded = recorded_cell(folder, self.out_dir, identity) if self.reuse else None
+        if recorded is not None:
+            images, _ = self.restore(cell, seed, recorded)
+            for name, stages in recorded["seconds"].items():
+                result.add(name, seed, recorded["metrics"][name]["top1"], recorded["metrics"][name]["top5"], stages)
+        else:
+            images = self.images(cell, seed, folder)
+            self.train_students(cell, seed, folder, images, identity, result)
+        result.image_metrics.append({"seed": seed, **images.metrics})
+        if teacher is not None:
+            result.teacher_seconds, result.teacher_top1 = teacher.seconds, teacher.top1
+        if labeller is not None:
+            result.label_teacher_top1 = labeller.top1
+        return recorded is not None
+
+    def train_students(self, cell: Cell, seed: int, folder: Path, images: Produced, identity: dict[str, Any], result: CellResult) -> None:
+        """Relabel ``images``, post-train and evaluate each student, and write the cell's manifest."""
         labels = self.soft_labels(cell, seed, images, folder)
         shared = {"recover" if cell.row.method == "distill" else "coreset": images.seconds}
         if labels is not None:
             shared["relabel"] = labels.seconds
-        students, metrics = {}, {}
+        students, metrics, seconds = {}, {}, {}
         for student in cell.config.posttrain.students:
             config = dataclasses.replace(cell.config.posttrain, students=(student,))
             trained = posttrain(
@@ -198,35 +254,28 @@ class BenchRun:
             evaluated = evaluate(trained.artifacts, self.dataset, device=self.device)
             (name,) = evaluated.metrics
             metrics[name] = {key: evaluated.metrics[name][key] for key in ("top1", "top5")}
-            students.update({key: str(path) for key, path in trained.artifacts.items()})
-            stages = {**shared, "posttrain": trained.seconds, "evaluate": evaluated.seconds}
-            result.add(name, seed, metrics[name]["top1"], metrics[name]["top5"], stages)
-        result.image_metrics.append({"seed": seed, **images.metrics})
-        if teacher is not None:
-            result.teacher_seconds, result.teacher_top1 = teacher.seconds, teacher.top1
-        if labeller is not None:
-            result.label_teacher_top1 = labeller.top1
+            students.update({key: relative(self.out_dir, path) for key, path in trained.artifacts.items()})
+            seconds[name] = {**shared, "posttrain": trained.seconds, "evaluate": evaluated.seconds}
+            result.add(name, seed, metrics[name]["top1"], metrics[name]["top5"], seconds[name])
         write_json(
             folder / CELL_MANIFEST,
             {
                 "scdd_bench_cell": 1,
                 "suite": self.plan.suite.name,
                 "row": dataclasses.asdict(cell.row),
-                "ipc": cell.ipc,
-                "seed": seed,
-                "table": cell.table,
-                "labels": cell.labels,
-                "eval_split": self.plan.base.eval_split,
-                "device": str(self.device),
+                **identity,
                 "versions": package_versions(),
-                "config": to_dict(cell.config),
-                "label_config": to_dict(cell.label_teacher),
                 "teachers": {
-                    "images": str(teacher.classifier) if teacher else None,
-                    "labels": str(labeller.classifier) if labeller else None,
+                    "images": str(self.teacher(cell.config).classifier) if cell.needs_teacher else None,
+                    "labels": str(self.teacher(cell.label_teacher).classifier) if labels else None,
                 },
-                "artifacts": {"distilled": str(images.path), "soft_labels": str(labels.path) if labels else None, "students": students},
+                "artifacts": {
+                    "distilled": relative(self.out_dir, images.path),
+                    "soft_labels": relative(self.out_dir, labels.path) if labels else None,
+                    "students": students,
+                },
                 "metrics": metrics,
+                "seconds": seconds,
                 "image_metrics": images.metrics,
             },
         )
@@ -258,10 +307,17 @@ def load_cell(manifest: str | Path) -> tuple[Plan, int]:
 
 
 def run_plan(
-    plan: Plan, out_dir: Path, *, device: torch.device, progress: Progress = SILENT, data: DatasetSplits | None = None
+    plan: Plan,
+    out_dir: Path,
+    *,
+    device: torch.device,
+    progress: Progress = SILENT,
+    data: DatasetSplits | None = None,
+    reuse: bool = True,
 ) -> dict[str, Any]:
-    """Run every (cell, seed) of ``plan``; returns the results document also written to ``out_dir``."""
-    bench = BenchRun(plan, Path(out_dir), device, progress, data=data)
+    """Run every (cell, seed) of ``plan``, reusing what finished in ``out_dir`` unless ``reuse`` is off;
+    returns the results document also written to ``out_dir``."""
+    bench = BenchRun(plan, Path(out_dir), device, progress, data=data, reuse=reuse)
     results = [CellResult.for_cell(cell) for cell in plan.cells]
     started = time.perf_counter()
     total = len(plan.cells) * len(plan.suite.seeds)
@@ -270,11 +326,11 @@ def run_plan(
     try:
         for seed in plan.suite.seeds:
             for cell, result in zip(plan.cells, results, strict=False):
-                bench.run_cell(cell, seed, result)
+                reused = bench.run_cell(cell, seed, result)
                 done += 1
                 task.advance(1)
                 scores = "  ".join(f"{s} {values['top1'][-1]:.1f}%" for s, values in result.students.items())
-                progress.log(f"[{done}/{total}] {cell.row.label}, IPC {cell.ipc}, seed {seed}: {scores}")
+                progress.log(f"[{done}/{total}] {cell.row.label}, IPC {cell.ipc}, seed {seed}: {scores}{' (reused)' if reused else ''}")
                 teachers = {key: teacher.summary for key, teacher in bench.teachers.items()}
                 document = write_results(out_dir, plan, results, time.perf_counter() - started, complete=done == total, teachers=teachers)
     finally:

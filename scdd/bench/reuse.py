@@ -1,0 +1,108 @@
+"""Continuing a bench in its own folder: what an earlier ``scdd bench`` into the same ``--out`` finished
+there is reused when its record matches what the plan asks for now; everything else runs.
+
+- A teacher (``teachers/<name>/teacher.json``) matches on its key (``scdd.bench.plan.teacher_key``:
+  data, settings and seed) when its classifier file is still there.
+- A cell (``cells/.../seed<S>/manifest.json``) matches when it records the same resolved settings and
+  label teacher's settings, IPC, seed, table and evaluation split, its stage times, and every
+  artifact it names is still there. A setting the record lacks (it was written by an scdd without that
+  setting) matches only at the setting's default, which is how that scdd ran.
+
+A reused result carries the times and accuracies recorded when it was measured. ``--overwrite``
+reuses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from scdd.artifacts import write_json
+from scdd.config import RunConfig, to_dict
+
+TEACHER_RECORD = "teacher.json"
+CELL_MANIFEST = "manifest.json"
+_DEFAULTS = json.loads(json.dumps(to_dict(RunConfig()), default=str))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as its JSON record reads back (tuples become lists, paths strings)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def is_bench_folder(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds an earlier bench (its teachers, cells or results), which a bench continues."""
+    return any((out_dir / name).exists() for name in ("teachers", "cells", "results.json"))
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def bench_path(out_dir: Path, path: str | Path) -> Path:
+    """An artifact path as a record holds it: relative to the bench folder (absolute in older records)."""
+    path = Path(path)
+    return path if path.is_absolute() else out_dir / path
+
+
+def relative(out_dir: Path, path: str | Path) -> str:
+    """``path`` relative to the bench folder when inside it, so the folder can move."""
+    try:
+        return str(Path(path).resolve().relative_to(out_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def record_teacher(folder: Path, key: str, classifier: Path, seconds: float, top1: float) -> None:
+    write_json(
+        folder / TEACHER_RECORD,
+        {"scdd_bench_teacher": 1, "key": key, "classifier": relative(folder, classifier), "seconds": seconds, "top1": top1},
+    )
+
+
+def recorded_teacher(folder: Path, key: str) -> tuple[Path, float, float] | None:
+    """The classifier, seconds and top-1 of a finished teacher with this key in ``folder``, else None."""
+    record = _read(folder / TEACHER_RECORD)
+    if record is None or record.get("key") != key:
+        return None
+    classifier = bench_path(folder, record.get("classifier", ""))
+    if not classifier.is_file():
+        return None
+    return classifier, float(record["seconds"]), float(record["top1"])
+
+
+def matches(recorded: Any, wanted: Any, default: Any = None) -> bool:
+    """Whether a recorded setting equals the wanted one; a key missing from a record matches only when
+    the wanted value is the setting's ``default``."""
+    if isinstance(wanted, dict):
+        if not isinstance(recorded, dict) or set(recorded) - set(wanted):
+            return False
+        defaults = default if isinstance(default, dict) else {}
+        return all(
+            matches(recorded[key], value, defaults.get(key)) if key in recorded else key in defaults and value == defaults[key]
+            for key, value in wanted.items()
+        )
+    return recorded == wanted
+
+
+def recorded_cell(folder: Path, out_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of a finished cell in ``folder`` that matches ``identity`` (see the module), else None."""
+    manifest = _read(folder / CELL_MANIFEST)
+    if manifest is None or not isinstance(manifest.get("seconds"), dict):
+        return None
+    for key, value in identity.items():
+        default = _DEFAULTS if key in ("config", "label_config") else None
+        if key not in manifest or not matches(manifest[key], plain(value), default):
+            return None
+    artifacts = manifest.get("artifacts") or {}
+    paths = [artifacts.get("distilled"), artifacts.get("soft_labels"), *(artifacts.get("students") or {}).values()]
+    if not artifacts.get("distilled") or not all(bench_path(out_dir, path).is_file() for path in paths if path):
+        return None
+    if set(manifest["seconds"]) != set(manifest.get("metrics") or {}):
+        return None
+    return manifest
