@@ -9,9 +9,10 @@ from click.testing import CliRunner
 from scdd.artifacts import load_tensors, save_tensors
 from scdd.cli import cli
 from scdd.config import make_run_config
+from scdd.data.base import iterate_batches
 from scdd.errors import ConfigError
 from scdd.models.build import build_backbone
-from scdd.models.classifier import batchnorm_state
+from scdd.models.classifier import batchnorm_layers, batchnorm_state
 from scdd.models.saved import ModelRecord, load_model, save_model
 from scdd.registry import get_component, get_registry
 from scdd.stages.align import AlignConfig, align
@@ -65,6 +66,26 @@ def test_finetune_trains_the_backbone_and_moves_bn_statistics(backbone_file, cla
     probed_state = batchnorm_state(probed.backbone)
     assert all(torch.equal(before[key], probed_state[key]) for key in before)
     assert classifier_files["finetune"][1] > 30.0  # chance is 10%
+
+
+def test_linear_probe_can_reestimate_the_frozen_bn_statistics_on_the_labelled_images(mnist_subset, backbone_file, tmp_path):
+    data = mnist_subset(384, 100, seed=1)
+    options = {**TINY_ALIGN, "bn_statistics": "labelled"}
+    result = align(AlignConfig(aligner="linear-probe", aligner_options=options), backbone_file, data, tmp_path, device=CPU, seed=0)
+    probed, _ = load_model(result.artifacts["classifier"], "classifier")
+    backbone, _ = load_model(backbone_file, "backbone")
+    assert all(torch.equal(a, b) for a, b in zip(backbone.parameters(), probed.backbone.parameters(), strict=True))
+    # the first BN's statistics are now those of its input over the whole training split (one pass)
+    (_, first), (_, squeezed) = batchnorm_layers(probed.backbone)[0], batchnorm_layers(backbone)[0]
+    seen = []
+    first.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    with torch.no_grad():
+        probed.eval().features(next(iterate_batches(data.train, len(data.train)))[0])
+    torch.testing.assert_close(first.running_mean, seen[0].mean((0, 2, 3)), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(first.running_var, seen[0].var((0, 2, 3)), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(squeezed.running_mean, first.running_mean, atol=1e-3)
+    with pytest.raises(ConfigError, match="bn_statistics must be one of squeeze, labelled"):
+        get_component("aligner", "linear-probe").build({"bn_statistics": "batch"})
 
 
 def test_finetune_defaults_are_table_16():

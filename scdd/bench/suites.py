@@ -221,7 +221,9 @@ SUITES: dict[str, dict[str, Any]] = {
     ),
     "alignment": _claim(
         "Sec. 2.2's claim, a linear probe recovers better than fine-tuning: one MoCo v3 squeeze aligned "
-        "both ways; one supervised teacher relabels every row",
+        "both ways, and probed once more with its BN statistics re-estimated on the labelled images (what "
+        "fine-tuning changes in the statistics, without what it changes in the weights); one supervised "
+        "teacher relabels every row",
         [
             {"label": "SC-DD (MoCo v3, linear probe)", "pretrainer": "moco-v3", **_SC_DD},
             {
@@ -229,6 +231,12 @@ SUITES: dict[str, dict[str, Any]] = {
                 "pretrainer": "moco-v3",
                 **{**_SC_DD, "aligner": "finetune"},
                 "overrides": {"align": {"aligner_options": {"epochs": 10, "lr": 0.01, "batch_size": 256, "crop_min_scale": 0.8}}},
+            },
+            {
+                "label": "SC-DD (MoCo v3, linear probe, BN statistics of the labelled images)",
+                "pretrainer": "moco-v3",
+                **_SC_DD,
+                "overrides": {"align": {"aligner_options": {"bn_statistics": "labelled"}}},
             },
             _RANDOM_REAL,
         ],
