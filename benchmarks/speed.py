@@ -16,7 +16,7 @@ The official-style loop (``official_recovery.py``) runs as published: NCHW, hook
 
 Repeats are interleaved (floor, scdd, reference, floor, ...) and medians reported, because a shared
 machine drifts; ``ratio_to_floor`` is the median of per-repeat ratios of seconds per image (1.0 = at
-the floor). Peak memory: CUDA allocator peak per stage, else the process's peak RSS so far.
+the floor). Peak memory per stage: the CUDA allocator's peak, else the process's peak RSS during the stage.
 
     python benchmarks/speed.py --quick                     # 2 CPU cores: all shapes in minutes (small ImageNet batches)
     python benchmarks/speed.py --shapes cifar --repeats 5 --json speed.json
@@ -32,6 +32,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from official_recovery import OfficialRecovery
@@ -96,15 +97,25 @@ def seconds(device: torch.device, work: Callable[[], object]) -> tuple[float, fl
 
 
 def peak_mib(device: torch.device) -> float:
+    """The peak memory since the last call: the CUDA allocator's, else the process's resident set (on Linux
+    its high-water mark is reset through /proc/self/clear_refs; elsewhere the peak since the start)."""
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
         torch.cuda.reset_peak_memory_stats(device)
         return peak
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    try:
+        status = Path("/proc/self/status").read_text()
+        peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+        Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS to the current RSS
+        return peak
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def compare(device: torch.device, images: int, repeats: int, paths: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Each path once to warm up, then ``repeats`` interleaved timed runs; images/s and ratios to the floor."""
+    """Each path once to warm up, then ``repeats`` interleaved timed runs; images/s and ratios to the floor,
+    and the stage's peak memory (its busiest path's)."""
+    peak_mib(device)  # the peak from here on
     for work in paths.values():
         work()
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
