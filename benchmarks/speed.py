@@ -251,7 +251,8 @@ def main() -> None:
             extra = f", {row['speedup_vs_official']:.2f}x the official loop" if stage == "recovery" else ""
             print(
                 f"{name:>18} {stage:>9}: {row['scdd_images_per_s']:9.1f} img/s, floor {row['floor_images_per_s']:9.1f} img/s, "
-                f"ratio to floor {row['scdd_ratio_to_floor']:.2f} (CPU time {row['scdd_cpu_ratio_to_floor']:.2f}){extra}",
+                f"ratio to floor {row['scdd_ratio_to_floor']:.2f} (CPU time {row['scdd_cpu_ratio_to_floor']:.2f}){extra}, "
+                f"peak {row['peak_mib']:.0f} MiB",
                 flush=True,
             )
     report = {
