@@ -6,6 +6,7 @@ import json
 import pytest
 
 import scdd.bench.runner as runner
+import scdd.bench.teachers as teachers
 from scdd.bench import run_suite, suite_from_dict
 from scdd.bench.reuse import matches
 from tests.test_bench import SRE2L, TINY_BUDGET, MiniDigits
@@ -32,13 +33,14 @@ def _bench(out, *, overwrite=False, **settings):
 def _count_calls(monkeypatch):
     calls = {"train_teacher": 0, "recover": 0, "coreset": 0, "posttrain": 0}
     for name in calls:
-        original = getattr(runner, name)
+        module = teachers if name == "train_teacher" else runner
+        original = getattr(module, name)
 
         def counted(*args, _name=name, _original=original, **kwargs):
             calls[_name] += 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(runner, name, counted)
+        monkeypatch.setattr(module, name, counted)
     return calls
 
 

@@ -19,11 +19,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scdd.bench.gain import label_identity
+from scdd.bench.reuse import CELL_MANIFEST
 from scdd.bench.suites import Suite, SuiteRow
-from scdd.config import RunConfig, check_components, filter_component_options, make_run_config
+from scdd.config import RunConfig, apply_overrides, check_components, filter_component_options, make_run_config
 from scdd.errors import ConfigError, ScddError
 from scdd.registry import get_component, get_registry
 from scdd.stages.coreset import check_method
@@ -273,3 +275,22 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
         ) or (cell.label_teacher.dataset, cell.label_teacher.eval_split) != (base.dataset, base.eval_split):
             raise ConfigError(f"suite {suite.name!r}, row {cell.row.label!r}: every row must use the same dataset")
     return Plan(suite=suite, cells=cells, base=base)
+
+
+def load_cell(manifest: str | Path) -> tuple[Plan, int]:
+    """A one-cell plan (and its seed) rebuilt from a bench cell's ``manifest.json``, to run it again."""
+    path = Path(manifest)
+    if path.is_dir():
+        path = path / CELL_MANIFEST
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not a readable bench cell manifest ({error})") from None
+    if document.get("scdd_bench_cell") != 1:
+        raise ConfigError(f"{path}: not a bench cell manifest")
+    row = SuiteRow(**document["row"])
+    config = apply_overrides(RunConfig(), document["config"])
+    label_config = apply_overrides(RunConfig(), document["label_config"])
+    cell = Cell(row, document["ipc"], config, label_config, document.get("labels", ""), document.get("table", "main"))
+    suite = Suite(name=document["suite"], rows=(row,), ipc=(cell.ipc,), seeds=(document["seed"],))
+    return Plan(suite=suite, cells=[cell], base=config), document["seed"]

@@ -1,8 +1,8 @@
 """Continuing a bench in its own folder: what an earlier ``scdd bench`` into the same ``--out`` finished
 there is reused when its record matches what the plan asks for now; everything else runs.
 
-- A teacher (``teachers/<name>/teacher.json``) matches on its key (``scdd.bench.plan.teacher_key``:
-  data, settings and seed) when its classifier file is still there.
+- A teacher (``teachers/<name>/teacher.json``, ``scdd.bench.teachers``) matches on its key
+  (``scdd.bench.plan.teacher_key``: data, settings and seed) when its classifier file is still there.
 - A cell (``cells/.../seed<S>/manifest.json``) matches when it records the same resolved settings and
   label teacher's settings, IPC, seed, table and evaluation split, its stage times, and every
   artifact it names is still there. A setting the record lacks (it was written by an scdd without that
@@ -18,10 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scdd.artifacts import write_json
 from scdd.config import RunConfig, to_dict
 
-TEACHER_RECORD = "teacher.json"
 CELL_MANIFEST = "manifest.json"
 _DEFAULTS = json.loads(json.dumps(to_dict(RunConfig()), default=str))
 
@@ -36,7 +34,7 @@ def is_bench_folder(out_dir: Path) -> bool:
     return any((out_dir / name).exists() for name in ("teachers", "cells", "results.json"))
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read_record(path: Path) -> dict[str, Any] | None:
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -58,24 +56,6 @@ def relative(out_dir: Path, path: str | Path) -> str:
         return str(path)
 
 
-def record_teacher(folder: Path, key: str, classifier: Path, seconds: float, top1: float) -> None:
-    write_json(
-        folder / TEACHER_RECORD,
-        {"scdd_bench_teacher": 1, "key": key, "classifier": relative(folder, classifier), "seconds": seconds, "top1": top1},
-    )
-
-
-def recorded_teacher(folder: Path, key: str) -> tuple[Path, float, float] | None:
-    """The classifier, seconds and top-1 of a finished teacher with this key in ``folder``, else None."""
-    record = _read(folder / TEACHER_RECORD)
-    if record is None or record.get("key") != key:
-        return None
-    classifier = bench_path(folder, record.get("classifier", ""))
-    if not classifier.is_file():
-        return None
-    return classifier, float(record["seconds"]), float(record["top1"])
-
-
 def matches(recorded: Any, wanted: Any, default: Any = None) -> bool:
     """Whether a recorded setting equals the wanted one; a key missing from a record matches only when
     the wanted value is the setting's ``default``."""
@@ -92,7 +72,7 @@ def matches(recorded: Any, wanted: Any, default: Any = None) -> bool:
 
 def recorded_cell(folder: Path, out_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     """The manifest of a finished cell in ``folder`` that matches ``identity`` (see the module), else None."""
-    manifest = _read(folder / CELL_MANIFEST)
+    manifest = read_record(folder / CELL_MANIFEST)
     if manifest is None or not isinstance(manifest.get("seconds"), dict):
         return None
     for key, value in identity.items():

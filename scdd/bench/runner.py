@@ -1,21 +1,20 @@
 """Running a planned suite with the pipeline's stage functions, sharing work between cells.
 
 Folder layout under the bench's ``out`` folder:
-``teachers/<pretrainer>-<architecture>-<key>/{squeeze,align}`` (one per distinct teacher) and
-``cells/<row>/<labels>/ipc<N>/seed<S>/{recover|coreset,relabel,posttrain}`` with the cell's ``manifest.json``
-(its resolved config and its label teacher's, the teachers, artifacts, stage times and top-1; ``load_cell``
-rebuilds a one-cell plan from it, which ``scdd bench --rerun-cell`` runs again). ``results.json`` and
-``results.csv`` are rewritten atomically after every finished (cell, seed), and a bench run again into
-its folder reuses the teachers and cells that finished there (``scdd.bench.reuse``), so an interrupted
-bench keeps what it measured and continues.
+``teachers/<pretrainer>-<architecture>-<key>/{squeeze,align,teacher.json}`` (one per distinct teacher,
+``scdd.bench.teachers``) and ``cells/<row>/<labels>/ipc<N>/seed<S>/{recover|coreset,relabel,posttrain}``
+with the cell's ``manifest.json`` (its resolved config and its label teacher's, the teachers,
+artifacts, stage times and top-1; ``scdd.bench.plan.load_cell`` rebuilds a one-cell plan from it,
+which ``scdd bench --rerun-cell`` runs again). ``results.json`` and ``results.csv`` are rewritten
+atomically after every finished (cell, seed), and a bench run again into its folder reuses the
+teachers and cells that finished there (``scdd.bench.reuse``), so an interrupted bench keeps what it
+measured and continues.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +22,14 @@ from typing import Any
 
 import torch
 
-from scdd.analysis.bn_stats import inspect_checkpoint
 from scdd.artifacts import write_json
 from scdd.bench.plan import Cell, Plan, image_key, teacher_key
 from scdd.bench.results import CellResult, write_results
-from scdd.bench.reuse import CELL_MANIFEST, bench_path, record_teacher, recorded_cell, recorded_teacher, relative
-from scdd.bench.suites import Suite, SuiteRow
-from scdd.config import RunConfig, apply_overrides, to_dict
+from scdd.bench.reuse import CELL_MANIFEST, bench_path, recorded_cell, relative
+from scdd.bench.teachers import Teacher, bench_teacher
+from scdd.config import RunConfig, to_dict
 from scdd.data.base import DatasetSplits
 from scdd.data.loading import load_dataset
-from scdd.errors import ConfigError
-from scdd.pipeline import train_teacher
 from scdd.progress import SILENT, Progress
 from scdd.run_folder import package_versions
 from scdd.stages.coreset import coreset
@@ -41,33 +37,6 @@ from scdd.stages.evaluate import evaluate
 from scdd.stages.posttrain import posttrain
 from scdd.stages.recover import recover
 from scdd.stages.relabel import relabel
-
-
-@dataclass
-class Teacher:
-    classifier: Path
-    seconds: float
-    top1: float
-    summary: dict[str, Any] = field(default_factory=dict)  # what results.json's "teachers" says about it
-
-
-def teacher_summary(config: RunConfig, teacher: Teacher) -> dict[str, Any]:
-    """A teacher's components, top-1, cost and BatchNorm statistics (Table 2's BN-mean Var, Eq. 7's entropy)."""
-    layers = inspect_checkpoint(teacher.classifier).layers
-    return {
-        "pretrainer": config.squeeze.pretrainer,
-        "architecture": config.squeeze.architecture,
-        "architecture_options": dict(config.squeeze.architecture_options),
-        "aligner": config.align.aligner,
-        "top1": teacher.top1,
-        "seconds": round(teacher.seconds, 1),
-        "classifier": str(teacher.classifier),
-        "bn_first_mean_variance": layers[0].mean_variance if layers else None,
-        "bn_mean_variance": statistics.fmean(layer.mean_variance for layer in layers) if layers else None,
-        "bn_var_variance": statistics.fmean(layer.var_variance for layer in layers) if layers else None,
-        "bn_entropy": statistics.fmean(layer.entropy for layer in layers) if layers else None,
-        "bn_layers": [dataclasses.asdict(layer) for layer in layers],
-    }
 
 
 @dataclass
@@ -108,21 +77,11 @@ class BenchRun:
         key = teacher_key(config)
         if key not in self.teachers:
             folder = self.out_dir / "teachers" / _slug(f"{config.squeeze.pretrainer}-{config.squeeze.architecture}-{key}")
-            finished = recorded_teacher(folder, key) if self.reuse else None
-            if finished is not None:
-                teacher = Teacher(*finished)
-            else:
-                squeezed, aligned = train_teacher(
-                    config, self.dataset, folder, device=self.device, seed=config.seed, progress=self.progress
-                )
-                top1 = aligned.metrics["teacher_heldout_top1"]
-                teacher = Teacher(aligned.artifacts["classifier"], squeezed.seconds + aligned.seconds, top1)
-                record_teacher(folder, key, teacher.classifier, teacher.seconds, teacher.top1)
-            teacher.summary = teacher_summary(config, teacher)
+            teacher = bench_teacher(config, self.dataset, folder, key, device=self.device, progress=self.progress, reuse=self.reuse)
             self.teachers[key] = teacher
             self.progress.log(
                 f"teacher {config.squeeze.pretrainer}/{config.squeeze.architecture} ({config.align.aligner}): "
-                f"{self.split_name} top-1 {teacher.top1:.1f}% ({teacher.seconds:.0f} s{', reused' if finished else ''})"
+                f"{self.split_name} top-1 {teacher.top1:.1f}% ({teacher.seconds:.0f} s{', reused' if teacher.reused else ''})"
             )
         return self.teachers[key]
 
@@ -285,25 +244,6 @@ def cell_folder(out_dir: Path, cell: Cell, seed: int) -> Path:
     """``cells/<row>/<labels>/ipc<N>/seed<S>``: one run folder per cell and seed."""
     labels = _slug(cell.labels) if cell.labels else "own-teacher"
     return Path(out_dir) / "cells" / _slug(cell.row.label) / labels / f"ipc{cell.ipc}" / f"seed{seed}"
-
-
-def load_cell(manifest: str | Path) -> tuple[Plan, int]:
-    """A one-cell plan (and its seed) rebuilt from a bench cell's ``manifest.json``, to run it again."""
-    path = Path(manifest)
-    if path.is_dir():
-        path = path / CELL_MANIFEST
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{path}: not a readable bench cell manifest ({error})") from None
-    if document.get("scdd_bench_cell") != 1:
-        raise ConfigError(f"{path}: not a bench cell manifest")
-    row = SuiteRow(**document["row"])
-    config = apply_overrides(RunConfig(), document["config"])
-    label_config = apply_overrides(RunConfig(), document["label_config"])
-    cell = Cell(row, document["ipc"], config, label_config, document.get("labels", ""), document.get("table", "main"))
-    suite = Suite(name=document["suite"], rows=(row,), ipc=(cell.ipc,), seeds=(document["seed"],))
-    return Plan(suite=suite, cells=[cell], base=config), document["seed"]
 
 
 def run_plan(
