@@ -55,6 +55,7 @@ def extract_features(classifier: Classifier, data, batch_size: int, device: torc
 
 class LinearProbe(RecipeAligner):
     name = "linear-probe"
+    config: LinearProbeConfig
 
     def trained(self, classifier: Classifier) -> nn.Module:
         classifier.eval()
