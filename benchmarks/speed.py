@@ -43,9 +43,9 @@ from scdd.labels import PlanSpec, SoftTargets, plan_epoch, render_crops, replay_
 from scdd.models.build import build_classifier
 from scdd.progress import SILENT
 from scdd.recovery.config import RecoverConfig
-from scdd.recovery.engine import BatchRecovery, recovery_batches
+from scdd.recovery.engine import BatchRecovery, Components, recovery_batches
+from scdd.recovery.initializers import InitContext
 from scdd.recovery.monitor import LossMonitor
-from scdd.registry import get_component
 from scdd.runtime import memory_format, place
 from scdd.stages.posttrain import PosttrainConfig
 from scdd.training import TrainLoop
@@ -137,8 +137,10 @@ def recovery(shape: Shape, model: torch.nn.Module, device: torch.device, layout:
     config = RecoverConfig(iterations=iterations, batch_size=shape.batch, memory_format=layout)
     members = recovery_batches(info.num_classes, -(-shape.batch // info.num_classes), shape.batch)[0]
     targets = torch.tensor([label for label, _ in members], device=device)
-    matcher = get_component("matcher", config.matcher).build(config.matcher_options)
-    engine = BatchRecovery(model, matcher, info, config, device, seed=0)
+    parts = Components.build(config)
+    parts.prepare(model, InitContext(info, config.ipc, 0, device, model))
+    matcher = parts.matcher
+    engine = BatchRecovery(model, parts, info, config, device, seed=0)
     pixels = torch.randn(shape.batch, 3, shape.image_size, shape.image_size, device=device, requires_grad=True)
     official_model = teacher(shape, device, "contiguous")  # as published: NCHW
     official = OfficialRecovery(official_model, size=shape.image_size, mean=MEAN, std=STD, jitter=shape.image_size // 7)
