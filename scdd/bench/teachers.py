@@ -63,10 +63,12 @@ def recorded_teacher(folder: Path, key: str) -> tuple[Path, float, float] | None
     record = read_record(folder / TEACHER_RECORD)
     if record is None or record.get("key") != key:
         return None
-    classifier = bench_path(folder, record.get("classifier", ""))
-    if not classifier.is_file():
+    classifier = bench_path(folder, str(record.get("classifier", "")))
+    try:
+        seconds, top1 = float(record["seconds"]), float(record["top1"])
+    except (KeyError, TypeError, ValueError):
         return None
-    return classifier, float(record["seconds"]), float(record["top1"])
+    return (classifier, seconds, top1) if classifier.is_file() else None
 
 
 def bench_teacher(
