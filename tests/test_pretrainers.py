@@ -71,6 +71,7 @@ def test_every_registered_pretrainer_is_covered():
 
 
 def test_supervised_loss_falls(mnist):
+    torch.manual_seed(0)  # the backbone's initial weights, whatever ran before in this process
     backbone = build_backbone("resnet10-slim", mnist.info)
     result = (
         get_component("pretrainer", "supervised")
@@ -78,7 +79,7 @@ def test_supervised_loss_falls(mnist):
         .pretrain(backbone, _subset(mnist, 1024), device=torch.device("cpu"), seed=0)
     )
     first, last = result.loss_per_epoch
-    assert last < first * 0.8
+    assert last < first * 0.9  # 0.76-0.78 at four initial seeds; a loop that does not learn stays near 1
 
 
 def test_moco_v2_loss_falls_once_the_queue_holds_real_keys(mnist):
