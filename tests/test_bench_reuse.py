@@ -1,6 +1,7 @@
 """A bench run again into its own folder reuses the teachers and cells that finished there with the
 same settings, and runs only what changed or is missing (scdd.bench.reuse)."""
 
+import copy
 import json
 
 import pytest
@@ -8,7 +9,9 @@ import pytest
 import scdd.bench.runner as runner
 import scdd.bench.teachers as teachers
 from scdd.bench import run_suite, suite_from_dict
-from scdd.bench.reuse import matches
+from scdd.bench.reuse import same_config
+from scdd.config import RunConfig, to_dict
+from scdd.run_folder import normalized
 from tests.test_bench import SRE2L, TINY_BUDGET, MiniDigits
 
 SUITE = {
@@ -87,15 +90,23 @@ def test_a_folder_that_is_not_a_bench_is_still_refused(register_plugin, tmp_path
 
 
 def test_a_record_matches_only_the_same_settings_or_a_missing_one_at_its_default():
-    defaults = {"recover": {"iterations": 300, "extra_teachers": []}}
-    wanted = {"recover": {"iterations": 300, "extra_teachers": []}}
-    assert matches({"recover": {"iterations": 300, "extra_teachers": []}}, wanted, defaults)
-    # written before extra_teachers existed: it ran as the default does
-    assert matches({"recover": {"iterations": 300}}, wanted, defaults)
-    assert not matches({"recover": {"iterations": 300}}, {"recover": {"iterations": 300, "extra_teachers": ["t.safetensors"]}}, defaults)
-    assert not matches({"recover": {"iterations": 200, "extra_teachers": []}}, wanted, defaults)
-    assert not matches({"recover": {"iterations": 300, "extra_teachers": [], "gone": 1}}, wanted, defaults)
-    assert not matches({"recover": {}}, {"recover": {"lr": 0.1}}, defaults)  # no default known: not a match
+    wanted = normalized(to_dict(RunConfig()))
+    recorded = copy.deepcopy(wanted)
+    assert same_config(recorded, wanted)
+    del recorded["recover"]["extra_teachers"]  # written before extra_teachers existed: it ran as the default does
+    assert same_config(recorded, wanted)
+    other = copy.deepcopy(wanted)
+    other["recover"]["extra_teachers"] = ["t.safetensors"]
+    assert not same_config(recorded, other)
+    changed = copy.deepcopy(wanted)
+    changed["recover"]["iterations"] += 1
+    assert not same_config(changed, wanted)
+    unknown = copy.deepcopy(wanted)
+    unknown["recover"]["gone"] = 1
+    assert not same_config(unknown, wanted)
+    options = copy.deepcopy(wanted)
+    options["recover"]["matcher_options"] = {"first_bn_multiplier": 10.0}
+    assert not same_config(wanted, options)  # an option the record lacks has no default: not a match
 
 
 def test_cell_manifests_hold_paths_inside_the_bench_folder(register_plugin, tmp_path):

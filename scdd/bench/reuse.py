@@ -15,18 +15,16 @@ reuses nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scdd.config import RunConfig, to_dict
+from scdd.config import RunConfig, apply_overrides, to_dict
+from scdd.errors import ConfigError
+from scdd.run_folder import normalized
 
 CELL_MANIFEST = "manifest.json"
-_DEFAULTS = json.loads(json.dumps(to_dict(RunConfig()), default=str))
-
-
-def plain(value: Any) -> Any:
-    """``value`` as its JSON record reads back (tuples become lists, paths strings)."""
-    return json.loads(json.dumps(value, default=str))
+CONFIGS = ("config", "label_config")  # the identity's resolved configs, compared on the defaults
 
 
 def is_bench_folder(out_dir: Path) -> bool:
@@ -56,18 +54,17 @@ def relative(out_dir: Path, path: str | Path) -> str:
         return str(path)
 
 
-def matches(recorded: Any, wanted: Any, default: Any = None) -> bool:
-    """Whether a recorded setting equals the wanted one; a key missing from a record matches only when
-    the wanted value is the setting's ``default``."""
-    if isinstance(wanted, dict):
-        if not isinstance(recorded, dict) or set(recorded) - set(wanted):
-            return False
-        defaults = default if isinstance(default, dict) else {}
-        return all(
-            matches(recorded[key], value, defaults.get(key)) if key in recorded else key in defaults and value == defaults[key]
-            for key, value in wanted.items()
-        )
-    return recorded == wanted
+def same_config(recorded: Any, wanted: Mapping[str, Any]) -> bool:
+    """Whether a recorded config is ``wanted``, the record read on the defaults as a run folder's manifest is
+    (``scdd.run_folder.manifest_config``): a setting it lacks counts as its default, one it has that scdd
+    no longer knows makes it another config."""
+    if not isinstance(recorded, Mapping):
+        return False
+    try:
+        rebuilt = apply_overrides(RunConfig(), recorded)
+    except (ConfigError, TypeError, ValueError):
+        return False
+    return normalized(to_dict(rebuilt)) == normalized(wanted)
 
 
 def recorded_cell(folder: Path, out_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
@@ -76,8 +73,8 @@ def recorded_cell(folder: Path, out_dir: Path, identity: dict[str, Any]) -> dict
     if manifest is None or not isinstance(manifest.get("seconds"), dict):
         return None
     for key, value in identity.items():
-        default = _DEFAULTS if key in ("config", "label_config") else None
-        if key not in manifest or not matches(manifest[key], plain(value), default):
+        same = same_config(manifest.get(key), value) if key in CONFIGS else manifest.get(key, object()) == normalized(value)
+        if not same:
             return None
     artifacts = manifest.get("artifacts") or {}
     paths = [artifacts.get("distilled"), artifacts.get("soft_labels"), *(artifacts.get("students") or {}).values()]
