@@ -184,6 +184,7 @@ def bench(
                 cell.row.label,
                 cell.ipc,
                 f"{cell.config.squeeze.pretrainer} / {cell.config.squeeze.architecture}"
+                + "".join(f" + {extra.squeeze.pretrainer}" for extra in cell.extra_teachers)
                 if cell.row.method == "distill"
                 else f"{cell.row.selection} real",
                 cell.labels_name + (" (cross table)" if cell.table == "cross" else ""),

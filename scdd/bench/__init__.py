@@ -13,11 +13,12 @@ from typing import Any
 from scdd.bench.compare import gain_over_random_real
 from scdd.bench.comparisons import reading
 from scdd.bench.gain import LabelMismatchError, Measured, PairedGain, label_identity, paired_gain
+from scdd.bench.named_suites import SUITES, get_suite
 from scdd.bench.plan import Plan, load_cell, plan_suite
 from scdd.bench.results import RESULTS_CSV, RESULTS_JSON, summary_rows
 from scdd.bench.reuse import is_bench_folder
 from scdd.bench.runner import run_plan
-from scdd.bench.suites import SUITES, Suite, SuiteRow, get_suite, load_suite_file, suite_from_dict
+from scdd.bench.suites import Suite, SuiteRow, load_suite_file, suite_from_dict
 from scdd.data.loading import load_dataset
 from scdd.out_dir import locked_out_dir
 from scdd.progress import SILENT, Progress

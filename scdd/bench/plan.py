@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scdd.bench.checks import check_budget_options, check_options, check_teacher_settings
 from scdd.bench.gain import label_identity
 from scdd.bench.reuse import CELL_MANIFEST
 from scdd.bench.suites import Suite, SuiteRow
 from scdd.config import RunConfig, apply_overrides, check_components, filter_component_options, make_run_config
 from scdd.errors import ConfigError, ScddError
-from scdd.registry import get_component, get_registry
 from scdd.stages.coreset import check_method
-from scdd.stages.relabel import ALIGNED_TEACHER
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,9 @@ class Cell:
     ``config`` makes the row's images (its own teacher recovers them, or selects real ones) and holds the
     relabel / post-training recipe; ``label_config``'s squeeze + align make the teacher that relabels them
     (the suite's ``labels`` teacher, the row's own, or a cross-table teacher). ``labels`` names it ("" for
-    the row's own teacher); ``table`` is ``main`` or ``cross``."""
+    the row's own teacher; names joined by "+" for an ensemble); ``table`` is ``main`` or ``cross``.
+    ``extra_teachers`` recover beside the row's own teacher (the row's ``extra_teachers``) and
+    ``label_extras`` label beside ``label_config``'s (the suite's ``label_ensemble``)."""
 
     row: SuiteRow
     ipc: int
@@ -47,6 +48,8 @@ class Cell:
     label_config: RunConfig | None = None
     labels: str = ""
     table: str = "main"
+    extra_teachers: tuple[RunConfig, ...] = ()
+    label_extras: tuple[RunConfig, ...] = ()
 
     @property
     def teacher_key(self) -> str:
@@ -58,7 +61,8 @@ class Cell:
 
     @property
     def label_key(self) -> str:
-        return teacher_key(self.label_teacher)
+        """Identifies the labelling teacher, or the ensemble of teachers, by their keys."""
+        return "+".join(teacher_key(config) for config in (self.label_teacher, *self.label_extras))
 
     @property
     def label_identity(self) -> str:
@@ -97,7 +101,13 @@ class Plan:
     def counts(self) -> dict[str, int]:
         """How many of each kind of work the suite does (shared work counted once)."""
         teachers = {cell.teacher_key for cell in self.cells if cell.needs_teacher}
-        teachers |= {cell.label_key for cell in self.cells if cell.config.posttrain.labels == "soft"}
+        teachers |= {
+            teacher_key(c)
+            for cell in self.cells
+            if cell.config.posttrain.labels == "soft"
+            for c in (cell.label_teacher, *cell.label_extras)
+        }
+        teachers |= {teacher_key(config) for cell in self.cells for config in cell.extra_teachers}
         seeds = len(self.suite.seeds)
         recoveries = {image_key(cell) for cell in self.cells if cell.row.method == "distill"}
         selections = {image_key(cell) for cell in self.cells if cell.row.method == "coreset"}
@@ -137,7 +147,8 @@ def teacher_key(config: RunConfig) -> str:
 def image_key(cell: Cell) -> tuple:
     """Identifies a cell's images for one seed: the same for every label teacher."""
     if cell.row.method == "distill":
-        return ("recover", cell.teacher_key, _digest(dataclasses.asdict(cell.config.recover)))
+        extras = tuple(teacher_key(config) for config in cell.extra_teachers)
+        return ("recover", cell.teacher_key, _digest(dataclasses.asdict(cell.config.recover)), extras)
     return ("coreset", cell.row.selection, cell.teacher_key if cell.row.selection == "herding" else None, cell.ipc)
 
 
@@ -170,40 +181,6 @@ def row_overrides(row: SuiteRow | Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-_OPTION_KINDS = {
-    ("squeeze", "pretrainer_options"): "pretrainer",
-    ("squeeze", "architecture_options"): "architecture",
-    ("align", "aligner_options"): "aligner",
-    ("recover", "matcher_options"): "matcher",
-}
-
-
-def check_budget_options(budget: Mapping[str, Any]) -> None:
-    """A suite budget's shared component options are cut to each row's components, so a misspelt option would
-    vanish silently: every option must be one that some registered component of its kind accepts."""
-    registry = get_registry()
-    for (stage, key), kind in _OPTION_KINDS.items():
-        given = set((budget.get(stage) or {}).get(key) or {})
-        if not given:
-            continue
-        accepted = set()
-        for name in registry.names(kind):
-            accepted |= set(registry.get(kind, name).defaults())
-        unknown = sorted(given - accepted)
-        if unknown:
-            raise ConfigError(f"the budget's {stage}.{key} has no option {unknown[0]!r} for any registered {kind}")
-
-
-def check_options(config: RunConfig) -> None:
-    """Validate every component's options now (they are otherwise checked only when the stage runs)."""
-    get_component("pretrainer", config.squeeze.pretrainer).make_config(config.squeeze.pretrainer_options)
-    get_component("architecture", config.squeeze.architecture).make_config(config.squeeze.architecture_options)
-    get_component("aligner", config.align.aligner).make_config(config.align.aligner_options)
-    get_component("matcher", config.recover.matcher).make_config(config.recover.matcher_options)
-    for student in config.posttrain.students:
-        get_component("architecture", student).make_config(config.posttrain.options_for(student))
-
-
 def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset: str | None = None) -> Plan:
     """Resolve and check every cell of ``suite``; ``overrides`` (dataset, data root, device, ``--set``) win last.
     ``preset`` (else the suite's, else each dataset's own) lies under the suite's budget.
@@ -223,14 +200,13 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
         # the suite's budget serves every row: its option dicts are cut to the options of the row's components
         # (as a preset's are), while the row's own overrides must fit its components
         shared = merge(budget, suite.ipc_overrides.get(str(ipc), {}))
+        check_teacher_settings(merge(merge(shared, extra), overrides))
         names = {stage: {key: shared[stage][key]} for stage, key in _SLOTS.values() if key in shared.get(stage, {})}
         chosen = make_run_config(merge(merge(merge(names, row_overrides(spec)), extra), overrides), preset)
         nested = merge(merge(merge(filter_component_options(shared, chosen), row_overrides(spec)), extra), overrides)
         config = make_run_config(merge(nested, {"recover": {"ipc": ipc}}), preset)
         check_components(config)
         check_options(config)
-        if config.relabel.teacher != ALIGNED_TEACHER:
-            raise ConfigError("relabel.teacher has no place in a bench: one labelling teacher (the suite's 'labels') labels every row")
         return config
 
     teachers: dict[tuple[str, int], RunConfig] = {}
@@ -247,8 +223,12 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
                 check_method(row.selection or "")
             for ipc in suite.ipc:
                 config = resolve(row, row.overrides, ipc)
-                labels = row.labels or suite.labels
-                cells.append(Cell(row, ipc, config, teachers.get((labels, ipc)), labels))
+                extras = tuple(teachers[name, ipc] for name in row.extra_teachers if (name, ipc) in teachers)
+                teacher = row.labels or suite.labels
+                ensemble = suite.label_ensemble if teacher == suite.labels else ()  # a row's own labels stay alone
+                label_extras = tuple(teachers[name, ipc] for name in ensemble if (name, ipc) in teachers)
+                labels = "+".join((teacher, *ensemble))
+                cells.append(Cell(row, ipc, config, teachers.get((teacher, ipc)), labels, "main", extras, label_extras))
         except ScddError as error:
             failures.append((f"row {row.label!r}", error))
     covered = {(cell.row.label, cell.ipc, cell.label_key) for cell in cells}
@@ -258,7 +238,7 @@ def plan_suite(suite: Suite, overrides: Mapping[str, Any] | None = None, preset:
             for name in suite.cross_teachers:
                 if main is None or (name, ipc) not in teachers:
                     continue
-                cell = Cell(row, ipc, main.config, teachers[name, ipc], name, "cross")
+                cell = Cell(row, ipc, main.config, teachers[name, ipc], name, "cross", main.extra_teachers)
                 if (row.label, ipc, cell.label_key) not in covered:
                     covered.add((row.label, ipc, cell.label_key))
                     cells.append(cell)
@@ -288,9 +268,12 @@ def load_cell(manifest: str | Path) -> tuple[Plan, int]:
         raise ConfigError(f"{path}: not a readable bench cell manifest ({error})") from None
     if document.get("scdd_bench_cell") != 1:
         raise ConfigError(f"{path}: not a bench cell manifest")
-    row = SuiteRow(**document["row"])
+    row = SuiteRow(**{**document["row"], "extra_teachers": tuple(document["row"].get("extra_teachers", ()))})
     config = apply_overrides(RunConfig(), document["config"])
     label_config = apply_overrides(RunConfig(), document["label_config"])
-    cell = Cell(row, document["ipc"], config, label_config, document.get("labels", ""), document.get("table", "main"))
-    suite = Suite(name=document["suite"], rows=(row,), ipc=(cell.ipc,), seeds=(document["seed"],))
+    extras, ensemble = ([apply_overrides(RunConfig(), c) for c in document.get(key, [])] for key in ("extra_teachers", "label_extras"))
+    labels, table = document.get("labels", ""), document.get("table", "main")
+    cell = Cell(row, document["ipc"], config, label_config, labels, table, tuple(extras), tuple(ensemble))
+    # a one-row suite without the teachers the row named: the cell holds them resolved
+    suite = Suite(name=document["suite"], rows=(dataclasses.replace(row, extra_teachers=()),), ipc=(cell.ipc,), seeds=(document["seed"],))
     return Plan(suite=suite, cells=[cell], base=config), document["seed"]

@@ -4,7 +4,8 @@ there is reused when its record matches what the plan asks for now; everything e
 - A teacher (``teachers/<name>/teacher.json``, ``scdd.bench.teachers``) matches on its key
   (``scdd.bench.plan.teacher_key``: data, settings and seed) when its classifier file is still there.
 - A cell (``cells/.../seed<S>/manifest.json``) matches when it records the same resolved settings and
-  label teacher's settings, IPC, seed, table and evaluation split, its stage times, and every
+  label teacher's settings (and those of its extra recovery and labelling teachers), IPC, seed, table
+  and evaluation split, its stage times, and every
   artifact it names is still there. A setting the record lacks (it was written by an scdd without that
   setting) matches only at the setting's default, which is how that scdd ran.
 
@@ -25,6 +26,7 @@ from scdd.run_folder import normalized
 
 CELL_MANIFEST = "manifest.json"
 CONFIGS = ("config", "label_config")  # the identity's resolved configs, compared on the defaults
+EXTRA_CONFIGS = ("extra_teachers", "label_extras")  # lists of them (a row's extra teachers, ensemble labels)
 
 
 def is_bench_folder(out_dir: Path) -> bool:
@@ -72,8 +74,16 @@ def recorded_cell(folder: Path, out_dir: Path, identity: dict[str, Any]) -> dict
     manifest = read_record(folder / CELL_MANIFEST)
     if manifest is None or not isinstance(manifest.get("seconds"), dict):
         return None
-    for key, value in identity.items():
-        same = same_config(manifest.get(key), value) if key in CONFIGS else manifest.get(key, object()) == normalized(value)
+    extras: dict[str, Any] = {key: [] for key in EXTRA_CONFIGS if key in manifest}  # a record with extra teachers is another cell
+    for key, value in {**extras, **identity}.items():
+        if key in CONFIGS:
+            same = same_config(manifest.get(key), value)
+        elif key in EXTRA_CONFIGS:
+            recorded = manifest.get(key)
+            same = isinstance(recorded, list) and len(recorded) == len(value)
+            same = same and all(same_config(r, v) for r, v in zip(recorded or [], value, strict=False))
+        else:
+            same = manifest.get(key, object()) == normalized(value)
         if not same:
             return None
     artifacts = manifest.get("artifacts") or {}

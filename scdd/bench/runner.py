@@ -85,6 +85,10 @@ class BenchRun:
             )
         return self.teachers[key]
 
+    def classifiers(self, configs: tuple[RunConfig, ...]) -> tuple[str, ...]:
+        """The classifier files of these teachers (trained here when first named), as the stages' ``extra_teachers`` take them."""
+        return tuple(str(self.teacher(config).classifier) for config in configs)
+
     @property
     def split_name(self) -> str:
         return "validation" if self.plan.base.eval_split == "validation" else "held-out"
@@ -96,7 +100,7 @@ class BenchRun:
         if key not in self.image_sets:
             if cell.row.method == "distill":
                 result = recover(
-                    config.recover,
+                    dataclasses.replace(config.recover, extra_teachers=self.classifiers(cell.extra_teachers)),
                     self.teacher(config).classifier,
                     folder / "recover",
                     device=self.device,
@@ -134,7 +138,7 @@ class BenchRun:
         key = self.label_key(cell, seed, images)
         if key not in self.labels:
             result = relabel(
-                config.relabel,
+                dataclasses.replace(config.relabel, extra_teachers=self.classifiers(cell.label_extras)),
                 self.teacher(cell.label_teacher).classifier,
                 images.path,
                 folder / "relabel",
@@ -158,6 +162,9 @@ class BenchRun:
             "device": str(self.device),
             "config": to_dict(cell.config),
             "label_config": to_dict(cell.label_teacher),
+            # only when present, so records written before these settings existed still match
+            **({"extra_teachers": [to_dict(c) for c in cell.extra_teachers]} if cell.extra_teachers else {}),
+            **({"label_extras": [to_dict(c) for c in cell.label_extras]} if cell.label_extras else {}),
         }
 
     def restore(self, cell: Cell, seed: int, recorded: dict[str, Any]) -> tuple[Produced, Produced | None]:
@@ -227,6 +234,8 @@ class BenchRun:
                 "teachers": {
                     "images": str(self.teacher(cell.config).classifier) if cell.needs_teacher else None,
                     "labels": str(self.teacher(cell.label_teacher).classifier) if labels else None,
+                    "extra_images": list(self.classifiers(cell.extra_teachers)),
+                    "extra_labels": list(self.classifiers(cell.label_extras)) if labels else [],
                 },
                 "artifacts": {
                     "distilled": relative(self.out_dir, images.path),
