@@ -48,6 +48,7 @@ def _suite(**changes):
     [
         ({"label_ensemble": ["dino"]}, "label_ensemble names teacher 'dino'; the suite's teachers: supervised, moco-v3"),
         ({"label_ensemble": "moco-v3"}, "label_ensemble must be a list, got 'moco-v3'"),
+        ({"ipc": None}, "ipc must be a list, got None"),
         ({"labels": "", "cross_teachers": [], "cross_rows": []}, "label_ensemble joins the suite's labels teacher, so it needs labels"),
         (
             {"rows": [{**SUITE["rows"][2], "extra_teachers": ["supervised"]}]},

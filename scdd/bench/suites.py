@@ -148,7 +148,7 @@ def suite_from_dict(name: str, data: Mapping[str, Any]) -> Suite:
 
 def _names(value: Any, where: str) -> tuple[Any, ...]:
     """A list setting as a tuple; a lone string or number is an error (not split into characters)."""
-    if isinstance(value, (str, int, float, Mapping)):
+    if value is None or isinstance(value, (str, int, float, Mapping)):
         raise ConfigError(f"{where} must be a list, got {value!r}")
     return tuple(value)
 
