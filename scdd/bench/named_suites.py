@@ -20,7 +20,6 @@ from scdd.errors import ConfigError
 
 _SC_DD: dict[str, Any] = {"method": "distill", "aligner": "linear-probe", "matcher": "imbalanced-bn", "role": "sc-dd"}
 _SRE2L = {"method": "distill", "pretrainer": "supervised", "aligner": "linear-probe", "matcher": "bn", "role": "sre2l"}
-_REAL = {"method": "coreset", "pretrainer": "supervised"}
 
 # SRe²L's recipe: its supervised model as trained (own head), first BN layer ×10 as in its recovery code.
 _SRE2L_RECIPE: dict[str, Any] = {

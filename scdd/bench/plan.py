@@ -60,9 +60,14 @@ class Cell:
         return self.label_config if self.label_config is not None else self.config
 
     @property
+    def label_teachers(self) -> tuple[RunConfig, ...]:
+        """Every teacher whose outputs make the labels: ``label_teacher``, then ``label_extras``."""
+        return (self.label_teacher, *self.label_extras)
+
+    @property
     def label_key(self) -> str:
         """Identifies the labelling teacher, or the ensemble of teachers, by their keys."""
-        return "+".join(teacher_key(config) for config in (self.label_teacher, *self.label_extras))
+        return "+".join(teacher_key(config) for config in self.label_teachers)
 
     @property
     def label_identity(self) -> str:
@@ -101,12 +106,7 @@ class Plan:
     def counts(self) -> dict[str, int]:
         """How many of each kind of work the suite does (shared work counted once)."""
         teachers = {cell.teacher_key for cell in self.cells if cell.needs_teacher}
-        teachers |= {
-            teacher_key(c)
-            for cell in self.cells
-            if cell.config.posttrain.labels == "soft"
-            for c in (cell.label_teacher, *cell.label_extras)
-        }
+        teachers |= {teacher_key(c) for cell in self.cells if cell.config.posttrain.labels == "soft" for c in cell.label_teachers}
         teachers |= {teacher_key(config) for cell in self.cells for config in cell.extra_teachers}
         seeds = len(self.suite.seeds)
         recoveries = {image_key(cell) for cell in self.cells if cell.row.method == "distill"}

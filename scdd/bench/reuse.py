@@ -74,14 +74,13 @@ def recorded_cell(folder: Path, out_dir: Path, identity: dict[str, Any]) -> dict
     manifest = read_record(folder / CELL_MANIFEST)
     if manifest is None or not isinstance(manifest.get("seconds"), dict):
         return None
-    extras: dict[str, Any] = {key: [] for key in EXTRA_CONFIGS if key in manifest}  # a record with extra teachers is another cell
-    for key, value in {**extras, **identity}.items():
+    for key, value in identity.items():
         if key in CONFIGS:
             same = same_config(manifest.get(key), value)
         elif key in EXTRA_CONFIGS:
-            recorded = manifest.get(key)
+            recorded = manifest.get(key, [])  # a record from before these settings: no extra teachers, their default
             same = isinstance(recorded, list) and len(recorded) == len(value)
-            same = same and all(same_config(r, v) for r, v in zip(recorded or [], value, strict=False))
+            same = same and all(same_config(r, v) for r, v in zip(recorded, value, strict=False))
         else:
             same = manifest.get(key, object()) == normalized(value)
         if not same:

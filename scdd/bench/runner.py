@@ -162,9 +162,8 @@ class BenchRun:
             "device": str(self.device),
             "config": to_dict(cell.config),
             "label_config": to_dict(cell.label_teacher),
-            # only when present, so records written before these settings existed still match
-            **({"extra_teachers": [to_dict(c) for c in cell.extra_teachers]} if cell.extra_teachers else {}),
-            **({"label_extras": [to_dict(c) for c in cell.label_extras]} if cell.label_extras else {}),
+            "extra_teachers": [to_dict(config) for config in cell.extra_teachers],
+            "label_extras": [to_dict(config) for config in cell.label_extras],
         }
 
     def restore(self, cell: Cell, seed: int, recorded: dict[str, Any]) -> tuple[Produced, Produced | None]:
